@@ -1,0 +1,19 @@
+"""Shared fixtures. Tests never touch the network (loopback servers only) and never fetch models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+HL_SAMPLE = SHARED_DATA / "hyperliquid" / "20240101-12-l2Book-BTC.lz4"
+
+
+@pytest.fixture
+def hl_sample() -> Path:
+    """The real hour of Hyperliquid BTC l2Book data in ../shared (skips when a clone lacks it)."""
+    if not HL_SAMPLE.exists():
+        pytest.skip(f"{HL_SAMPLE} is absent: the shared Hyperliquid sample sits beside the checkout only")
+    return HL_SAMPLE

@@ -1,0 +1,85 @@
+"""Asset specifications and Hyperliquid's price and size rules.
+
+Hyperliquid perps (docs, "Tick and lot size"): a price has at most 5 significant figures and at most
+``6 - szDecimals`` decimals; an integer price is always allowed. A size has at most ``szDecimals``
+decimals. So BTC near 117,000 USD trades on a 1 USD grid, ETH near 3,700 on 0.1, SOL near 200 on 0.01,
+HYPE near 25 on 0.001.
+
+The values of each asset live in ``conf/asset/<name>.yaml`` only; :class:`AssetConfig` is their typed
+schema and checks them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from omegaconf import MISSING, OmegaConf
+
+MAX_PERP_DECIMALS = 6
+MAX_SIG_FIGS = 5
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+
+
+@dataclass
+class AssetConfig:
+    """One perp. Fees in bps of notional (Hyperliquid base tier); prices in USD."""
+
+    name: str = MISSING  # "BTC"
+    sz_decimals: int = MISSING  # Hyperliquid szDecimals
+    taker_fee_bps: float = 4.5
+    maker_fee_bps: float = 1.5
+    price_low_usd: float = MISSING  # synthetic market's typical range (the seeds' ranges)
+    price_high_usd: float = MISSING
+    tardis_symbol: str = MISSING  # Tardis.dev symbol on exchange "hyperliquid"
+    hyperliquid_coin: str = MISSING  # coin in the Hyperliquid S3 archive
+
+    def __post_init__(self) -> None:
+        validate_asset(self)
+
+
+def validate_asset(cfg: AssetConfig) -> None:
+    """Raise ValueError naming the key when a value is out of range."""
+    if cfg.sz_decimals == MISSING:  # the bare schema, before a YAML fills it in
+        return
+    if not 0 <= cfg.sz_decimals <= MAX_PERP_DECIMALS:
+        raise ValueError(f"asset.sz_decimals={cfg.sz_decimals}: must be in 0..{MAX_PERP_DECIMALS}")
+    for key in ("taker_fee_bps", "maker_fee_bps"):
+        value = getattr(cfg, key)
+        if not math.isfinite(value) or abs(value) > 100:
+            raise ValueError(f"asset.{key}={value}: must be a finite fee in bps within +-100")
+    if not 0 < cfg.price_low_usd < cfg.price_high_usd:
+        raise ValueError(
+            f"asset.price_low_usd={cfg.price_low_usd}, asset.price_high_usd={cfg.price_high_usd}: "
+            "need 0 < price_low_usd < price_high_usd"
+        )
+
+
+def load_asset(name: str) -> AssetConfig:
+    """The asset config from ``conf/asset/<name>.yaml`` (case-insensitive), typed and validated."""
+    path = CONF_DIR / "asset" / f"{name.lower()}.yaml"
+    if not path.exists():
+        known = sorted(p.stem for p in (CONF_DIR / "asset").glob("*.yaml"))
+        raise ValueError(f"asset={name!r}: unknown asset; choose one of {known} (files in {path.parent})")
+    merged = OmegaConf.merge(OmegaConf.structured(AssetConfig), OmegaConf.load(path))
+    return AssetConfig(**OmegaConf.to_container(merged))
+
+
+def tick_size(price: float | np.ndarray, sz_decimals: int) -> float | np.ndarray:
+    """Price tick in USD at ``price``: 5 significant figures, at most 6 - szDecimals decimals,
+    integers always allowed (so the tick never exceeds 1 USD)."""
+    price = np.asarray(price, dtype=np.float64)
+    sig_tick = 10.0 ** (np.floor(np.log10(np.maximum(price, 1e-12))) - (MAX_SIG_FIGS - 1))
+    tick = np.minimum(1.0, np.maximum(sig_tick, 10.0 ** -(MAX_PERP_DECIMALS - sz_decimals)))
+    return float(tick) if tick.ndim == 0 else tick
+
+
+def round_to_tick(price: float | np.ndarray, sz_decimals: int) -> float | np.ndarray:
+    """``price`` rounded to the nearest point of its tick grid (USD)."""
+    tick = tick_size(price, sz_decimals)
+    rounded = np.round(np.asarray(price, dtype=np.float64) / tick) * tick
+    decimals = MAX_PERP_DECIMALS - sz_decimals
+    rounded = np.round(rounded, decimals)  # strip binary noise so 117000.1 prints as such
+    return float(rounded) if np.ndim(rounded) == 0 else rounded

@@ -1,0 +1,78 @@
+"""Reward definitions on hand-made outcomes (numbers worked out in the comments)."""
+
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from hyperdapo.execution.rewards import RewardConfig, RewardName, compute_reward, reward_components
+
+HORIZON_S = 300.0
+MAKER_BPS, TAKER_BPS = 1.5, 4.5
+
+
+def _outcomes() -> SimpleNamespace:
+    """Order 0: filled passively after 60 s, 2 bps better than mid, mid then moved 1 bp against it.
+    Order 1: never filled, cleaned up at the horizon 3 bps worse than the arrival mid (plus taker fee)."""
+    return SimpleNamespace(
+        filled=np.array([True, False]),
+        time_to_fill_s=np.array([60.0, np.nan]),
+        price_improvement_bps=np.array([2.0, np.nan]),
+        adverse_selection_bps=np.array([1.0, np.nan]),
+        fee_bps=np.array([MAKER_BPS, TAKER_BPS]),
+        is_bps=np.array([-2.0 + MAKER_BPS, 3.0 + TAKER_BPS]),
+    )
+
+
+def test_shortfall_is_minus_is_including_cleanup():
+    r = compute_reward(_outcomes(), RewardConfig(), HORIZON_S)
+    np.testing.assert_allclose(r, [2.0 - MAKER_BPS, -(3.0 + TAKER_BPS)])
+
+
+def test_fill_improve_pnl_weights():
+    cfg = RewardConfig(name="fill_improve_pnl", weights={"fill": 0.4, "price_improvement": 0.3,
+                                                         "pnl_if_filled": 0.3}, fill_scale_bps=10.0)
+    r = compute_reward(_outcomes(), cfg, HORIZON_S)
+    # order 0: 0.4*10 + 0.3*2 + 0.3*(-1) = 4.3 ; order 1: nothing filled -> 0
+    np.testing.assert_allclose(r, [4.3, 0.0])
+
+
+def test_exec_risk_cost_weights():
+    cfg = RewardConfig(name="exec_risk_cost", weights={"execution": 0.5, "risk": 0.3, "cost": 0.2},
+                       risk_scale_bps=10.0)
+    r = compute_reward(_outcomes(), cfg, HORIZON_S)
+    # order 0: execution = -(IS - fee) = 2; risk = -10 * 60/300 = -2; cost = -1.5
+    #   -> 0.5*2 + 0.3*(-2) + 0.2*(-1.5) = 1 - 0.6 - 0.3 = 0.1
+    # order 1: execution = -3; risk = -10 (exposed the whole horizon); cost = -4.5
+    #   -> -1.5 - 3 - 0.9 = -5.4
+    np.testing.assert_allclose(r, [0.1, -5.4])
+
+
+def test_components_shapes_follow_outcomes():
+    parts = reward_components(_outcomes(), HORIZON_S)
+    assert all(v.shape == (2,) for v in parts.values())
+    assert np.isfinite(np.stack(list(parts.values()))).all()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "key"),
+    [
+        ({"weights": {"shortfall": -1.0}}, "reward.weights.shortfall"),
+        ({"weights": {"shortfall": math.inf}}, "reward.weights.shortfall"),
+        ({"weights": {"fill": 1.0}}, "reward.weights"),
+        ({"invalid_penalty": math.nan}, "reward.invalid_penalty"),
+        ({"name": "sharpe"}, "reward.name"),
+    ],
+)
+def test_invalid_reward_config_names_the_key(kwargs, key):
+    with pytest.raises(ValueError, match=key.replace(".", r"\.")):
+        RewardConfig(**kwargs)
+
+
+def test_reward_names_cover_the_yaml_files():
+    from hyperdapo.data.assets import CONF_DIR
+
+    assert {p.stem for p in (CONF_DIR / "reward").glob("*.yaml")} == {n.value for n in RewardName}

@@ -134,6 +134,16 @@ class BookUpdates:
     def __len__(self) -> int:
         return len(self.ts_us)
 
+    def to_arrow(self) -> pa.Table:
+        return pa.table({f: pa.array(getattr(self, f)) for f in UPDATE_FIELDS})
+
+    @classmethod
+    def from_arrow(cls, table: pa.Table) -> BookUpdates:
+        return cls(**{f: table.column(f).to_numpy() for f in UPDATE_FIELDS})
+
+
+UPDATE_FIELDS = ("ts_us", "local_ts_us", "is_snapshot", "side", "price", "amount")
+
 
 @dataclass(frozen=True)
 class MarketData:

@@ -1,0 +1,92 @@
+"""Parquet cache of parsed market-data files, keyed by the source file's identity.
+
+The key is (absolute path, size, mtime in ns, reader format version): editing or replacing the source
+invalidates the entry. Entries are written atomically (a temp file in the cache directory, then rename),
+so a failed or interrupted ingest leaves no partial cache file behind.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from hyperdapo.data.readers import Kind, ReadResult, detect_kind, read_market_file
+from hyperdapo.data.schema import BookSnapshots, BookUpdates, Trades
+
+FORMAT_VERSION = 1
+DEFAULT_CACHE_DIR = Path("data/cache")
+MarketTable = BookSnapshots | Trades | BookUpdates
+TABLE_TYPES = {Kind.TRADES: Trades, Kind.INCREMENTAL_BOOK_L2: BookUpdates}  # every other kind is a book
+
+
+@dataclass
+class IngestSummary:
+    """What an ingest read: rows kept, time span (UTC), levels a side, crossed rows dropped."""
+
+    path: str
+    kind: str
+    rows: int
+    first_ts_us: int
+    last_ts_us: int
+    levels: int  # book levels a side (0 for trades / updates)
+    crossed_dropped: int
+    from_cache: bool
+
+    def __str__(self) -> str:
+        utc = lambda us: dt.datetime.fromtimestamp(us / 1e6, dt.UTC).isoformat(timespec="milliseconds")  # noqa: E731
+        return (f"{self.path}\n  kind     {self.kind}\n  rows     {self.rows}\n"
+                f"  span     {utc(self.first_ts_us)} .. {utc(self.last_ts_us)} "
+                f"({(self.last_ts_us - self.first_ts_us) / 1e6:,.1f} s)\n"
+                f"  levels   {self.levels} a side\n  crossed  {self.crossed_dropped} row(s) dropped\n"
+                f"  cache    {'hit' if self.from_cache else 'written'}")
+
+
+def cache_key(path: Path, kind: Kind) -> str:
+    st = path.stat()
+    ident = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{kind.value}|v{FORMAT_VERSION}"
+    return hashlib.sha256(ident.encode()).hexdigest()[:24]
+
+
+def load_cached(path: Path | str, kind: Kind | str | None = None,
+                cache_dir: Path | str = DEFAULT_CACHE_DIR) -> tuple[MarketTable, IngestSummary]:
+    """The parsed table of ``path``, from the cache when its entry is current, else parsed and cached."""
+    path, cache_dir = Path(path), Path(cache_dir)
+    kind = Kind(kind) if kind is not None else detect_kind(path)
+    entry = cache_dir / f"{path.name}.{cache_key(path, kind)}.parquet"
+    if entry.exists():
+        table = pq.read_table(entry)
+        meta = json.loads(table.schema.metadata[b"hyperdapo"])
+        obj = TABLE_TYPES.get(kind, BookSnapshots).from_arrow(table)
+        return obj, IngestSummary(**{**meta, "from_cache": True})
+    result = read_market_file(path, kind)
+    summary = summarize(path, result)
+    _write_atomic(result.table.to_arrow(), entry, asdict(summary))
+    return result.table, summary
+
+
+def summarize(path: Path, result: ReadResult) -> IngestSummary:
+    t = result.table
+    levels = t.n_levels if isinstance(t, BookSnapshots) else 0
+    first, last = (int(t.ts_us[0]), int(t.ts_us[-1])) if len(t) else (0, 0)
+    return IngestSummary(str(path), result.kind.value, len(t), first, last, levels, result.crossed, False)
+
+
+def _write_atomic(table: pa.Table, entry: Path, meta: dict) -> None:
+    entry.parent.mkdir(parents=True, exist_ok=True)
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}), b"hyperdapo": json.dumps(meta)})
+    fd, tmp = tempfile.mkstemp(dir=entry.parent, prefix=f".{entry.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        pq.write_table(table, tmp)
+        os.replace(tmp, entry)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)

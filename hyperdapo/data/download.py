@@ -1,0 +1,131 @@
+"""Tardis.dev downloads through the official client (tardis-dev 5.x ``download_datasets``), time-bounded.
+
+- The API key comes from the environment variable ``TARDIS_API_KEY`` only; it is never a config field, so it
+  never reaches logs, reprs or saved configs.
+- Without a key Tardis serves only the first day of each month: a request for other days fails here, before
+  any network call, with a message that says so.
+- The client retries a failing download for about 48 minutes; here the whole download is bounded by
+  ``max_total_s`` (asyncio cancellation of the client's coroutine) and fails with a message naming the
+  endpoint, the elapsed time and what to check.
+- Files already present are skipped (the client's ``skip_if_exists``); a progress bar counts files.
+- ``to_date`` is exclusive (Tardis semantics): 2024-01-01 .. 2024-01-02 is one day.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tardis_dev.download_datasets import default_file_name, download_datasets_async
+from tqdm import tqdm
+
+log = logging.getLogger(__name__)
+KEY_ENV = "TARDIS_API_KEY"
+DATA_TYPES = ("book_snapshot_25", "book_snapshot_5", "trades", "incremental_book_L2", "derivative_ticker", "quotes")
+
+
+@dataclass
+class TardisConfig:
+    """What to download. Dates are UTC days, ``to_date`` exclusive; the key is read from $TARDIS_API_KEY."""
+
+    exchange: str = "hyperliquid"
+    data_types: list[str] = field(default_factory=lambda: ["book_snapshot_25", "trades"])
+    symbols: list[str] = field(default_factory=lambda: ["BTC"])
+    from_date: str = "2024-01-01"
+    to_date: str = "2024-01-02"
+    download_dir: str = "data/raw/tardis"
+    endpoint: str = "https://datasets.tardis.dev/v1"
+    max_total_s: float = 180.0  # hard bound on the whole download, seconds
+    concurrency: int = 4
+
+    def __post_init__(self) -> None:
+        days = {}
+        for key in ("from_date", "to_date"):
+            try:
+                days[key] = dt.date.fromisoformat(getattr(self, key))
+            except ValueError:
+                raise ValueError(f"data.tardis.{key}={getattr(self, key)!r}: need a date YYYY-MM-DD") from None
+        if days["to_date"] <= days["from_date"]:
+            raise ValueError(f"data.tardis.to_date={self.to_date} must be after from_date={self.from_date} "
+                             "(to_date is exclusive)")
+        unknown = [t for t in self.data_types if t not in DATA_TYPES]
+        if unknown:
+            raise ValueError(f"data.tardis.data_types: unknown {unknown}; use {list(DATA_TYPES)}")
+        if not self.symbols:
+            raise ValueError("data.tardis.symbols: at least one symbol (BTC, ETH, SOL, HYPE)")
+        if not self.max_total_s > 0:
+            raise ValueError(f"data.tardis.max_total_s={self.max_total_s}: must be > 0")
+        if self.concurrency < 1:
+            raise ValueError(f"data.tardis.concurrency={self.concurrency}: must be >= 1")
+
+    def days(self) -> list[dt.date]:
+        start, end = dt.date.fromisoformat(self.from_date), dt.date.fromisoformat(self.to_date)
+        return [start + dt.timedelta(days=k) for k in range((end - start).days)]
+
+
+def expected_paths(cfg: TardisConfig) -> list[Path]:
+    """The files the download produces (Tardis default names)."""
+    root = Path(cfg.download_dir)
+    return [root / default_file_name(cfg.exchange, t, dt.datetime.combine(d, dt.time()), s.upper(), "csv")
+            for s in cfg.symbols for t in cfg.data_types for d in cfg.days()]
+
+
+def download_tardis(cfg: TardisConfig) -> list[Path]:
+    """Download (or find) every file of ``cfg``; returns their paths. Raises RuntimeError on failure/timeout."""
+    api_key = os.environ.get(KEY_ENV, "")
+    if not api_key:
+        paid = [d.isoformat() for d in cfg.days() if d.day != 1]
+        if paid:
+            raise ValueError(
+                f"${KEY_ENV} is not set: without an API key Tardis.dev serves only the first day of each month, "
+                f"and {len(paid)} requested day(s) are not (e.g. {paid[:3]}). Set {KEY_ENV} or ask for the 1st only."
+            )
+    paths = expected_paths(cfg)
+    present = sum(p.exists() for p in paths)
+    Path(cfg.download_dir).mkdir(parents=True, exist_ok=True)
+    log.info("tardis: %d file(s) wanted, %d already present (skipped), endpoint %s", len(paths), present, cfg.endpoint)
+    t0 = time.monotonic()
+    try:
+        asyncio.run(_download_with_progress(cfg, api_key, paths))
+    except TimeoutError:
+        raise RuntimeError(
+            f"Tardis.dev download from {cfg.endpoint} did not finish within data.tardis.max_total_s="
+            f"{cfg.max_total_s:g} s (gave up after {time.monotonic() - t0:.1f} s; "
+            f"{sum(p.exists() for p in paths)} of {len(paths)} files present). Check the network, "
+            f"${KEY_ENV} and the dates, or raise max_total_s."
+        ) from None
+    except Exception as exc:  # the client's own errors (HTTP 401/404, ...), without the key
+        raise RuntimeError(f"Tardis.dev download from {cfg.endpoint} failed: {type(exc).__name__}: "
+                           f"{str(exc).replace(api_key, '***') if api_key else exc}") from None
+    missing = [p for p in paths if not p.exists()]
+    if missing:
+        raise RuntimeError(f"Tardis.dev download finished but {len(missing)} file(s) are missing, e.g. {missing[0]}")
+    log.info("tardis: %d downloaded, %d skipped in %.1f s", len(paths) - present, present, time.monotonic() - t0)
+    return paths
+
+
+async def _download_with_progress(cfg: TardisConfig, api_key: str, paths: list[Path]) -> None:
+    job = asyncio.create_task(download_datasets_async(
+        exchange=cfg.exchange, data_types=list(cfg.data_types), symbols=[s.upper() for s in cfg.symbols],
+        from_date=cfg.from_date, to_date=cfg.to_date, api_key=api_key, download_dir=cfg.download_dir,
+        endpoint=cfg.endpoint, timeout=int(max(1, cfg.max_total_s)), concurrency=cfg.concurrency,
+        skip_if_exists=True,
+    ))
+    with tqdm(total=len(paths), desc="tardis files", unit="file") as bar:
+        deadline = time.monotonic() + cfg.max_total_s
+        while not job.done():
+            bar.n = sum(p.exists() for p in paths)
+            bar.refresh()
+            if time.monotonic() > deadline:
+                job.cancel()
+                await asyncio.gather(job, return_exceptions=True)
+                raise TimeoutError
+            await asyncio.wait({job}, timeout=0.2)
+        bar.n = sum(p.exists() for p in paths)
+        bar.refresh()
+    job.result()

@@ -1,0 +1,279 @@
+"""Readers of raw market-data files into the columnar schema of :mod:`hyperdapo.data.schema`.
+
+Formats (``kind``), detected from Tardis's default file names or the Hyperliquid archive layout:
+
+- ``book_snapshot`` : Tardis ``book_snapshot_25`` / ``book_snapshot_5`` CSV(.gz): ``exchange,symbol,timestamp,
+  local_timestamp,asks[0].price,asks[0].amount,bids[0].price,bids[0].amount,...``; blank = empty level (NaN).
+- ``incremental_book_L2`` : ``...,is_snapshot,side,price,amount`` (side bid/ask; amount 0 deletes a level).
+- ``trades`` : ``...,id,side,price,amount``; side is the taker's (buy/sell; Tardis writes ``unknown`` where the
+  venue does not say: kept with side 0, which trade-flow features treat as neither buy nor sell).
+- ``quotes`` : ``...,ask_amount,ask_price,bid_price,bid_amount`` -> a one-level book.
+- ``hyperliquid_l2book`` : Hyperliquid's archive ``market_data/<YYYYMMDD>/<hour>/l2Book/<COIN>.lz4``, an LZ4
+  frame of JSON lines; ``raw.data.levels[0]`` = bids best first, ``[1]`` = asks; ``raw.data.time`` (ms,
+  exchange) -> ``ts_us``; the outer ``time`` (ISO, ns, receive time) -> ``local_ts_us``.
+
+Tardis timestamps are microseconds since the epoch, UTC. CSVs are parsed by pyarrow with explicit types
+(the fast path); when that fails, a slower second pass finds the offending row and field for the error.
+Crossed book rows are dropped with a warning and counted (``ReadResult.crossed``).
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+import re
+import zlib
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+
+import lz4.frame
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+
+from hyperdapo.data.schema import BookSnapshots, BookUpdates, Side, Trades
+from hyperdapo.data.validation import (
+    DataFileError,
+    check_non_decreasing,
+    check_non_negative,
+    crossed_rows,
+    require_columns,
+    warn_crossed,
+)
+
+
+class Kind(str, Enum):
+    BOOK_SNAPSHOT = "book_snapshot"
+    INCREMENTAL_BOOK_L2 = "incremental_book_L2"
+    TRADES = "trades"
+    QUOTES = "quotes"
+    HYPERLIQUID_L2BOOK = "hyperliquid_l2book"
+
+
+@dataclass
+class ReadResult:
+    """A parsed file: the table (BookSnapshots, Trades or BookUpdates) and what was dropped."""
+
+    kind: Kind
+    table: BookSnapshots | Trades | BookUpdates
+    crossed: int = 0  # crossed book rows dropped
+
+
+HEAD = ["exchange", "symbol", "timestamp", "local_timestamp"]
+REQUIRED = {
+    Kind.INCREMENTAL_BOOK_L2: HEAD + ["is_snapshot", "side", "price", "amount"],
+    Kind.TRADES: HEAD + ["id", "side", "price", "amount"],
+    Kind.QUOTES: HEAD + ["ask_amount", "ask_price", "bid_price", "bid_amount"],
+}
+NUMERIC = {
+    Kind.INCREMENTAL_BOOK_L2: ["price", "amount"],
+    Kind.TRADES: ["price", "amount"],
+    Kind.QUOTES: ["ask_amount", "ask_price", "bid_price", "bid_amount"],
+}
+_LEVEL = re.compile(r"^(asks|bids)\[(\d+)\]\.(price|amount)$")
+
+
+def detect_kind(path: Path) -> Kind:
+    """The format from the file name (Tardis default names, the Hyperliquid archive layout)."""
+    name = Path(path).name
+    if name.endswith(".lz4") or "l2Book" in Path(path).parts:
+        return Kind.HYPERLIQUID_L2BOOK
+    for kind, pattern in (
+        (Kind.BOOK_SNAPSHOT, "_book_snapshot_"), (Kind.INCREMENTAL_BOOK_L2, "_incremental_book_L2_"),
+        (Kind.TRADES, "_trades_"), (Kind.QUOTES, "_quotes_"),
+    ):
+        if pattern in name:
+            return kind
+    raise DataFileError(path, "cannot tell the format from the file name; pass kind= one of "
+                              f"{[k.value for k in Kind]}")
+
+
+def read_market_file(path: Path | str, kind: Kind | str | None = None) -> ReadResult:
+    """Read and validate one file (see the module docstring for the formats)."""
+    path = Path(path)
+    if not path.exists():
+        raise DataFileError(path, "no such file")
+    kind = Kind(kind) if kind is not None else detect_kind(path)
+    if kind is Kind.HYPERLIQUID_L2BOOK:
+        return _read_hyperliquid(path)
+    header = _csv_header(path)
+    if kind is Kind.BOOK_SNAPSHOT:
+        n_levels = _book_levels(path, header)
+        numeric = [f"{s}[{k}].{f}" for k in range(n_levels) for s in ("asks", "bids") for f in ("price", "amount")]
+        require_columns(path, header, HEAD + numeric)
+    else:
+        numeric = NUMERIC[kind]
+        require_columns(path, header, REQUIRED[kind])
+    types = {"timestamp": pa.int64(), "local_timestamp": pa.int64(), **{c: pa.float64() for c in numeric}}
+    if kind is Kind.TRADES:
+        types["id"] = pa.string()
+    table = _read_csv(path, header, types, numeric)
+    return {
+        Kind.BOOK_SNAPSHOT: _book_from_table, Kind.QUOTES: _quotes_from_table,
+        Kind.TRADES: _trades_from_table, Kind.INCREMENTAL_BOOK_L2: _updates_from_table,
+    }[kind](path, table)
+
+
+# ----------------------------------------------------------------------------------------------- CSV
+def _open_text(path: Path):
+    raw = gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")  # noqa: SIM115
+    return io.TextIOWrapper(raw, encoding="utf-8", newline="")
+
+
+def _csv_header(path: Path) -> list[str]:
+    try:
+        with _open_text(path) as f:
+            line = f.readline()
+    except (OSError, EOFError, zlib.error, UnicodeDecodeError) as exc:
+        raise DataFileError(path, f"cannot decompress or decode the file: {exc}", row=1, unit="line (header)") from None
+    if not line.strip():
+        raise DataFileError(path, "empty file (no header line)", row=1, unit="line (header)")
+    return next(csv.reader([line]))
+
+
+def _book_levels(path: Path, header: list[str]) -> int:
+    levels = [int(m.group(2)) for m in map(_LEVEL.match, header) if m]
+    if not levels:
+        raise DataFileError(path, "no asks[k].price / bids[k].price columns in the header", row=1,
+                            unit="line (header)")
+    return max(levels) + 1
+
+
+def _read_csv(path: Path, header: list[str], types: dict[str, pa.DataType], numeric: list[str]) -> pa.Table:
+    try:
+        return pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(column_types=types, strings_can_be_null=True))
+    except (pa.ArrowInvalid, OSError, EOFError, zlib.error) as exc:
+        _locate_csv_problem(path, header, ["timestamp", "local_timestamp", *numeric])
+        raise DataFileError(path, f"unreadable CSV: {exc}") from None
+
+
+def _locate_csv_problem(path: Path, header: list[str], numeric: list[str]) -> None:
+    """Slow second pass after the fast parser failed: raise a DataFileError at the first bad row."""
+    cols = [(header.index(c), c) for c in numeric if c in header]
+    row = 0
+    try:
+        with _open_text(path) as f:
+            reader = csv.reader(f)
+            next(reader)
+            for row, fields in enumerate(reader, start=1):  # noqa: B007
+                if len(fields) != len(header):
+                    raise DataFileError(path, f"{len(fields)} fields, the header has {len(header)}", row=row)
+                for i, name in cols:
+                    value = fields[i]
+                    if value == "":
+                        continue
+                    try:
+                        float(value)
+                    except ValueError:
+                        raise DataFileError(path, f"non-numeric value {value!r}", row=row, field=name) from None
+    except (OSError, EOFError, zlib.error) as exc:
+        raise DataFileError(path, f"truncated or corrupt compressed data after {row} complete data row(s): {exc}",
+                            row=row + 1) from None
+
+
+def _column(table: pa.Table, name: str) -> np.ndarray:
+    return table.column(name).to_numpy()
+
+
+def _book_from_table(path: Path, table: pa.Table) -> ReadResult:
+    n_levels = _book_levels(path, table.column_names)
+    grid = {(s, f): np.column_stack([_column(table, f"{s}[{k}].{f}") for k in range(n_levels)])
+            for s in ("asks", "bids") for f in ("price", "amount")}
+    return _finish_book(path, _column(table, "timestamp"), _column(table, "local_timestamp"),
+                        grid["bids", "price"], grid["bids", "amount"], grid["asks", "price"], grid["asks", "amount"])
+
+
+def _quotes_from_table(path: Path, table: pa.Table) -> ReadResult:
+    col = lambda c: _column(table, c)[:, None]  # noqa: E731
+    return _finish_book(path, _column(table, "timestamp"), _column(table, "local_timestamp"),
+                        col("bid_price"), col("bid_amount"), col("ask_price"), col("ask_amount"))
+
+
+def _finish_book(path, ts_us, local_ts_us, bid_px, bid_sz, ask_px, ask_sz, unit: str = "data row") -> ReadResult:
+    check_non_decreasing(path, ts_us, unit=unit)
+    check_non_negative(path, {"bids[*].amount": bid_sz, "asks[*].amount": ask_sz}, unit=unit)
+    crossed = crossed_rows(bid_px[:, 0], ask_px[:, 0])
+    n_crossed = warn_crossed(path, crossed, unit=unit)
+    keep = ~crossed
+    book = BookSnapshots(ts_us[keep].astype(np.int64), local_ts_us[keep].astype(np.int64), bid_px[keep],
+                         bid_sz[keep], ask_px[keep], ask_sz[keep])
+    return ReadResult(Kind.BOOK_SNAPSHOT, book, n_crossed)
+
+
+def _side_codes(path: Path, table: pa.Table, pos: str, neg: str, allow_unknown: bool) -> np.ndarray:
+    side = table.column("side")
+    code = np.where(pc.equal(side, pos).to_numpy(zero_copy_only=False), int(Side.BUY),
+                    np.where(pc.equal(side, neg).to_numpy(zero_copy_only=False), int(Side.SELL), 0)).astype(np.int8)
+    known = code != 0
+    if allow_unknown:
+        known |= pc.equal(side, "unknown").to_numpy(zero_copy_only=False)
+    if not known.all():
+        k = int(np.flatnonzero(~known)[0])
+        raise DataFileError(path, f"side {side[k].as_py()!r} is not {pos!r} or {neg!r}", row=k + 1, field="side")
+    return code
+
+
+def _trades_from_table(path: Path, table: pa.Table) -> ReadResult:
+    ts_us, price, amount = _column(table, "timestamp"), _column(table, "price"), _column(table, "amount")
+    check_non_decreasing(path, ts_us)
+    check_non_negative(path, {"amount": amount, "price": price})
+    side = _side_codes(path, table, "buy", "sell", allow_unknown=True)
+    return ReadResult(Kind.TRADES, Trades(ts_us, _column(table, "local_timestamp"), price, amount, side))
+
+
+def _updates_from_table(path: Path, table: pa.Table) -> ReadResult:
+    ts_us, amount = _column(table, "timestamp"), _column(table, "amount")
+    check_non_decreasing(path, ts_us)
+    check_non_negative(path, {"amount": amount})
+    snap = table.column("is_snapshot")
+    is_true = pc.equal(pc.utf8_lower(pc.cast(snap, pa.string())), "true").to_numpy(zero_copy_only=False)
+    side = _side_codes(path, table, "bid", "ask", allow_unknown=False)
+    return ReadResult(Kind.INCREMENTAL_BOOK_L2, BookUpdates(ts_us, _column(table, "local_timestamp"),
+                                                            is_true.astype(bool), side, _column(table, "price"),
+                                                            amount))
+
+
+# ----------------------------------------------------------------------------------------------- Hyperliquid
+def _read_hyperliquid(path: Path) -> ReadResult:
+    ts, local, books = [], [], []
+    line_no = 0
+    try:
+        with lz4.frame.open(path, "rt", encoding="utf-8") as f:
+            for line_no, line in enumerate(f, start=1):  # noqa: B007
+                if not line.strip():
+                    continue
+                try:
+                    msg = json.loads(line)
+                    data = msg["raw"]["data"]
+                    bids, asks = data["levels"]
+                    ts.append(int(data["time"]) * 1000)
+                    local.append(msg["time"])
+                    books.append(([float(x["px"]) for x in bids], [float(x["sz"]) for x in bids],
+                                  [float(x["px"]) for x in asks], [float(x["sz"]) for x in asks]))
+                except json.JSONDecodeError as exc:
+                    raise DataFileError(path, f"malformed JSON: {exc.msg} at column {exc.colno}", row=line_no,
+                                        unit="line") from None
+                except (KeyError, TypeError, ValueError) as exc:
+                    raise DataFileError(path, f"not an l2Book message ({type(exc).__name__}: {exc})", row=line_no,
+                                        unit="line", field="raw.data") from None
+    except (RuntimeError, OSError, EOFError) as exc:
+        raise DataFileError(path, f"truncated or corrupt LZ4 frame after {line_no} complete line(s): {exc}",
+                            row=line_no + 1, unit="line") from None
+    if not books:
+        raise DataFileError(path, "no l2Book messages in the file")
+    n_levels = max(max(len(b[0]), len(b[2])) for b in books)
+    grids = [np.full((len(books), n_levels), np.nan) for _ in range(4)]
+    for i, book in enumerate(books):
+        for grid, values in zip(grids, book, strict=True):
+            grid[i, : len(values)] = values
+    ts_us = np.array(ts, dtype=np.int64)
+    try:
+        local_ts_us = np.array(local, dtype="datetime64[ns]").astype("datetime64[us]").astype(np.int64)
+    except ValueError as exc:
+        raise DataFileError(path, f"outer 'time' is not an ISO timestamp: {exc}", field="time") from None
+    bid_px, bid_sz, ask_px, ask_sz = grids
+    return _finish_book(path, ts_us, local_ts_us, bid_px, bid_sz, ask_px, ask_sz, unit="line")

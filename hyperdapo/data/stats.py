@@ -1,0 +1,60 @@
+"""Market statistics for ``python -m hyperdapo.data inspect``.
+
+All on a regular 1-s grid of the book, as-of (the last snapshot at or before each second): spread (bps of
+mid), top-of-book share at one tick, volatility (std of 1-s log mid returns, bps; annualised with 365 days
+of 86,400 s), trade rate (trades per minute) and the correlation between top-5 order-book imbalance at t
+and the mid log-return over (t, t + 30 s]: the short-horizon information a limit-order policy can use.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from hyperdapo.data.assets import tick_size
+from hyperdapo.data.schema import BookSnapshots, Trades
+
+US_PER_S = 1_000_000
+SECONDS_PER_YEAR = 365 * 86_400
+
+
+def imbalance(book: BookSnapshots, n_levels: int = 5) -> np.ndarray:
+    """(bid - ask) / (bid + ask) of the summed sizes of the top ``n_levels`` levels, in [-1, 1]."""
+    bid = np.nansum(book.bid_sz[:, :n_levels], axis=1)
+    ask = np.nansum(book.ask_sz[:, :n_levels], axis=1)
+    return (bid - ask) / np.maximum(bid + ask, 1e-300)
+
+
+def market_statistics(book: BookSnapshots, trades: Trades | None, sz_decimals: int | None = None,
+                      horizon_s: float = 30.0) -> dict[str, float]:
+    grid = np.arange(book.ts_us[0], book.ts_us[-1] + 1, US_PER_S)
+    asof = np.searchsorted(book.ts_us, grid, side="right") - 1
+    mid = book.mid[asof]
+    spread_bps = (book.ask_px[asof, 0] - book.bid_px[asof, 0]) / mid * 1e4
+    r1 = np.diff(np.log(mid)) * 1e4
+    h = int(horizon_s)
+    fwd = np.log(mid[h:] / mid[:-h])
+    imb = imbalance(book)[asof][:-h]
+    stats = {
+        "snapshots": float(len(book)),
+        "hours": (book.ts_us[-1] - book.ts_us[0]) / 3600 / US_PER_S,
+        "spread_mean_bps": float(np.mean(spread_bps)),
+        "spread_median_bps": float(np.median(spread_bps)),
+        "spread_p10_bps": float(np.percentile(spread_bps, 10)),
+        "spread_p90_bps": float(np.percentile(spread_bps, 90)),
+        "vol_1s_bps": float(np.std(r1)),
+        "vol_annual_pct": float(np.std(r1) * math.sqrt(SECONDS_PER_YEAR) / 100),
+        f"corr_imbalance_next_{h}s": float(np.corrcoef(imb, fwd)[0, 1]) if np.std(imb) > 0 else math.nan,
+        "trades_per_min": math.nan,
+    }
+    if sz_decimals is not None:
+        tick = tick_size(mid, sz_decimals)
+        gap = book.ask_px[asof, 0] - book.bid_px[asof, 0]
+        stats["share_one_tick"] = float(np.mean(np.isclose(gap, tick)))
+    if trades is not None and len(trades):
+        minutes = (book.ts_us[-1] - book.ts_us[0]) / 60 / US_PER_S
+        stats["trades_per_min"] = len(trades) / minutes
+        stats["trade_size_median"] = float(np.median(trades.amount))
+        stats["buy_share"] = float(np.mean(trades.side > 0))
+    return stats

@@ -1,0 +1,379 @@
+"""A synthetic Hyperliquid market that writes Tardis.dev files, so no later stage can tell it from real data.
+
+The model (one step = one snapshot interval ``dt``, default 1 s; prices in USD, volatility in bps):
+
+- **Latent order-flow signal** ``s_t``: an Ornstein-Uhlenbeck process with time constant ``signal_tau_s``
+  and unit stationary variance, ``s_{t+1} = phi s_t + sqrt(1 - phi^2) xi_t``, ``phi = exp(-dt / tau)``.
+- **Volatility**: a two-state Markov regime (calm / volatile, mean durations ``calm_minutes`` and
+  ``volatile_minutes``; the volatile state multiplies volatility by ``volatile_vol_mult``) times a log-vol
+  AR(1) ``h_t`` (persistence ``logvol_persistence`` per step, stationary std ``logvol_std``), so volatility
+  clusters: ``sigma_t = vol_bps_per_s * sqrt(dt) * regime_t * exp(h_t)`` in bps per step.
+- **Mid**: log-price ``x_{t+1} = x_t + sigma_t (alpha s_t + eps_t) / 1e4 - kappa (x_t - x_centre) dt``, with
+  ``alpha = signal_strength`` and weak mean reversion (``kappa`` from ``reversion_half_life_h``) to the
+  centre of the asset's price range, so prices stay near the asset's range over days. The expected move
+  over the next ``k`` steps given ``s_t`` is ``alpha sigma s_t (1 - phi^k) / (1 - phi)``: that is the
+  short-horizon information a state-dependent policy can use. ``signal_strength = 0`` removes it.
+- **Book**: best bid ``floor(mid / tick - spread_ticks / 2)`` ticks, ask = bid + spread; the spread is one
+  tick most of the time (BTC's usual book), plus geometric extra ticks that are more frequent in the
+  volatile regime. ``n_levels`` levels a side, one tick apart, never crossed. Level sizes are log-normal
+  around ``depth_usd_per_level`` (growing with depth); the top ``imbalance_levels`` bid sizes are scaled by
+  ``exp(+imbalance_gain * o_t)`` and ask sizes by ``exp(-imbalance_gain * o_t)``, where the observed
+  signal ``o_t = s_t + imbalance_noise * nu_t``: order-book imbalance carries noisy information about
+  ``s_t`` and hence about the next moves.
+- **Trades**: counts per step from a discrete Hawkes process, intensity
+  ``lambda_t = trade_rate_per_s * dt * regime_rate_t + excitation_t``, where each trade adds
+  ``hawkes_alpha`` to the excitation, which decays by ``exp(-dt / hawkes_tau_s)`` per step (branching ratio
+  ``hawkes_alpha / (1 - exp(-dt / hawkes_tau_s))`` must stay < 1). Taker side: buy with probability
+  ``sigmoid(flow_gain * s_t)`` (trade flow carries the same information); sizes log-normal (heavy tail,
+  ``trade_size_sigma``) around ``trade_usd_median``. A trade prints at the best ask (buy) or best bid
+  (sell) of the snapshot in force; a trade larger than the visible best level prints at the deepest level
+  it would reach (one print per trade; partial prints per level are not modelled).
+
+Defaults give BTC about 0.7 bps/s calm volatility, about 3 trades per second and a clearly positive
+correlation between top-5 imbalance and the next 30 s mid return (``python -m hyperdapo.data inspect``
+measures it; tests check it is positive at the default and near zero with ``signal_strength=0``).
+
+Files per UTC day, Tardis's default names and formats (``hyperliquid_<data_type>_<YYYY-MM-DD>_<SYM>.csv.gz``):
+``book_snapshot_25``, ``trades`` and ``incremental_book_L2``. Deterministic by seed: the same config gives
+byte-identical files.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import os
+import tempfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numba
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+from hyperdapo.data.assets import AssetConfig, tick_size
+from hyperdapo.data.schema import BookSnapshots, BookUpdates, MarketData, Side, Trades
+
+US_PER_S = 1_000_000
+DATA_TYPES = ("book_snapshot_25", "trades", "incremental_book_L2")
+
+
+@dataclass
+class SyntheticConfig:
+    """The synthetic market's parameters (see the module docstring for the model)."""
+
+    start_date: str = "2024-01-01"  # first UTC day, YYYY-MM-DD
+    n_days: float = 1.0  # may be fractional (tests use hours); files are written per UTC day
+    snapshot_interval_ms: int = 1000  # book snapshot every this many ms (one model step)
+    n_levels: int = 25
+    seed: int = 0
+    signal_strength: float = 0.08  # alpha: drift per step in units of sigma_t per unit of signal
+    signal_tau_s: float = 45.0  # OU time constant of the latent order-flow signal
+    vol_bps_per_s: float = 0.7  # calm-regime volatility of the mid, bps per sqrt(second)
+    volatile_vol_mult: float = 2.5
+    calm_minutes: float = 40.0  # mean duration of the calm regime
+    volatile_minutes: float = 15.0
+    logvol_persistence: float = 0.999  # AR(1) coefficient of log-volatility per step
+    logvol_std: float = 0.25  # stationary std of log-volatility
+    reversion_half_life_h: float = 24.0  # pull of the log-price toward the range centre
+    spread_extra_p_calm: float = 0.05  # probability of each extra spread tick (geometric), calm regime
+    spread_extra_p_volatile: float = 0.3
+    depth_usd_per_level: float = 60_000.0  # median USD size of a book level
+    size_noise: float = 0.5  # log-normal sigma of level sizes around the median
+    size_refresh_s: float = 10.0  # a level's size noise is redrawn every this many seconds
+    imbalance_levels: int = 5
+    imbalance_gain: float = 0.5  # log-size tilt of the top levels per unit of observed signal
+    imbalance_noise: float = 1.0  # std of the noise on the observed signal (units of signal std)
+    trade_rate_per_s: float = 2.0  # baseline trade intensity, calm regime
+    volatile_rate_mult: float = 2.0
+    hawkes_alpha: float = 0.3  # excitation added per trade (trades per step)
+    hawkes_tau_s: float = 2.0  # decay time of the excitation
+    flow_gain: float = 0.6  # taker buy probability sigmoid(flow_gain * s_t)
+    trade_usd_median: float = 3_000.0
+    trade_size_sigma: float = 1.2  # log-normal sigma of trade sizes (heavy tail)
+    latency_ms_max: float = 30.0  # local_timestamp = timestamp + U(1, max) ms
+
+    def __post_init__(self) -> None:
+        try:
+            dt.date.fromisoformat(self.start_date)
+        except ValueError as exc:
+            raise ValueError(f"data.synthetic.start_date={self.start_date!r}: need YYYY-MM-DD ({exc})") from None
+        if not self.n_days > 0:
+            raise ValueError(f"data.synthetic.n_days={self.n_days}: must be > 0")
+        for key in ("snapshot_interval_ms", "n_levels", "imbalance_levels"):
+            if int(getattr(self, key)) < 1:
+                raise ValueError(f"data.synthetic.{key}={getattr(self, key)}: must be >= 1")
+        if self.imbalance_levels > self.n_levels:
+            raise ValueError(f"data.synthetic.imbalance_levels={self.imbalance_levels}: must be <= n_levels")
+        positive = ("signal_tau_s", "vol_bps_per_s", "volatile_vol_mult", "calm_minutes", "volatile_minutes",
+                    "reversion_half_life_h", "depth_usd_per_level", "size_refresh_s", "trade_rate_per_s",
+                    "volatile_rate_mult",
+                    "hawkes_tau_s", "trade_usd_median", "latency_ms_max")
+        for key in positive:
+            if not (math.isfinite(getattr(self, key)) and getattr(self, key) > 0):
+                raise ValueError(f"data.synthetic.{key}={getattr(self, key)}: must be finite and > 0")
+        nonneg = ("signal_strength", "logvol_std", "size_noise", "imbalance_gain", "imbalance_noise", "hawkes_alpha",
+                  "flow_gain", "trade_size_sigma")
+        for key in nonneg:
+            if not (math.isfinite(getattr(self, key)) and getattr(self, key) >= 0):
+                raise ValueError(f"data.synthetic.{key}={getattr(self, key)}: must be finite and >= 0")
+        for key in ("logvol_persistence", "spread_extra_p_calm", "spread_extra_p_volatile"):
+            if not 0 <= getattr(self, key) < 1:
+                raise ValueError(f"data.synthetic.{key}={getattr(self, key)}: must be in [0, 1)")
+        dt_s = self.snapshot_interval_ms / 1000
+        if self.hawkes_alpha / (1 - math.exp(-dt_s / self.hawkes_tau_s)) >= 1:
+            raise ValueError(f"data.synthetic.hawkes_alpha={self.hawkes_alpha}: the Hawkes branching ratio "
+                             "hawkes_alpha / (1 - exp(-dt / hawkes_tau_s)) must be < 1 (else trades explode)")
+
+
+@dataclass
+class SyntheticMarket:
+    """One simulated stretch: the book, the tape, the incremental updates and the latent signal."""
+
+    asset: str
+    book: BookSnapshots
+    trades: Trades
+    updates: BookUpdates
+    signal: np.ndarray  # (N,) latent s_t per snapshot (diagnostics and tests only)
+    volatile: np.ndarray  # (N,) bool regime per snapshot
+
+    def market_data(self) -> MarketData:
+        return MarketData(self.asset, self.book, self.trades)
+
+
+def _hash_uniform(key: np.ndarray, salt: int) -> np.ndarray:
+    """A deterministic uniform in (0, 1) per integer key (SplitMix64 finaliser)."""
+    z = key.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15) + np.uint64(salt)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    z = z ^ (z >> np.uint64(31))
+    return ((z >> np.uint64(11)).astype(np.float64) + 0.5) / float(1 << 53)
+
+
+def _hash_normal(tick: np.ndarray, bucket: np.ndarray, salt: int) -> np.ndarray:
+    """Standard normal noise that depends only on (price tick, time bucket): a level keeps its size until
+    its bucket ends, so the incremental feed carries realistic, sparse changes (Box-Muller)."""
+    key = tick * np.int64(1_000_003) + bucket
+    u1, u2 = _hash_uniform(key, salt), _hash_uniform(key, salt + 7_919)
+    return np.sqrt(-2 * np.log(u1)) * np.cos(2 * np.pi * u2)
+
+
+@numba.njit(cache=True)
+def _latent_paths(xi, u_regime, eta, phi, p_calm_to_vol, p_vol_to_calm, h_phi, h_std):  # pragma: no cover
+    n = len(xi)
+    s = np.empty(n)
+    volatile = np.zeros(n, dtype=np.bool_)
+    h = np.empty(n)
+    s[0], h[0] = xi[0], h_std * eta[0]
+    for t in range(1, n):
+        s[t] = phi * s[t - 1] + math.sqrt(1 - phi * phi) * xi[t]
+        h[t] = h_phi * h[t - 1] + h_std * math.sqrt(1 - h_phi * h_phi) * eta[t]
+        if volatile[t - 1]:
+            volatile[t] = u_regime[t] >= p_vol_to_calm
+        else:
+            volatile[t] = u_regime[t] < p_calm_to_vol
+    return s, volatile, h
+
+
+@numba.njit(cache=True)
+def _hawkes_counts(base, alpha, decay, seed):  # pragma: no cover
+    np.random.seed(seed)
+    n = len(base)
+    counts = np.empty(n, dtype=np.int64)
+    excite = 0.0
+    for t in range(n):
+        counts[t] = np.random.poisson(base[t] + excite)
+        excite = decay * (excite + alpha * counts[t])
+    return counts
+
+
+def simulate_market(asset: AssetConfig, cfg: SyntheticConfig) -> SyntheticMarket:
+    """Simulate ``cfg.n_days`` days from ``cfg.start_date`` 00:00 UTC (in memory)."""
+    rng = np.random.default_rng([cfg.seed, zlib.crc32(asset.name.encode())])  # assets differ by seed
+    dt_s = cfg.snapshot_interval_ms / 1000
+    n = int(round(cfg.n_days * 86_400 / dt_s))
+    start_us = int(dt.datetime.fromisoformat(cfg.start_date).replace(tzinfo=dt.UTC).timestamp()) * US_PER_S
+    ts_us = start_us + np.arange(n, dtype=np.int64) * cfg.snapshot_interval_ms * 1000
+
+    # latent signal, regime, log-vol
+    phi = math.exp(-dt_s / cfg.signal_tau_s)
+    s, volatile, h = _latent_paths(
+        rng.standard_normal(n), rng.random(n), rng.standard_normal(n), phi,
+        dt_s / (cfg.calm_minutes * 60), dt_s / (cfg.volatile_minutes * 60), cfg.logvol_persistence, cfg.logvol_std,
+    )
+    sigma_bps = cfg.vol_bps_per_s * math.sqrt(dt_s) * np.where(volatile, cfg.volatile_vol_mult, 1.0) * np.exp(h)
+
+    # mid: log-price random walk with signal drift and weak reversion to the range centre (AR(1) in x)
+    centre = math.log(math.sqrt(asset.price_low_usd * asset.price_high_usd))
+    kappa = math.log(2) / (cfg.reversion_half_life_h * 3600) * dt_s
+    shocks = sigma_bps * (cfg.signal_strength * s + rng.standard_normal(n)) / 1e4
+    x = np.empty(n)
+    x0 = centre + rng.uniform(-0.3, 0.3) * math.log(asset.price_high_usd / asset.price_low_usd)
+    x[0] = x0
+    # x_t - centre = sum_k (1-kappa)^(t-k) shock_k: a linear filter, done exactly with a cumulative sum
+    decay = (1 - kappa) ** np.arange(n)
+    x[1:] = centre + (x0 - centre) * decay[1:] + decay[1:] * np.cumsum(shocks[:-1] / decay[:-1])
+    mid_true = np.exp(x)
+
+    # book on the tick grid
+    tick = tick_size(mid_true[0], asset.sz_decimals)  # the grid of the range (5 significant figures)
+    p_extra = np.where(volatile, cfg.spread_extra_p_volatile, cfg.spread_extra_p_calm)
+    spread_ticks = rng.geometric(1 - p_extra)  # 1 tick + geometric extra ticks
+    bid0 = np.floor(mid_true / tick - spread_ticks / 2)  # in ticks
+    levels = np.arange(cfg.n_levels)
+    bid_ticks = bid0[:, None] - levels[None, :]
+    ask_ticks = (bid0 + spread_ticks)[:, None] + levels[None, :]
+    decimals = max(0, -int(math.floor(math.log10(tick))))
+    bid_px, ask_px = np.round(bid_ticks * tick, decimals), np.round(ask_ticks * tick, decimals)
+
+    lot = 10.0 ** -asset.sz_decimals
+    depth_coins = cfg.depth_usd_per_level / math.exp(centre)
+    bucket = (np.arange(n) * dt_s // cfg.size_refresh_s).astype(np.int64)[:, None]
+    obs = s + cfg.imbalance_noise * rng.standard_normal(n)
+    tilt = np.zeros((n, cfg.n_levels))
+    tilt[:, : cfg.imbalance_levels] = cfg.imbalance_gain * obs[:, None]
+    salt = int(rng.integers(2**31))
+    bid_sz = np.maximum(np.round(depth_coins * np.exp(tilt + cfg.size_noise * _hash_normal(
+        bid_ticks.astype(np.int64), bucket, salt)), asset.sz_decimals), lot)
+    ask_sz = np.maximum(np.round(depth_coins * np.exp(-tilt + cfg.size_noise * _hash_normal(
+        ask_ticks.astype(np.int64), bucket, salt + 1)), asset.sz_decimals), lot)
+    lat_us = lambda k: (rng.uniform(1, cfg.latency_ms_max, k) * 1000).astype(np.int64)  # noqa: E731
+    book = BookSnapshots(ts_us, ts_us + lat_us(n), bid_px, bid_sz, ask_px, ask_sz)
+
+    # trades: Hawkes counts per step, uniform times within the step, side from the signal
+    base = cfg.trade_rate_per_s * dt_s * np.where(volatile, cfg.volatile_rate_mult, 1.0)
+    counts = _hawkes_counts(base, cfg.hawkes_alpha, math.exp(-dt_s / cfg.hawkes_tau_s), int(rng.integers(2**31)))
+    step = np.repeat(np.arange(n), counts)
+    m = len(step)
+    t_us = ts_us[step] + np.sort(rng.integers(0, cfg.snapshot_interval_ms * 1000, m)).astype(np.int64)
+    t_us = np.sort(t_us)  # within a step the offsets are sorted; keep the whole tape sorted
+    buy = rng.random(m) < 1 / (1 + np.exp(-cfg.flow_gain * s[step]))
+    amount = np.maximum(np.round(cfg.trade_usd_median / mid_true[step] * np.exp(cfg.trade_size_sigma *
+                                                                                 rng.standard_normal(m)),
+                                 asset.sz_decimals), lot)
+    side_sz = np.where(buy[:, None], ask_sz[step], bid_sz[step])  # (M, L) the levels the trade walks
+    depth_level = np.minimum((np.cumsum(side_sz, axis=1) < amount[:, None]).sum(axis=1), cfg.n_levels - 1)
+    price = np.where(buy, ask_px[step, depth_level], bid_px[step, depth_level])
+    trades = Trades(t_us, t_us + lat_us(m), price, amount, np.where(buy, Side.BUY, Side.SELL).astype(np.int8))
+
+    updates = book_updates(book)
+    return SyntheticMarket(asset.name, book, trades, updates, s, volatile)
+
+
+def book_updates(book: BookSnapshots) -> BookUpdates:
+    """Incremental L2 rows that turn each snapshot into the next: the first snapshot in full
+    (``is_snapshot``), then per snapshot the levels that vanished (amount 0) and the levels that are new or
+    changed size. Generic (a dict diff per snapshot, O(N L)); rows of one snapshot share its timestamps."""
+    ts, lts, snap, side, price, amount = [], [], [], [], [], []
+    prev: dict[tuple[int, float], float] = {}
+    sides = ((int(Side.BUY), book.bid_px, book.bid_sz), (int(Side.SELL), book.ask_px, book.ask_sz))
+    for i in range(len(book)):
+        cur = {(sd, p): z for sd, px, sz in sides for p, z in zip(px[i].tolist(), sz[i].tolist(), strict=True)
+               if p == p}  # p == p drops NaN (empty) levels
+        rows = list(cur.items()) if i == 0 else (
+            [(k, 0.0) for k in prev.keys() - cur.keys()] + [(k, v) for k, v in cur.items() if prev.get(k) != v])
+        rows.sort()
+        ts += [int(book.ts_us[i])] * len(rows)
+        lts += [int(book.local_ts_us[i])] * len(rows)
+        snap += [i == 0] * len(rows)
+        side += [k[0] for k, _ in rows]
+        price += [k[1] for k, _ in rows]
+        amount += [v for _, v in rows]
+        prev = cur
+    return BookUpdates(np.array(ts, dtype=np.int64), np.array(lts, dtype=np.int64), np.array(snap, dtype=bool),
+                       np.array(side, dtype=np.int8), np.array(price, dtype=np.float64),
+                       np.array(amount, dtype=np.float64))
+
+
+# ---------------------------------------------------------------------------------------------- writing
+def tardis_file_name(data_type: str, day: dt.date, symbol: str, exchange: str = "hyperliquid") -> str:
+    """Tardis.dev's default download name."""
+    return f"{exchange}_{data_type}_{day.isoformat()}_{symbol}.csv.gz"
+
+
+def _write_csv_gz(table: pa.Table, path: Path) -> None:
+    """Write ``table`` as gzip CSV atomically (temp file in the same directory, then rename)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        with pa.CompressedOutputStream(tmp, "gzip") as out:
+            pacsv.write_csv(table, out, pacsv.WriteOptions(quoting_style="none"))
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _head(n: int, symbol: str) -> dict[str, pa.Array]:
+    return {"exchange": pa.array(["hyperliquid"] * n), "symbol": pa.array([symbol] * n)}
+
+
+def _num_array(values: np.ndarray) -> pa.Array:
+    """Numbers for CSV (already rounded to their grid; written in shortest round-trip form), blank if NaN."""
+    return pa.array(values, mask=np.isnan(values), type=pa.float64())
+
+
+def book_table(book: BookSnapshots, symbol: str) -> pa.Table:
+    cols = {**_head(len(book), symbol), "timestamp": pa.array(book.ts_us),
+            "local_timestamp": pa.array(book.local_ts_us)}
+    for k in range(book.n_levels):
+        cols[f"asks[{k}].price"] = _num_array(book.ask_px[:, k])
+        cols[f"asks[{k}].amount"] = _num_array(book.ask_sz[:, k])
+        cols[f"bids[{k}].price"] = _num_array(book.bid_px[:, k])
+        cols[f"bids[{k}].amount"] = _num_array(book.bid_sz[:, k])
+    return pa.table(cols)
+
+
+def trades_table(trades: Trades, symbol: str, first_id: int) -> pa.Table:
+    return pa.table({
+        **_head(len(trades), symbol),
+        "timestamp": pa.array(trades.ts_us), "local_timestamp": pa.array(trades.local_ts_us),
+        "id": pa.array(np.arange(first_id, first_id + len(trades)).astype(str)),
+        "side": pa.array(np.where(trades.side == Side.BUY, "buy", "sell")),
+        "price": _num_array(trades.price), "amount": _num_array(trades.amount),
+    })
+
+
+def updates_table(updates: BookUpdates, symbol: str) -> pa.Table:
+    return pa.table({
+        **_head(len(updates), symbol),
+        "timestamp": pa.array(updates.ts_us), "local_timestamp": pa.array(updates.local_ts_us),
+        "is_snapshot": pa.array(np.where(updates.is_snapshot, "true", "false")),
+        "side": pa.array(np.where(updates.side == Side.BUY, "bid", "ask")),
+        "price": _num_array(updates.price), "amount": _num_array(updates.amount),
+    })
+
+
+def write_synthetic_market(asset: AssetConfig, cfg: SyntheticConfig, out_dir: Path) -> dict[str, list[Path]]:
+    """Simulate and write one set of Tardis files per UTC day; a day whose three files exist is skipped.
+
+    Returns the paths by data type (``book_snapshot_25``, ``trades``, ``incremental_book_L2``), in day order.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    start = dt.date.fromisoformat(cfg.start_date)
+    n_files = math.ceil(cfg.n_days)
+    days = [start + dt.timedelta(days=k) for k in range(n_files)]
+    paths = {t: [out_dir / tardis_file_name(t, d, asset.tardis_symbol) for d in days] for t in DATA_TYPES}
+    if all(p.exists() for ps in paths.values() for p in ps):
+        return paths
+    market = simulate_market(asset, cfg)
+    day_us = (np.datetime64(start.isoformat(), "us").astype(np.int64)
+              + np.arange(n_files + 1, dtype=np.int64) * 86_400 * US_PER_S)
+    for k in range(n_files):
+        if all(paths[t][k].exists() for t in DATA_TYPES):
+            continue
+        lo, hi = day_us[k], day_us[k + 1]
+        b = np.flatnonzero((market.book.ts_us >= lo) & (market.book.ts_us < hi))
+        tr = np.flatnonzero((market.trades.ts_us >= lo) & (market.trades.ts_us < hi))
+        day_book = market.book.take(b)
+        _write_csv_gz(book_table(day_book, asset.tardis_symbol),
+                      paths["book_snapshot_25"][k])
+        _write_csv_gz(trades_table(market.trades.take(tr), asset.tardis_symbol,
+                                   int(tr[0]) if len(tr) else 0), paths["trades"][k])
+        _write_csv_gz(updates_table(book_updates(day_book), asset.tardis_symbol),
+                      paths["incremental_book_L2"][k])
+    return paths
+

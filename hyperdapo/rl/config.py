@@ -1,0 +1,97 @@
+"""Typed configs of the learning algorithms (``algo=``) and the optimiser. Values live in ``conf/algo/``;
+these dataclasses are their schema and check them (errors name the key)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from enum import Enum
+
+
+class AlgoName(str, Enum):
+    DAPO = "dapo"
+    GRPO = "grpo"
+    DPO = "dpo"
+    SFT = "sft"
+
+
+class LossAgg(str, Enum):
+    TOKEN_MEAN = "token-mean"  # DAPO: sum over every valid token of the batch / global token count
+    SEQ_MEAN_TOKEN_MEAN = "seq-mean-token-mean"  # GRPO: mean per answer, then mean over answers
+
+
+@dataclass
+class AlgoConfig:
+    """One learning algorithm. RL fields (dapo, grpo) follow Yu et al. 2025 (arXiv 2503.14476) names."""
+
+    name: AlgoName = AlgoName.DAPO
+    # --- rollouts (dapo, grpo)
+    prompts_per_batch: int = 8  # B: groups per optimisation batch
+    group_size: int = 8  # G: answers sampled per prompt
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_new_tokens: int = 16  # generation cap; also L_max of the overlong shaping
+    # --- DAPO components (each can be switched off for ablations)
+    eps_low: float = 0.20  # ratio clipped below at 1 - eps_low
+    eps_high: float = 0.28  # ratio clipped above at 1 + eps_high (decoupled: clip-higher)
+    loss_agg: LossAgg = LossAgg.TOKEN_MEAN
+    dynamic_sampling: bool = True
+    min_reward_std: float = 0.5  # bps: groups whose reward std is below this carry no signal and are dropped
+    max_gen_batches: int = 8  # stop with an error after this many generation batches without a full batch
+    overlong_shaping: bool = True
+    overlong_cache_len: int = 4  # L_cache: soft penalty over the last tokens before max_new_tokens
+    overlong_penalty_bps: float = 10.0  # reward scale of the overlong penalty (the penalty is in [-1, 0])
+    mask_truncated: bool = False  # drop truncated answers from the loss (DAPO's overlong filtering)
+    mu: int = 1  # passes over each rollout batch
+    minibatches: int = 2  # optimiser steps per pass (the 2nd onwards is off-policy, so clipping acts)
+    micro_batch_size: int = 64  # sequences per forward/backward (gradient accumulation; does not change the loss)
+    kl_beta: float = 0.0  # KL penalty to the reference (adapters disabled / initial weights); 0 = none
+    sft_warmup_steps: int = 0  # SFT steps on the chosen answers before the first RL step (dapo, grpo)
+    # --- offline algorithms (and the SFT warm-up)
+    dpo_beta: float = 0.1
+    sft_batch_size: int = 32  # (prompt, answer) pairs or preference pairs per step
+
+    def __post_init__(self) -> None:
+        self.name, self.loss_agg = AlgoName(self.name), LossAgg(self.loss_agg)
+        for key in ("prompts_per_batch", "max_new_tokens", "max_gen_batches", "mu", "minibatches",
+                    "micro_batch_size", "sft_batch_size"):
+            if int(getattr(self, key)) < 1:
+                raise ValueError(f"algo.{key}={getattr(self, key)}: must be >= 1")
+        if self.group_size < 2:
+            raise ValueError(f"algo.group_size={self.group_size}: group advantages need G >= 2 answers per prompt")
+        if not (0 <= self.eps_low < 1 and self.eps_high >= 0):
+            raise ValueError(f"algo.eps_low={self.eps_low}, algo.eps_high={self.eps_high}: need 0 <= eps_low < 1, "
+                             "eps_high >= 0")
+        if self.eps_low > self.eps_high:
+            raise ValueError(f"algo.eps_low={self.eps_low} > algo.eps_high={self.eps_high}: DAPO's clip-higher "
+                             "needs eps_low <= eps_high (use equal values for symmetric clipping)")
+        if not 0 <= self.overlong_cache_len < self.max_new_tokens:
+            raise ValueError(f"algo.overlong_cache_len={self.overlong_cache_len}: must be in [0, max_new_tokens)")
+        for key in ("temperature", "top_p", "dpo_beta"):
+            if not getattr(self, key) > 0:
+                raise ValueError(f"algo.{key}={getattr(self, key)}: must be > 0")
+        if self.sft_warmup_steps < 0:
+            raise ValueError(f"algo.sft_warmup_steps={self.sft_warmup_steps}: must be >= 0")
+        for key in ("min_reward_std", "kl_beta", "overlong_penalty_bps"):
+            if not (math.isfinite(getattr(self, key)) and getattr(self, key) >= 0):
+                raise ValueError(f"algo.{key}={getattr(self, key)}: must be finite and >= 0")
+
+
+@dataclass
+class OptimConfig:
+    """AdamW with linear warmup then cosine decay to ``min_lr_ratio * lr`` at ``trainer.max_steps``."""
+
+    lr: float = 3e-4
+    weight_decay: float = 0.0
+    betas: tuple[float, float] = (0.9, 0.99)
+    warmup_steps: int = 10
+    min_lr_ratio: float = 0.1
+    grad_clip: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not self.lr > 0:
+            raise ValueError(f"optim.lr={self.lr}: must be > 0")
+        if self.warmup_steps < 0:
+            raise ValueError(f"optim.warmup_steps={self.warmup_steps}: must be >= 0")
+        if not 0 <= self.min_lr_ratio <= 1:
+            raise ValueError(f"optim.min_lr_ratio={self.min_lr_ratio}: must be in [0, 1]")

@@ -1,0 +1,122 @@
+"""One test per bad-input class: the error names the file and the row (and the field where relevant)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from hyperdapo.data.cache import load_cached
+from hyperdapo.data.readers import read_market_file
+from hyperdapo.data.validation import DataFileError
+from tests.test_readers import HEAD, _hl_line, book5_lines, write_gz, write_lz4
+
+TRADES_HEAD = f"{HEAD},id,side,price,amount"
+
+
+def trades_file(tmp_path, rows: list[str]):
+    return write_gz(tmp_path / "hyperliquid_trades_2024-01-01_BTC.csv.gz", [TRADES_HEAD, *rows])
+
+
+def good_trades(n: int) -> list[str]:
+    return [f"hyperliquid,BTC,{1000 + i},{1001 + i},{i},buy,100.5,0.01" for i in range(n)]
+
+
+def raises_naming(path, *parts: str):
+    return pytest.raises(DataFileError, match=re.escape(str(path)) + ".*" + ".*".join(map(re.escape, parts)))
+
+
+def test_truncated_gzip(tmp_path):
+    p = trades_file(tmp_path, good_trades(20_000))
+    data = p.read_bytes()
+    p.write_bytes(data[: len(data) // 2])
+    with raises_naming(p, "data row", "truncated"):
+        read_market_file(p)
+
+
+def test_corrupt_gzip(tmp_path):
+    p = trades_file(tmp_path, good_trades(100))
+    data = bytearray(p.read_bytes())
+    data[-200:-180] = b"\x00" * 20  # damage the stream after the first rows
+    p.write_bytes(bytes(data))
+    with raises_naming(p, "data row"):
+        read_market_file(p)
+
+
+def test_missing_columns(tmp_path):
+    p = write_gz(tmp_path / "hyperliquid_trades_2024-01-01_BTC.csv.gz", [f"{HEAD},id,side,price", "x,BTC,1,2,3,buy,1"])
+    with raises_naming(p, "header", "missing column", "amount"):
+        read_market_file(p)
+
+
+def test_non_numeric_value(tmp_path):
+    rows = good_trades(5)
+    rows[3] = "hyperliquid,BTC,1003,1004,3,buy,abc,0.01"
+    p = trades_file(tmp_path, rows)
+    with raises_naming(p, "data row 4", "field 'price'", "'abc'"):
+        read_market_file(p)
+
+
+def test_negative_size(tmp_path):
+    rows = good_trades(5)
+    rows[2] = "hyperliquid,BTC,1002,1003,2,sell,100.5,-0.5"
+    p = trades_file(tmp_path, rows)
+    with raises_naming(p, "data row 3", "field 'amount'", "negative"):
+        read_market_file(p)
+
+
+def test_timestamps_going_backwards(tmp_path):
+    rows = good_trades(5)
+    rows[4] = "hyperliquid,BTC,999,1000,4,buy,100.5,0.01"
+    p = trades_file(tmp_path, rows)
+    with raises_naming(p, "data row 5", "field 'timestamp'", "backwards"):
+        read_market_file(p)
+
+
+def test_malformed_json_line(tmp_path):
+    good = _hl_line(1704110399915, [(100.0, 1.0)], [(101.0, 1.0)])
+    p = write_lz4(tmp_path / "l2Book" / "BTC.lz4", [good, good, '{"time": "2024-01-01T12:00:01", "raw": {'])
+    with raises_naming(p, "line 3", "malformed JSON"):
+        read_market_file(p)
+
+
+def test_truncated_lz4(tmp_path):
+    lines = [_hl_line(1704110399915 + i, [(100.0, 1.0)], [(101.0, 1.0)]) for i in range(2000)]
+    p = write_lz4(tmp_path / "l2Book" / "BTC.lz4", lines)
+    data = p.read_bytes()
+    p.write_bytes(data[: len(data) // 2])
+    with raises_naming(p, "line", "truncated or corrupt LZ4"):
+        read_market_file(p)
+
+
+def test_crossed_books_dropped_with_warning_and_counted(tmp_path):
+    lines = book5_lines()
+    cols = lines[0].split(",")
+    crossed = lines[1].split(",")
+    crossed[2] = "1500000"
+    crossed[cols.index("bids[0].price")] = "101"  # best bid == best ask 101
+    lines.insert(2, ",".join(crossed))
+    lines[3] = lines[3].replace("2000000", "2500000", 1)
+    p = write_gz(tmp_path / "hyperliquid_book_snapshot_5_2024-01-01_BTC.csv.gz", lines)
+    with pytest.warns(UserWarning, match=re.escape(str(p)) + ".*1 crossed.*rows \\[2\\]"):
+        r = read_market_file(p)
+    assert r.crossed == 1 and len(r.table) == 2
+
+
+def test_failure_leaves_no_partial_cache_file(tmp_path):
+    rows = good_trades(5)
+    rows[1] = "hyperliquid,BTC,1001,1002,1,buy,oops,0.01"
+    p = trades_file(tmp_path, rows)
+    cache = tmp_path / "cache"
+    with pytest.raises(DataFileError):
+        load_cached(p, cache_dir=cache)
+    assert not cache.exists() or list(cache.iterdir()) == []
+
+
+def test_error_message_is_one_line_in_the_cli(tmp_path, capsys):
+    from hyperdapo.data.__main__ import main
+
+    p = trades_file(tmp_path, ["hyperliquid,BTC,1,2,0,buy,1.0,-1"])
+    assert main(["ingest", str(p), "--cache-dir", str(tmp_path / "c")]) == 2
+    out = capsys.readouterr().out
+    assert "error:" in out and "data row 1" in out and "Traceback" not in out

@@ -1,0 +1,161 @@
+"""The fill simulator on hand-made tapes (numbers worked out in comments) and against the reference loop."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hyperdapo.data.schema import BookSnapshots, Side, Trades
+from hyperdapo.execution.fills import FIELDS, FillConfig, simulate
+from hyperdapo.execution.reference import reference_simulate
+
+S = 1_000_000  # us per second
+BID, ASK = 100.0, 101.0  # best levels; second levels 99 / 102
+MID = 100.5
+TAKER, MAKER = 4.5, 1.5
+CFG = FillConfig(latency_ms=20, horizon_s=300, adverse_horizon_s=60, taker_fee_bps=TAKER, maker_fee_bps=MAKER)
+
+
+def flat_book(seconds: int = 500, bid=BID, ask=ASK, moves: dict[int, float] | None = None) -> BookSnapshots:
+    """One snapshot per second; two levels a side (sizes 1 and 2); ``moves`` shifts the book by +x from second t."""
+    shift = np.zeros(seconds)
+    for t, x in (moves or {}).items():
+        shift[t:] = x
+    ts = np.arange(seconds, dtype=np.int64) * S
+    bid_px = np.stack([bid + shift, bid - 1 + shift], axis=1)
+    ask_px = np.stack([ask + shift, ask + 1 + shift], axis=1)
+    sz = np.tile([1.0, 2.0], (seconds, 1))
+    return BookSnapshots(ts, ts, bid_px, sz.copy(), ask_px, sz.copy())
+
+
+def tape(*rows: tuple[float, float, float, int]) -> Trades:
+    """rows of (time s, price, amount, taker side)."""
+    t = np.array([r[0] for r in rows]) * S
+    return Trades(t.astype(np.int64), t.astype(np.int64), np.array([r[1] for r in rows], dtype=float),
+                  np.array([r[2] for r in rows], dtype=float), np.array([r[3] for r in rows], dtype=np.int8))
+
+
+def one(book, trades, px, side=Side.BUY, qty=0.5, t0=10.0, cfg=CFG):
+    out = simulate(book, trades, np.array([int(t0 * S)]), np.array([side]), np.array([[px]]), np.array([qty]), cfg)
+    return {f: getattr(out, f)[0, 0] for f in FIELDS} | {"mid": out.arrival_mid[0]}
+
+
+def bps(x: float) -> float:
+    return x / MID * 1e4
+
+
+def test_marketable_buy_walks_two_levels():
+    # buy 2 with limit 102: 1 @ 101 + 1 @ 102 -> avg 101.5, taker fee, at placement (20 ms)
+    o = one(flat_book(), tape((50, 100, 1, -1)), 102.0, qty=2.0)
+    assert o["filled"] and o["marketable"] and not o["cleanup"]
+    assert o["fill_price"] == pytest.approx(101.5) and o["fee_bps"] == TAKER
+    assert o["time_to_fill_s"] == pytest.approx(0.020)
+    assert o["is_bps"] == pytest.approx(bps(101.5 - MID) + TAKER)
+    assert o["price_improvement_bps"] == pytest.approx(-bps(1.0))
+
+
+def test_trade_through_fills_a_resting_buy_at_its_price():
+    # resting buy at 100 (the best bid); a sell prints at 99 at t=70 s -> filled at 100 after 60 s, maker fee
+    o = one(flat_book(), tape((40, 101, 1, 1), (70, 99, 1, -1)), 100.0)
+    assert o["filled"] and not o["marketable"]
+    assert o["time_to_fill_s"] == pytest.approx(60.0) and o["fill_price"] == 100.0 and o["fee_bps"] == MAKER
+    assert o["is_bps"] == pytest.approx(bps(100.0 - MID) + MAKER)  # negative price part: better than mid
+    assert o["price_improvement_bps"] == pytest.approx(bps(0.5))
+
+
+def test_trade_at_the_price_needs_the_queue_model_and_volume_beyond_the_queue():
+    trades = tape((30, 100, 0.6, -1), (40, 100, 0.6, -1))  # 1.2 printed at 100; queue ahead = 1 (visible bid)
+    assert not one(flat_book(), trades, 100.0)["filled"]  # trade-through rule: no print strictly below 100
+    queue = FillConfig(**{**CFG.__dict__, "queue_model": "conservative"})
+    o = one(flat_book(), trades, 100.0, cfg=queue)
+    assert o["filled"] and o["time_to_fill_s"] == pytest.approx(30.0)  # 0.6 <= 1 at t=30; 1.2 > 1 at t=40
+    # a price that is not a visible level has no queue ahead: the first print at it fills
+    o = one(flat_book(), tape((30, 99.5, 0.1, -1)), 99.5, cfg=queue)
+    assert o["filled"] and o["time_to_fill_s"] == pytest.approx(20.0)
+
+
+def test_never_filled_is_cleaned_up_at_the_horizon_book():
+    # buy at 95, market rises by 3 at t=200 s and nothing prints below 95 -> cleanup at the horizon's ask 104
+    o = one(flat_book(moves={200: 3.0}), tape((100, 101, 1, 1)), 95.0)
+    assert not o["filled"] and o["cleanup"] and np.isnan(o["price_improvement_bps"])
+    assert o["exec_price"] == 104.0 and o["fee_bps"] == TAKER
+    assert o["is_bps"] == pytest.approx(bps(104.0 - MID) + TAKER)
+    assert np.isnan(o["adverse_selection_bps"])
+
+
+def test_latency_window():
+    # decision at 10 s, placement at 10.020 s: a print at 10.010 s is too early, one at 10.030 s fills
+    early = one(flat_book(), tape((10.010, 99, 1, -1)), 100.0)
+    late = one(flat_book(), tape((10.030, 99, 1, -1)), 100.0)
+    assert not early["filled"] and late["filled"] and late["time_to_fill_s"] == pytest.approx(0.030)
+
+
+def test_book_only_rule_and_adverse_selection_sign():
+    # no trades: the buy at 100 fills when a later snapshot's best ask is <= 100 (book drops by 1 at t=50)
+    book = flat_book(moves={50: -1.0, 80: -3.0})
+    o = one(book, None, 100.0)
+    assert o["filled"] and o["time_to_fill_s"] == pytest.approx(40.0)
+    # 60 s after the fill (t=110) the mid is 100.5 - 3 = 97.5, below the fill price 100: adverse, positive
+    assert o["adverse_selection_bps"] == pytest.approx(bps(100.0 - 97.5))
+
+
+def test_sells_mirror_buys():
+    # resting sell at 101 (best ask) fills when a buy prints above 101
+    o = one(flat_book(), tape((70, 102, 1, 1)), 101.0, side=Side.SELL)
+    assert o["filled"] and o["fill_price"] == 101.0
+    assert o["is_bps"] == pytest.approx(-bps(101.0 - MID) + MAKER)
+    # marketable sell at 99 walks the bids: 1 @ 100 + 1 @ 99
+    o = one(flat_book(), None, 99.0, side=Side.SELL, qty=2.0)
+    assert o["marketable"] and o["fill_price"] == pytest.approx(99.5)
+    assert o["is_bps"] == pytest.approx(-bps(99.5 - MID) + TAKER)
+
+
+def test_invalid_inputs():
+    with pytest.raises(ValueError, match="before the first book snapshot"):
+        one(flat_book(), None, 100.0, t0=-1.0)
+    with pytest.raises(ValueError, match="horizon"):
+        one(flat_book(seconds=200), None, 100.0)
+    for key, value in (("latency_ms", -1.0), ("horizon_s", 0.0), ("queue_model", "fifo"), ("taker_fee_bps", np.inf)):
+        with pytest.raises(ValueError, match=f"execution.{key}"):
+            FillConfig(**{key: value})
+
+
+def random_market(rng, seconds=900):
+    """A random walk book on a 1.0 grid with random sizes and a random tape on the same grid."""
+    steps = np.cumsum(rng.integers(-1, 2, seconds))
+    bid0 = 1000.0 + steps
+    spread = rng.integers(1, 3, seconds)
+    levels = np.arange(5)
+    ts = np.arange(seconds, dtype=np.int64) * S
+    bid_px = bid0[:, None] - levels
+    ask_px = (bid0 + spread)[:, None] + levels
+    book = BookSnapshots(ts, ts, bid_px, rng.uniform(0.1, 2, (seconds, 5)), ask_px, rng.uniform(0.1, 2, (seconds, 5)))
+    m = 3000
+    t = np.sort(rng.integers(0, seconds * S, m))
+    i = np.searchsorted(ts, t, side="right") - 1
+    buy = rng.random(m) < 0.5
+    price = np.where(buy, ask_px[i, 0], bid_px[i, 0]) + rng.integers(-1, 2, m) * (rng.random(m) < 0.2)
+    trades = Trades(t, t, price.astype(float), rng.uniform(0.01, 1.5, m), np.where(buy, 1, -1).astype(np.int8))
+    return book, trades
+
+
+@pytest.mark.parametrize("queue", ["none", "conservative"])
+@pytest.mark.parametrize("book_only", [False, True])
+def test_fast_path_equals_reference_loop(queue, book_only):
+    rng = np.random.default_rng(7)
+    book, trades = random_market(rng)
+    d, k = 40, 6
+    ts = rng.integers(0, 500 * S, d)
+    side = np.where(rng.random(d) < 0.5, 1, -1)
+    mid = book.mid[np.searchsorted(book.ts_us, ts, side="right") - 1]
+    px = np.round(mid[:, None] + side[:, None] * rng.integers(-6, 4, (d, k)))  # passive, at-the-touch, marketable
+    qty = rng.uniform(0.1, 4.0, d)  # some exceed the visible depth
+    cfg = FillConfig(queue_model=queue, latency_ms=float(rng.integers(5, 50)))
+    tr = None if book_only else trades
+    fast = simulate(book, tr, ts, side, px, qty, cfg)
+    slow = reference_simulate(book, tr, ts, side, px, qty, cfg)
+    np.testing.assert_allclose(fast.arrival_mid, slow.arrival_mid)
+    for f in FIELDS:
+        np.testing.assert_allclose(getattr(fast, f).astype(float), getattr(slow, f).astype(float), rtol=1e-12,
+                                   atol=1e-9, equal_nan=True, err_msg=f)
+    assert fast.filled.any() and fast.cleanup.any() and fast.marketable.any()  # every path exercised

@@ -1,0 +1,124 @@
+"""Render a decision's market state, trading context and objective as chat messages for the policy.
+
+The state is plain language with real prices and units, e.g.::
+
+    BTC mid $117,000.5, spread 0.9 bps, imbalance +0.20 (bid-heavy), 5-min volatility 3.1 bps (calm) ...
+
+Each number that carries short-horizon information also gets a coarse word (bid-heavy / balanced /
+ask-heavy, calm / volatile, buyers / sellers) so that a small model can read it. A feature that the data
+cannot provide (trade features on book-only data) is written as "n/a", never as zero.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from hyperdapo.data.schema import Side
+from hyperdapo.features.decision_set import Objective
+
+OBJECTIVE_TEXT = {
+    Objective.AGGRESSIVE: "aggressive: fill soon; a missed fill that ends in a market order costs more than "
+    "paying up now.",
+    Objective.PATIENT: "patient: earn the spread; wait for a better price and accept a market-order cleanup "
+    "at the horizon if it does not fill.",
+    Objective.RISK_AVERSE: "risk_averse: keep the worst case small; avoid prices that fill only when the market "
+    "has already moved against you.",
+}
+
+SYSTEM_PROMPT = (
+    "You place one limit order for a perpetual future on Hyperliquid. Answer with one line in the form "
+    "'BUY LIMIT <offset> bps' or 'SELL LIMIT <offset> bps', where the offset is measured from the mid price: "
+    "negative is passive (a buy below mid, a sell above mid: a better price, less likely to fill), positive is "
+    "aggressive. An absolute price such as 'BUY LIMIT 116883.0' is also accepted. Unfilled orders are completed "
+    "by a market order at the horizon. You may add a one-line reason on the next line."
+)
+
+
+@dataclass(frozen=True)
+class PromptConfig:
+    """How prompts are written. ``imbalance_words_at`` is the |imbalance| above which the book is called
+    bid- or ask-heavy; ``volatile_z`` the volatility z-score above which the market is called volatile."""
+
+    imbalance_words_at: float = 0.15
+    volatile_z: float = 1.0
+    n_few_shot: int = 0  # example (state, answer) turns from the training split, prepended to the chat
+    band_bps: float = 200.0  # answers further than this from mid are invalid (the decoder's band)
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.imbalance_words_at < 1:
+            raise ValueError(f"prompt.imbalance_words_at={self.imbalance_words_at}: must be in [0, 1)")
+        if self.n_few_shot < 0:
+            raise ValueError(f"prompt.n_few_shot={self.n_few_shot}: must be >= 0")
+        if not self.band_bps > 0:
+            raise ValueError(f"prompt.band_bps={self.band_bps}: must be > 0")
+
+
+def _num(value: float, fmt: str) -> str:
+    return "n/a" if value is None or not math.isfinite(value) else format(value, fmt)
+
+
+def _lean(value: float, at: float, pos: str, neg: str, mid: str) -> str:
+    if value is None or not math.isfinite(value):
+        return "unknown"
+    return pos if value > at else neg if value < -at else mid
+
+
+def _price(value: float) -> str:
+    return f"${value:,.{max(1, 4 - int(math.floor(math.log10(value))))}f}" if value < 1000 else f"${value:,.1f}"
+
+
+def describe_state(asset: str, f: Mapping[str, float], cfg: PromptConfig) -> str:
+    """The market state at t in one paragraph. ``f`` is one row of the feature table (raw and z-scored)."""
+    imb = f["imbalance_top5"]
+    flow_z = f.get("trade_flow_5m_z", math.nan)
+    vol_z = f.get("volatility_5m_bps_z", math.nan)
+    vol_word = "unknown" if not math.isfinite(vol_z) else ("volatile" if vol_z > cfg.volatile_z else "calm")
+    return (
+        f"{asset} mid {_price(f['mid_usd'])}, bid {_price(f['best_bid_usd'])}, ask {_price(f['best_ask_usd'])}, "
+        f"spread {_num(f['spread_bps'], '.1f')} bps. "
+        f"Book imbalance (top 5) {_num(imb, '+.2f')} "
+        f"({_lean(imb, cfg.imbalance_words_at, 'bid-heavy', 'ask-heavy', 'balanced')}), "
+        f"microprice {_num(f['microprice_offset_bps'], '+.2f')} bps from mid, "
+        f"book pressure {_num(f['book_pressure_50bps'], '+.2f')}. "
+        f"5-min volatility {_num(f['volatility_5m_bps'], '.2f')} bps ({vol_word}); "
+        f"momentum 1/5/15 min {_num(f['momentum_1m_bps'], '+.1f')}/{_num(f['momentum_5m_bps'], '+.1f')}/"
+        f"{_num(f['momentum_15m_bps'], '+.1f')} bps. "
+        f"5-min trade flow {_num(f['trade_flow_5m'], '+.3g')} "
+        f"({_lean(flow_z, 0.5, 'buyers', 'sellers', 'mixed')}), "
+        f"{_num(f['trade_intensity_per_min'], '.1f')} trades/min, "
+        f"mid vs 5-min VWAP {_num(f['mid_vs_vwap_5m_bps'], '+.1f')} bps."
+    )
+
+
+def describe_task(side: Side, qty: float, horizon_s: float, objective: Objective) -> str:
+    """The trading context and the user's objective with its trade-off."""
+    return (
+        f"Task: {side.name} {qty:g} within {horizon_s:g} s (position 0, PnL 0). "
+        f"Objective {OBJECTIVE_TEXT[Objective(objective)]}"
+    )
+
+
+def build_messages(
+    asset: str,
+    features: Mapping[str, float],
+    side: Side,
+    qty: float,
+    horizon_s: float,
+    objective: Objective,
+    cfg: PromptConfig,
+    few_shot: Sequence[tuple[str, str]] = (),
+) -> list[dict[str, str]]:
+    """Chat messages (system, few-shot user/assistant pairs, user) for one decision."""
+    messages = [{"role": "system", "content": SYSTEM_PROMPT}]
+    for user, assistant in few_shot:
+        messages += [{"role": "user", "content": user}, {"role": "assistant", "content": assistant}]
+    user = describe_state(asset, features, cfg) + "\n" + describe_task(Side(side), qty, horizon_s, objective)
+    messages.append({"role": "user", "content": user})
+    return messages
+
+
+def render_prompt(tokenizer, messages: list[dict[str, str]]) -> str:
+    """The prompt string through the tokenizer's own chat template, ready for generation."""
+    return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)

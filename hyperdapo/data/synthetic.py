@@ -70,7 +70,7 @@ class SyntheticConfig:
     n_levels: int = 25
     seed: int = 0
     signal_strength: float = 0.08  # alpha: drift per step in units of sigma_t per unit of signal
-    signal_tau_s: float = 45.0  # OU time constant of the latent order-flow signal
+    signal_tau_s: float = 120.0  # OU time constant of the latent order-flow signal
     vol_bps_per_s: float = 0.7  # calm-regime volatility of the mid, bps per sqrt(second)
     volatile_vol_mult: float = 2.5
     calm_minutes: float = 40.0  # mean duration of the calm regime
@@ -85,7 +85,7 @@ class SyntheticConfig:
     size_refresh_s: float = 10.0  # a level's size noise is redrawn every this many seconds
     imbalance_levels: int = 5
     imbalance_gain: float = 0.5  # log-size tilt of the top levels per unit of observed signal
-    imbalance_noise: float = 1.0  # std of the noise on the observed signal (units of signal std)
+    imbalance_noise: float = 0.7  # std of the noise on the observed signal (units of signal std)
     trade_rate_per_s: float = 2.0  # baseline trade intensity, calm regime
     volatile_rate_mult: float = 2.0
     hawkes_alpha: float = 0.3  # excitation added per trade (trades per step)

@@ -1,0 +1,88 @@
+"""Where an asset's market data comes from (``data=`` config group) and loading it as one MarketData.
+
+- ``synthetic``: the built-in market (:mod:`hyperdapo.data.synthetic`), written on first use as Tardis files
+  under ``<raw_dir>/synthetic/<seed>`` and read back through the same readers as downloaded data.
+- ``tardis``: Tardis.dev ``book_snapshot_25`` + ``trades`` (downloaded on first use, ``$TARDIS_API_KEY``).
+- ``hyperliquid_archive``: Hyperliquid's l2Book archive files (book only: fills use the book-only rule).
+
+Every file goes through the parquet cache; days are concatenated in time order.
+"""
+
+from __future__ import annotations
+
+import glob
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+
+import numpy as np
+
+from hyperdapo.data.assets import AssetConfig
+from hyperdapo.data.cache import load_cached
+from hyperdapo.data.download import TardisConfig, download_tardis
+from hyperdapo.data.readers import Kind
+from hyperdapo.data.schema import BookSnapshots, MarketData, Trades
+from hyperdapo.data.synthetic import SyntheticConfig, write_synthetic_market
+
+
+class DataSource(str, Enum):
+    SYNTHETIC = "synthetic"
+    TARDIS = "tardis"
+    HYPERLIQUID_ARCHIVE = "hyperliquid_archive"
+
+
+@dataclass
+class DataConfig:
+    source: DataSource = DataSource.SYNTHETIC
+    raw_dir: str = "data/raw"  # synthetic files go to <raw_dir>/synthetic/seed<seed>
+    cache_dir: str = "data/cache"
+    synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+    tardis: TardisConfig = field(default_factory=TardisConfig)
+    archive_files: list[str] = field(default_factory=list)  # l2Book .lz4 files or glob patterns
+
+    def __post_init__(self) -> None:
+        if self.source not in {s.value for s in DataSource}:
+            raise ValueError(f"data.source={self.source!r}: use one of {[s.value for s in DataSource]}")
+        self.source = DataSource(self.source)
+        if self.source is DataSource.HYPERLIQUID_ARCHIVE and not self.archive_files:
+            raise ValueError("data.archive_files: list the Hyperliquid l2Book .lz4 files (or glob patterns)")
+
+
+def concat_books(books: list[BookSnapshots]) -> BookSnapshots:
+    n_levels = max(b.n_levels for b in books)
+    pad = lambda a: np.pad(a, ((0, 0), (0, n_levels - a.shape[1])), constant_values=np.nan)  # noqa: E731
+    return BookSnapshots(np.concatenate([b.ts_us for b in books]), np.concatenate([b.local_ts_us for b in books]),
+                         *(np.concatenate([pad(getattr(b, f)) for b in books])
+                           for f in ("bid_px", "bid_sz", "ask_px", "ask_sz")))
+
+
+def concat_trades(tapes: list[Trades]) -> Trades:
+    return Trades(*(np.concatenate([getattr(t, f) for t in tapes])
+                    for f in ("ts_us", "local_ts_us", "price", "amount", "side")))
+
+
+def market_files(asset: AssetConfig, cfg: DataConfig) -> tuple[list[Path], list[Path]]:
+    """(book files, trade files) of the configured source, creating or downloading them if needed."""
+    if cfg.source is DataSource.SYNTHETIC:
+        out = Path(cfg.raw_dir) / "synthetic" / f"seed{cfg.synthetic.seed}"
+        paths = write_synthetic_market(asset, cfg.synthetic, out)
+        return paths["book_snapshot_25"], paths["trades"]
+    if cfg.source is DataSource.TARDIS:
+        tcfg = TardisConfig(**{**cfg.tardis.__dict__, "symbols": [asset.tardis_symbol],
+                               "data_types": ["book_snapshot_25", "trades"]})
+        paths = download_tardis(tcfg)
+        return [p for p in paths if "_book_snapshot_" in p.name], [p for p in paths if "_trades_" in p.name]
+    files = sorted(Path(p) for pattern in cfg.archive_files for p in (glob.glob(pattern) or [pattern]))
+    return files, []
+
+
+def load_market(asset: AssetConfig, cfg: DataConfig) -> MarketData:
+    """The asset's market data over the configured span (books concatenated; trades None if book-only)."""
+    book_files, trade_files = market_files(asset, cfg)
+    books = [load_cached(p, None, cfg.cache_dir)[0] for p in book_files]
+    tapes = [load_cached(p, Kind.TRADES, cfg.cache_dir)[0] for p in trade_files]
+    book = concat_books(books)
+    order = np.argsort(book.ts_us, kind="stable")
+    book = book.take(order)
+    trades = concat_trades(tapes) if tapes else None
+    return MarketData(asset.name, book, trades)

@@ -1,0 +1,133 @@
+"""The execution task: decisions with their prompts, and the scorer that turns any answer into a reward.
+
+Training (RL rewards, SFT / DPO datasets), validation and the backtest all score orders through
+:meth:`ExecutionTask.score_prices`, i.e. the same fill simulator, fee schedule and reward, so a reward in
+training and a number in a table mean the same thing.
+
+Indices are global positions in ``task.decisions`` (sorted by time); :meth:`split_index` gives a split's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from hyperdapo.data.assets import AssetConfig, round_to_tick
+from hyperdapo.data.schema import MarketData, Side
+from hyperdapo.execution.fills import FillConfig, Outcomes, simulate
+from hyperdapo.execution.rewards import RewardConfig, compute_reward
+from hyperdapo.features.decision_set import DecisionConfig, DecisionSet, Split, build_decisions
+from hyperdapo.features.compute import FeatureConfig, compute_features
+from hyperdapo.prompts.answer import format_answer, parse_answer
+from hyperdapo.prompts.render import PromptConfig, build_messages, render_prompt
+
+
+@dataclass
+class Scored:
+    """Scores of G answers for each of B decisions."""
+
+    rewards: np.ndarray  # (B, G) bps, higher is better; invalid answers get reward.invalid_penalty
+    valid: np.ndarray  # (B, G) bool
+    offsets_bps: np.ndarray  # (B, G) side-relative offset from the arrival mid, NaN when invalid
+    reasons: np.ndarray  # (B, G) str, RejectReason values ("ok" when valid)
+    outcomes: Outcomes | None = None  # (B, G) simulator outcomes (invalid answers hold the fallback's)
+
+
+@dataclass
+class ExecutionTask:
+    """One asset's decisions, their features and chat prompts, and how to score answers."""
+
+    asset: AssetConfig
+    market: MarketData
+    decisions: DecisionSet  # D decisions, all splits, sorted by time
+    features: list[dict[str, float]]  # (D,) one feature row per decision (raw + z-scored)
+    mid_usd: np.ndarray  # (D,) arrival mid: mid of the last snapshot at or before t
+    messages: list[list[dict[str, str]]]  # (D,) chat messages
+    fill_cfg: FillConfig
+    reward_cfg: RewardConfig
+    prompt_cfg: PromptConfig
+    prompt_texts: list[str] = field(default_factory=list)  # (D,) rendered by the policy's chat template
+
+    @classmethod
+    def build(
+        cls,
+        asset: AssetConfig,
+        market: MarketData,
+        decision_cfg: DecisionConfig,
+        feature_cfg: FeatureConfig,
+        fill_cfg: FillConfig,
+        reward_cfg: RewardConfig,
+        prompt_cfg: PromptConfig,
+    ) -> ExecutionTask:
+        book = market.book
+        decisions = build_decisions(asset.name, book.ts_us, book.mid, asset.sz_decimals, decision_cfg)
+        rows = compute_features(market, decisions.ts_us, feature_cfg).to_dict("records")
+        mid_usd = np.array([r["mid_usd"] for r in rows], dtype=np.float64)
+        messages = [
+            build_messages(asset.name, row, Side(int(s)), float(q), decisions.horizon_s, o, prompt_cfg)
+            for row, s, q, o in zip(rows, decisions.side, decisions.qty, decisions.objective, strict=True)
+        ]
+        return cls(asset, market, decisions, rows, mid_usd, messages, fill_cfg, reward_cfg, prompt_cfg)
+
+    # ------------------------------------------------------------------------------------------ prompts
+    def split_index(self, split: Split | str) -> np.ndarray:
+        return np.flatnonzero(self.decisions.split == Split(split).value)
+
+    def render(self, tokenizer) -> None:
+        """Render every prompt through ``tokenizer``'s chat template (once per policy)."""
+        self.prompt_texts = [render_prompt(tokenizer, m) for m in self.messages]
+
+    def prompts(self, idx: np.ndarray) -> list[str]:
+        if not self.prompt_texts:
+            raise RuntimeError("ExecutionTask.render(tokenizer) must run before prompts() is used")
+        return [self.prompt_texts[i] for i in np.asarray(idx)]
+
+    def sample_train_prompts(self, step: int, batch_size: int, seed: int) -> np.ndarray:
+        """``batch_size`` training decisions for rollout batch ``step``: a seeded function of (seed, step),
+        so a resumed run draws exactly the batches an uninterrupted one would."""
+        train = self.split_index(Split.TRAIN)
+        rng = np.random.default_rng([seed, step])
+        return rng.choice(train, size=batch_size, replace=len(train) < batch_size)
+
+    # ------------------------------------------------------------------------------------------ scoring
+    def price_of_offset(self, idx: np.ndarray, offsets_bps: np.ndarray) -> np.ndarray:
+        """Limit prices (USD, on the tick grid) of side-relative offsets; ``offsets_bps`` is (B, K)."""
+        idx = np.asarray(idx)
+        side = self.decisions.side[idx].astype(np.float64)[:, None]
+        raw = self.mid_usd[idx][:, None] * (1 + side * np.asarray(offsets_bps, dtype=np.float64) / 1e4)
+        return round_to_tick(raw, self.asset.sz_decimals)
+
+    def score_prices(self, idx: np.ndarray, limit_px: np.ndarray) -> tuple[np.ndarray, Outcomes]:
+        """Reward (bps) and outcomes of limit orders ``limit_px`` (B, K) for decisions ``idx`` (B,)."""
+        idx = np.asarray(idx)
+        d = self.decisions
+        out = simulate(self.market.book, self.market.trades, d.ts_us[idx], d.side[idx], limit_px, d.qty[idx],
+                       self.fill_cfg)
+        return compute_reward(out, self.reward_cfg, self.fill_cfg.horizon_s), out
+
+    def score_offsets(self, idx: np.ndarray, offsets_bps: np.ndarray) -> tuple[np.ndarray, Outcomes]:
+        return self.score_prices(idx, self.price_of_offset(idx, offsets_bps))
+
+    def score(self, idx: np.ndarray, texts: list[str], group_size: int) -> Scored:
+        """Parse and score ``texts`` (B*G answers, grouped by decision) for decisions ``idx`` (B,)."""
+        idx = np.asarray(idx)
+        b, g = len(idx), group_size
+        parsed = [
+            parse_answer(t, side=Side(int(self.decisions.side[i])), mid_usd=float(self.mid_usd[i]),
+                         sz_decimals=self.asset.sz_decimals, band_bps=self.prompt_cfg.band_bps)
+            for i, t in zip(np.repeat(idx, g), texts, strict=True)
+        ]
+        valid = np.array([p.valid for p in parsed]).reshape(b, g)
+        offsets = np.array([p.offset_bps for p in parsed]).reshape(b, g)
+        reasons = np.array([p.reason.value for p in parsed]).reshape(b, g)
+        # invalid answers are simulated at mid (any finite price) and then overwritten with the penalty
+        limit_px = np.array([p.limit_px for p in parsed]).reshape(b, g)
+        limit_px = np.where(valid, limit_px, self.mid_usd[idx][:, None])
+        rewards, outcomes = self.score_prices(idx, limit_px)
+        rewards = np.where(valid, rewards, self.reward_cfg.invalid_penalty)
+        return Scored(rewards, valid, np.where(valid, offsets, np.nan), reasons, outcomes)
+
+    def answer_of_offset(self, i: int, offset_bps: float) -> str:
+        return format_answer(Side(int(self.decisions.side[i])), offset_bps)
+

@@ -1,0 +1,84 @@
+"""The execution task: scoring answers, splits with an embargo, preference pairs and the oracle table."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hyperdapo.data.assets import load_asset
+from hyperdapo.data.schema import MarketData
+from hyperdapo.data.synthetic import SyntheticConfig, simulate_market
+from hyperdapo.execution.fills import FillConfig
+from hyperdapo.execution.preferences import DEFAULT_OFFSETS_BPS, offset_table, preference_pairs
+from hyperdapo.execution.rewards import RewardConfig
+from hyperdapo.execution.task import ExecutionTask
+from hyperdapo.features.compute import FeatureConfig
+from hyperdapo.features.decision_set import DecisionConfig, Split, split_bounds_us
+from hyperdapo.prompts.render import PromptConfig
+
+S = 1_000_000
+
+
+def build(market: MarketData, **decision_kw) -> ExecutionTask:
+    return ExecutionTask.build(load_asset(market.asset), market, DecisionConfig(**decision_kw), FeatureConfig(),
+                               FillConfig(), RewardConfig(), PromptConfig())
+
+
+@pytest.fixture(scope="module")
+def task() -> ExecutionTask:
+    return build(simulate_market(load_asset("btc"), SyntheticConfig(n_days=0.5, seed=1)).market_data())
+
+
+def test_score_parses_answers_and_penalises_invalid_ones(task):
+    i = task.split_index(Split.TRAIN)[:2]
+    side = ["BUY" if s > 0 else "SELL" for s in task.decisions.side[i]]
+    texts = [f"{side[0]} LIMIT -5.0 bps", "hold", f"{side[0].lower()} limit -15 BPS\nbecause",
+             f"{side[1]} LIMIT -5.0 bps", "BUY LIMIT -500 bps" if side[1] == "BUY" else "SELL LIMIT -500 bps",
+             "nonsense SELL" if side[1] == "BUY" else "BUY LIMIT 0 bps"]
+    scored = task.score(i, texts, group_size=3)
+    assert scored.valid.tolist() == [[True, False, True], [True, False, False]]
+    assert (scored.rewards[~scored.valid] == RewardConfig().invalid_penalty).all()
+    expected, _ = task.score_offsets(i, np.array([[-5.0, -15.0], [-5.0, -5.0]]))
+    np.testing.assert_allclose(scored.rewards[0, [0, 2]], expected[0])
+    np.testing.assert_allclose(scored.rewards[1, 0], expected[1, 0])
+    np.testing.assert_allclose(scored.offsets_bps[0, [0, 2]], [-5.0, -15.0], atol=0.1)  # tick rounding only
+    assert scored.reasons[1, 1] != "ok"
+
+
+def test_no_validation_or_test_reward_window_overlaps_training(task):
+    d = task.decisions
+    cfg = DecisionConfig()
+    window_us = int(cfg.window_s * S)
+    train_end = d.ts_us[d.split == "train"].max() + window_us  # last training reward window ends here
+    later = d.ts_us[d.split != "train"]
+    assert len(later) and later.min() >= train_end + 0  # no overlap
+    bounds = split_bounds_us(int(task.market.book.ts_us[0] + cfg.warmup_s * S), int(task.market.book.ts_us[-1]), cfg)
+    assert bounds[Split.VAL][0] - bounds[Split.TRAIN][1] == int(cfg.embargo_s * S) >= window_us
+    for split in (Split.VAL, Split.TEST):  # every reward window lies inside its own period
+        lo, hi = bounds[split]
+        ts = d.ts_us[d.split == split.value]
+        assert (ts >= lo).all() and (ts + window_us <= hi).all()
+    # chronological: train < val < test
+    assert d.ts_us[d.split == "train"].max() < d.ts_us[d.split == "val"].min() < d.ts_us[d.split == "test"].min()
+
+
+def test_embargo_shorter_than_the_reward_window_is_rejected():
+    with pytest.raises(ValueError, match="decisions.embargo_s"):
+        DecisionConfig(embargo_s=100.0)
+
+
+def test_preference_pairs(task):
+    pairs = preference_pairs(task, Split.TRAIN)
+    assert len(pairs) > 0.9 * len(task.split_index(Split.TRAIN))  # ties are rare with continuous rewards
+    assert (pairs.chosen_reward > pairs.rejected_reward).all()
+    assert {"prompt", "chosen", "rejected", "asset", "ts_us", "mid_usd", "side", "objective"} <= set(pairs.columns)
+    row = pairs.iloc[0]
+    assert row.chosen.split()[0] == ("BUY" if row.side > 0 else "SELL") and row.chosen.endswith("bps")
+
+
+def test_oracle_beats_every_fixed_offset_on_the_test_split(task, capsys):
+    table = offset_table(task, Split.TEST, DEFAULT_OFFSETS_BPS)
+    with capsys.disabled():
+        print("\n" + table.to_string(index=False))
+    fixed, oracle = table.iloc[:-1], table.iloc[-1]
+    assert (oracle.mean_reward_bps > fixed.mean_reward_bps + 2 * fixed.se_bps + 2 * oracle.se_bps).all()

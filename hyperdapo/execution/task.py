@@ -17,8 +17,8 @@ from hyperdapo.data.assets import AssetConfig, round_to_tick
 from hyperdapo.data.schema import MarketData, Side
 from hyperdapo.execution.fills import FillConfig, Outcomes, simulate
 from hyperdapo.execution.rewards import RewardConfig, compute_reward
-from hyperdapo.features.decision_set import DecisionConfig, DecisionSet, Split, build_decisions
 from hyperdapo.features.compute import FeatureConfig, compute_features
+from hyperdapo.features.decision_set import DecisionConfig, DecisionSet, Split, build_decisions
 from hyperdapo.prompts.answer import format_answer, parse_answer
 from hyperdapo.prompts.render import PromptConfig, build_messages, render_prompt
 

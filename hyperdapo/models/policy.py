@@ -1,0 +1,156 @@
+"""Policy models, chosen by ``model=`` (``conf/model/``), all loaded by :func:`load_policy`:
+
+- ``tiny``: a Qwen2-architecture causal LM built from :class:`TinyArch` with a BPE tokenizer trained on the
+  prompt corpus (CPU default; full fine-tuning unless ``lora`` is set).
+- ``tiny_qwen_vocab``: the same model with the real Qwen2.5 vocabulary (offline, from ``qwen.tiktoken``).
+- ``qwen2_5_7b`` / ``qwen2_5_0_5b`` (or any local checkpoint path): ``from_pretrained`` with
+  BitsAndBytesConfig 4-bit nf4 + double quantisation, ``prepare_model_for_kbit_training``, LoRA on
+  q_proj / v_proj, gradient checkpointing. Tests run this exact path on a tiny checkpoint saved to disk.
+
+A run saves its policy with :func:`save_policy` (``save_pretrained`` of the model, or only the LoRA
+adapters, plus the tokenizer); ``init_from`` starts a run from such a directory (e.g. DAPO from SFT).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, Qwen2Config, Qwen2ForCausalLM
+
+from hyperdapo.models.tokenizers import qwen_vocab_tokenizer, train_bpe_tokenizer
+
+log = logging.getLogger(__name__)
+TINY, TINY_QWEN_VOCAB = "tiny", "tiny_qwen_vocab"
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+@dataclass
+class TinyArch:
+    """Sizes of the tiny Qwen2 model (heads must divide hidden; kv heads must divide heads)."""
+
+    hidden_size: int = 128
+    num_layers: int = 2
+    num_heads: int = 4
+    num_kv_heads: int = 2
+    intermediate_size: int = 384
+    vocab_size: int = 1024  # BPE vocabulary of the `tiny` tokenizer (ignored for tiny_qwen_vocab)
+    max_positions: int = 1024
+
+
+@dataclass
+class LoraSpec:
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.1
+    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "v_proj"])
+
+
+@dataclass
+class ModelConfig:
+    name: str = TINY  # tiny | tiny_qwen_vocab | a hub id (Qwen/Qwen2.5-7B) | a local checkpoint path
+    quantize: str = "none"  # none | nf4
+    dtype: str = "float32"  # weights / compute dtype
+    lora: LoraSpec | None = None  # None = full fine-tuning
+    gradient_checkpointing: bool = False
+    init_from: str | None = None  # a directory written by save_policy (e.g. the SFT run's policy)
+    tiny: TinyArch = field(default_factory=TinyArch)
+    tokenizer_cache_dir: str = "data/cache/tokenizers"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.quantize not in ("none", "nf4"):
+            raise ValueError(f"model.quantize={self.quantize!r}: use none or nf4")
+        if self.dtype not in DTYPES:
+            raise ValueError(f"model.dtype={self.dtype!r}: use one of {list(DTYPES)}")
+        if self.quantize == "nf4" and self.lora is None:
+            raise ValueError("model.lora: a 4-bit (model.quantize=nf4) model trains through LoRA adapters; set lora")
+        t = self.tiny
+        if t.hidden_size % t.num_heads or t.num_heads % t.num_kv_heads:
+            raise ValueError(f"model.tiny: hidden_size={t.hidden_size} must divide by num_heads={t.num_heads} and "
+                             f"num_heads by num_kv_heads={t.num_kv_heads}")
+        if self.lora is not None and not (self.lora.r >= 1 and 0 <= self.lora.dropout < 1):
+            raise ValueError(f"model.lora: r={self.lora.r} must be >= 1 and dropout={self.lora.dropout} in [0, 1)")
+
+
+def build_tiny_model(vocab_size: int, arch: TinyArch, pad_token_id: int, seed: int) -> Qwen2ForCausalLM:
+    torch.manual_seed(seed)
+    config = Qwen2Config(
+        vocab_size=vocab_size, hidden_size=arch.hidden_size, intermediate_size=arch.intermediate_size,
+        num_hidden_layers=arch.num_layers, num_attention_heads=arch.num_heads,
+        num_key_value_heads=arch.num_kv_heads, max_position_embeddings=arch.max_positions,
+        tie_word_embeddings=True, pad_token_id=pad_token_id, use_cache=True,
+    )
+    return Qwen2ForCausalLM(config)
+
+
+def trainable_parameters(model: torch.nn.Module) -> tuple[int, int, float]:
+    """(trainable, total, trainable share). 4-bit weights count as stored elements x 2 (two per byte)."""
+    trainable = total = 0
+    for p in model.parameters():
+        n = p.numel() * (2 if p.dtype == torch.uint8 else 1)
+        total += n
+        trainable += n if p.requires_grad else 0
+    return trainable, total, trainable / max(total, 1)
+
+
+def _from_pretrained(path: str, cfg: ModelConfig):
+    kwargs: dict = {"dtype": DTYPES[cfg.dtype]}
+    if cfg.quantize == "nf4":
+        from transformers import BitsAndBytesConfig
+
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=DTYPES[cfg.dtype])
+    return AutoModelForCausalLM.from_pretrained(path, **kwargs)
+
+
+def load_policy(cfg: ModelConfig, corpus: Iterable[str] | None = None):
+    """(model, tokenizer) for ``cfg``; ``corpus`` trains the ``tiny`` tokenizer (prompts and answers)."""
+    from peft import LoraConfig, PeftModel, get_peft_model, prepare_model_for_kbit_training
+
+    init = Path(cfg.init_from) if cfg.init_from else None
+    if init is not None and not init.exists():
+        raise FileNotFoundError(f"model.init_from={init}: no such directory")
+    adapter_init = init is not None and (init / "adapter_config.json").exists()
+    if init is not None and not adapter_init:  # a full checkpoint (e.g. the tiny model after SFT)
+        tokenizer = AutoTokenizer.from_pretrained(init)
+        model = _from_pretrained(str(init), cfg)
+    elif cfg.name in (TINY, TINY_QWEN_VOCAB):
+        if cfg.name == TINY:
+            if corpus is None:
+                raise ValueError("model=tiny trains its tokenizer on the prompt corpus: pass corpus")
+            tokenizer = train_bpe_tokenizer(corpus, cfg.tiny.vocab_size)
+        else:
+            tokenizer = qwen_vocab_tokenizer(cfg.tokenizer_cache_dir)
+        model = build_tiny_model(len(tokenizer), cfg.tiny, tokenizer.pad_token_id, cfg.seed).to(DTYPES[cfg.dtype])
+    else:
+        tokenizer = AutoTokenizer.from_pretrained(init if adapter_init else cfg.name)
+        model = _from_pretrained(cfg.name, cfg)  # LoRA adapters of init_from load on top of it below
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    if cfg.quantize == "nf4":
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=cfg.gradient_checkpointing)
+    elif cfg.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+    if adapter_init:
+        model = PeftModel.from_pretrained(model, init, is_trainable=True)
+    elif cfg.lora is not None:
+        model = get_peft_model(model, LoraConfig(r=cfg.lora.r, lora_alpha=cfg.lora.alpha,
+                                                 lora_dropout=cfg.lora.dropout,
+                                                 target_modules=list(cfg.lora.target_modules), task_type="CAUSAL_LM"))
+    n_train, n_total, share = trainable_parameters(model)
+    log.info("policy %s: %s trainable of %s parameters (%.3f%%)", cfg.name, f"{n_train:,}", f"{n_total:,}",
+             100 * share)
+    return model, tokenizer
+
+
+def save_policy(model, tokenizer, out_dir: Path | str) -> Path:
+    """``save_pretrained`` of the policy (only the adapters for a LoRA model) and its tokenizer."""
+    out_dir = Path(out_dir)
+    model.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+    return out_dir

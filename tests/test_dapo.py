@@ -68,7 +68,8 @@ def test_micro_batches_with_gradient_accumulation_match_the_whole_batch():
     mask = (torch.rand(n, t) > 0.3).float()
     mask[:, 0] = 1
     adv = torch.randn(n)
-    old = torch.log_softmax(model(x), -1).gather(-1, tokens.unsqueeze(-1)).squeeze(-1).detach() + 0.1 * torch.randn(n, t)
+    old = torch.log_softmax(model(x), -1).gather(-1, tokens.unsqueeze(-1)).squeeze(-1).detach()
+    old = old + 0.1 * torch.randn(n, t)
 
     def run(chunks, n_tokens):
         model.zero_grad()

@@ -59,7 +59,7 @@ def validate_asset(cfg: AssetConfig) -> None:
 
 def load_asset(name: str) -> AssetConfig:
     """The asset config from ``conf/asset/<name>.yaml`` (case-insensitive), typed and validated."""
-    path = CONF_DIR / "asset" / f"{name.lower()}.yaml"
+    path = CONF_DIR / "asset" / f"{name.upper()}.yaml"
     if not path.exists():
         known = sorted(p.stem for p in (CONF_DIR / "asset").glob("*.yaml"))
         raise ValueError(f"asset={name!r}: unknown asset; choose one of {known} (files in {path.parent})")

@@ -26,7 +26,7 @@ import json
 import re
 import zlib
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 
 import lz4.frame
@@ -46,7 +46,7 @@ from hyperdapo.data.validation import (
 )
 
 
-class Kind(str, Enum):
+class Kind(StrEnum):
     BOOK_SNAPSHOT = "book_snapshot"
     INCREMENTAL_BOOK_L2 = "incremental_book_L2"
     TRADES = "trades"

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import glob
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +25,7 @@ from hyperdapo.data.schema import BookSnapshots, MarketData, Trades
 from hyperdapo.data.synthetic import SyntheticConfig, write_synthetic_market
 
 
-class DataSource(str, Enum):
+class DataSource(StrEnum):
     SYNTHETIC = "synthetic"
     TARDIS = "tardis"
     HYPERLIQUID_ARCHIVE = "hyperliquid_archive"
@@ -33,7 +33,7 @@ class DataSource(str, Enum):
 
 @dataclass
 class DataConfig:
-    source: DataSource = DataSource.SYNTHETIC
+    source: str = DataSource.SYNTHETIC  # synthetic | tardis | hyperliquid_archive
     raw_dir: str = "data/raw"  # synthetic files go to <raw_dir>/synthetic/seed<seed>
     cache_dir: str = "data/cache"
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 import numba
 import numpy as np
@@ -46,26 +46,26 @@ from hyperdapo.data.schema import BookSnapshots, Trades
 US_PER_S = 1_000_000
 
 
-class QueueModel(str, Enum):
+class QueueModel(StrEnum):
     NONE = "none"  # trade-through only
     CONSERVATIVE = "conservative"  # plus trades at the price beyond the visible queue ahead
 
 
-@dataclass(frozen=True)
+@dataclass
 class FillConfig:
     """Execution assumptions (times in ms / s, fees in bps of notional, Hyperliquid base tier by default)."""
 
     latency_ms: float = 20.0
     horizon_s: float = 300.0
     adverse_horizon_s: float = 60.0
-    queue_model: QueueModel = QueueModel.NONE
+    queue_model: str = QueueModel.NONE  # none | conservative
     taker_fee_bps: float = 4.5
     maker_fee_bps: float = 1.5
 
     def __post_init__(self) -> None:
         if self.queue_model not in {q.value for q in QueueModel}:
             raise ValueError(f"execution.queue_model={self.queue_model!r}: use one of {[q.value for q in QueueModel]}")
-        object.__setattr__(self, "queue_model", QueueModel(self.queue_model))
+        self.queue_model = QueueModel(self.queue_model)
         for key in ("latency_ms", "adverse_horizon_s"):
             if not (math.isfinite(getattr(self, key)) and getattr(self, key) >= 0):
                 raise ValueError(f"execution.{key}={getattr(self, key)}: must be finite and >= 0")

@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 import numpy as np
 
 
-class RewardName(str, Enum):
+class RewardName(StrEnum):
     SHORTFALL = "shortfall"
     FILL_IMPROVE_PNL = "fill_improve_pnl"
     EXEC_RISK_COST = "exec_risk_cost"
@@ -43,7 +43,7 @@ COMPONENTS = {
 class RewardConfig:
     """Reward definition; weights are dimensionless, scales in bps, the penalty in bps."""
 
-    name: RewardName = RewardName.SHORTFALL
+    name: str = RewardName.SHORTFALL  # shortfall | fill_improve_pnl | exec_risk_cost
     weights: dict[str, float] = field(default_factory=lambda: {"shortfall": 1.0})
     fill_scale_bps: float = 10.0  # what one limit fill is worth in fill_improve_pnl
     risk_scale_bps: float = 10.0  # cost of being exposed for the whole horizon in exec_risk_cost

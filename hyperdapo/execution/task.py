@@ -30,7 +30,7 @@ class Scored:
     rewards: np.ndarray  # (B, G) bps, higher is better; invalid answers get reward.invalid_penalty
     valid: np.ndarray  # (B, G) bool
     offsets_bps: np.ndarray  # (B, G) side-relative offset from the arrival mid, NaN when invalid
-    reasons: np.ndarray  # (B, G) str, RejectReason values ("ok" when valid)
+    reasons: np.ndarray  # (B, G) str, RejectReason values ("none" when valid)
     outcomes: Outcomes | None = None  # (B, G) simulator outcomes (invalid answers hold the fallback's)
 
 

@@ -44,7 +44,7 @@ TRADE_FEATURES = ("volume_5m", "vwap_5m_usd", "mid_vs_vwap_5m_bps", "trade_flow_
 RAW_PRICES = ("mid_usd", "best_bid_usd", "best_ask_usd", "vwap_5m_usd")  # kept raw for the prompt, never z-scored
 
 
-@dataclass(frozen=True)
+@dataclass
 class FeatureConfig:
     """Feature windows in seconds; ``imbalance_levels`` book levels for the imbalance."""
 

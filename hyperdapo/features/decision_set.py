@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 import numpy as np
 
@@ -25,7 +25,7 @@ from hyperdapo.data.schema import Side
 US_PER_S = 1_000_000
 
 
-class Objective(str, Enum):
+class Objective(StrEnum):
     """What the user asks the execution to optimise; rendered into the prompt with its trade-off."""
 
     AGGRESSIVE = "aggressive"
@@ -33,7 +33,7 @@ class Objective(str, Enum):
     RISK_AVERSE = "risk_averse"
 
 
-class Split(str, Enum):
+class Split(StrEnum):
     TRAIN = "train"
     VAL = "val"
     TEST = "test"

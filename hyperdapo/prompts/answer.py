@@ -20,13 +20,13 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 from hyperdapo.data.assets import round_to_tick
 from hyperdapo.data.schema import Side
 
 
-class RejectReason(str, Enum):
+class RejectReason(StrEnum):
     """Why an answer was not turned into an order. ``NONE`` for a valid answer."""
 
     NONE = "none"

@@ -36,7 +36,7 @@ SYSTEM_PROMPT = (
 )
 
 
-@dataclass(frozen=True)
+@dataclass
 class PromptConfig:
     """How prompts are written. ``imbalance_words_at`` is the |imbalance| above which the book is called
     bid- or ask-heavy; ``volatile_z`` the volatility z-score above which the market is called volatile."""

@@ -5,17 +5,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 
-class AlgoName(str, Enum):
+class AlgoName(StrEnum):
     DAPO = "dapo"
     GRPO = "grpo"
     DPO = "dpo"
     SFT = "sft"
 
 
-class LossAgg(str, Enum):
+class LossAgg(StrEnum):
     TOKEN_MEAN = "token-mean"  # DAPO: sum over every valid token of the batch / global token count
     SEQ_MEAN_TOKEN_MEAN = "seq-mean-token-mean"  # GRPO: mean per answer, then mean over answers
 
@@ -24,7 +24,7 @@ class LossAgg(str, Enum):
 class AlgoConfig:
     """One learning algorithm. RL fields (dapo, grpo) follow Yu et al. 2025 (arXiv 2503.14476) names."""
 
-    name: AlgoName = AlgoName.DAPO
+    name: str = AlgoName.DAPO  # dapo | grpo | dpo | sft
     # --- rollouts (dapo, grpo)
     prompts_per_batch: int = 8  # B: groups per optimisation batch
     group_size: int = 8  # G: answers sampled per prompt
@@ -34,7 +34,7 @@ class AlgoConfig:
     # --- DAPO components (each can be switched off for ablations)
     eps_low: float = 0.20  # ratio clipped below at 1 - eps_low
     eps_high: float = 0.28  # ratio clipped above at 1 + eps_high (decoupled: clip-higher)
-    loss_agg: LossAgg = LossAgg.TOKEN_MEAN
+    loss_agg: str = LossAgg.TOKEN_MEAN
     dynamic_sampling: bool = True
     min_reward_std: float = 0.5  # bps: groups whose reward std is below this carry no signal and are dropped
     max_gen_batches: int = 8  # stop with an error after this many generation batches without a full batch
@@ -52,6 +52,9 @@ class AlgoConfig:
     sft_batch_size: int = 32  # (prompt, answer) pairs or preference pairs per step
 
     def __post_init__(self) -> None:
+        for key, kind in (("name", AlgoName), ("loss_agg", LossAgg)):
+            if getattr(self, key) not in {e.value for e in kind}:
+                raise ValueError(f"algo.{key}={getattr(self, key)!r}: use one of {[e.value for e in kind]}")
         self.name, self.loss_agg = AlgoName(self.name), LossAgg(self.loss_agg)
         for key in ("prompts_per_batch", "max_new_tokens", "max_gen_batches", "mu", "minibatches",
                     "micro_batch_size", "sft_batch_size"):

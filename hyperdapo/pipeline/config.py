@@ -1,0 +1,92 @@
+"""The typed schema of a run (Hydra structured configs).
+
+``conf/train.yaml`` and ``conf/evaluate.yaml`` start from :class:`RunConfig` (registered in Hydra's
+ConfigStore as ``run_schema``), so every group entry (``asset=``, ``model=``, ...) is type-checked when
+Hydra composes it, and :func:`to_run_config` builds the dataclasses, whose ``__post_init__`` checks values
+and names the offending key (``algo.eps_low=0.3 > algo.eps_high=0.28 ...``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig, OmegaConf
+
+from hyperdapo.data.assets import AssetConfig
+from hyperdapo.data.sources import DataConfig
+from hyperdapo.execution.fills import FillConfig
+from hyperdapo.execution.rewards import RewardConfig
+from hyperdapo.features.compute import FeatureConfig
+from hyperdapo.features.decision_set import DecisionConfig
+from hyperdapo.models.policy import ModelConfig
+from hyperdapo.prompts.render import PromptConfig
+from hyperdapo.rl.config import AlgoConfig, OptimConfig
+
+
+@dataclass
+class TrainerConfig:
+    """Lightning Trainer settings; steps are training steps (one rollout or offline batch each)."""
+
+    max_steps: int = 60
+    val_every_n_steps: int = 20
+    val_decisions: int = 64
+    ckpt_every_n_steps: int = 20
+    accelerator: str = "cpu"
+    devices: int = 1
+    num_nodes: int = 1
+    strategy: str = "auto"
+    precision: str = "32-true"
+    log_every_n_steps: int = 1
+
+    def __post_init__(self) -> None:
+        for key in ("max_steps", "val_every_n_steps", "val_decisions", "ckpt_every_n_steps", "devices", "num_nodes",
+                    "log_every_n_steps"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"trainer.{key}={getattr(self, key)}: must be >= 1")
+
+
+@dataclass
+class LoggerConfig:
+    name: str = "csv"  # csv | wandb | none (the CSV metrics file is always written)
+    project: str = "hyperdapo"
+    mode: str = "offline"  # wandb: offline | online | disabled
+    group: str | None = None
+    tags: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.name not in ("csv", "wandb", "none"):
+            raise ValueError(f"logger.name={self.name!r}: use csv, wandb or none")
+        if self.mode not in ("offline", "online", "disabled"):
+            raise ValueError(f"logger.mode={self.mode!r}: use offline, online or disabled")
+
+
+@dataclass
+class RunConfig:
+    asset: AssetConfig = MISSING
+    data: DataConfig = field(default_factory=DataConfig)
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    decisions: DecisionConfig = field(default_factory=DecisionConfig)
+    execution: FillConfig = field(default_factory=FillConfig)
+    prompt: PromptConfig = field(default_factory=PromptConfig)
+    reward: RewardConfig = field(default_factory=RewardConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    algo: AlgoConfig = field(default_factory=AlgoConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
+    seed: int = 0
+    run_name: str = ""  # registry name; "" = <algo>-<the run directory name (its timestamp)>
+    registry_dir: str = "outputs/models"  # trained policies: <registry_dir>/<ASSET>/<run_name>/
+    ckpt_path: str | None = None  # resume: "last" (the run directory's last checkpoint) or a .ckpt path
+    evaluate: dict[str, Any] = field(default_factory=dict)  # evaluate.py's settings (see conf/evaluate.yaml)
+
+
+def register_configs() -> None:
+    ConfigStore.instance().store(name="run_schema", node=RunConfig)
+
+
+def to_run_config(cfg: DictConfig) -> RunConfig:
+    """The composed Hydra config as typed, validated dataclasses (errors name the key)."""
+    return OmegaConf.to_object(cfg)  # type: ignore[return-value]

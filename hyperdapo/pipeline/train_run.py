@@ -1,0 +1,112 @@
+"""One training run: market -> task -> policy -> Lightning fit -> policy in the registry.
+
+Outputs in the run directory: ``metrics.csv`` (Lightning CSVLogger), ``checkpoints/`` (``last.ckpt`` and
+every ``trainer.ckpt_every_n_steps``), ``config.yaml`` (the resolved config; no secrets are ever in it),
+``summary.json``; the trained policy goes to ``<registry_dir>/<ASSET>/<run_name>/`` with the same config.
+Only rank 0 writes files.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger, WandbLogger
+from omegaconf import OmegaConf
+
+from hyperdapo.data.sources import load_market
+from hyperdapo.execution.preferences import DEFAULT_OFFSETS_BPS, preference_pairs
+from hyperdapo.execution.task import ExecutionTask
+from hyperdapo.features.decision_set import Split
+from hyperdapo.models.policy import load_policy, save_policy, trainable_parameters
+from hyperdapo.pipeline.config import RunConfig
+from hyperdapo.rl.data import ExecutionDataModule, OfflineBatches
+from hyperdapo.rl.module import PolicyModule, optimizer_steps
+
+log = logging.getLogger(__name__)
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def build_task(cfg: RunConfig) -> ExecutionTask:
+    market = load_market(cfg.asset, cfg.data)
+    return ExecutionTask.build(cfg.asset, market, cfg.decisions, cfg.features, cfg.execution, cfg.reward, cfg.prompt)
+
+
+def tokenizer_corpus(task: ExecutionTask) -> list[str]:
+    """Texts the tiny BPE is trained on: every prompt message of the training split and every answer form."""
+    texts = [m["content"] for i in task.split_index(Split.TRAIN) for m in task.messages[i]]
+    texts += [f"{s} LIMIT {o:.1f} bps" for s in ("BUY", "SELL") for o in range(-200, 201)]
+    texts += ["<|im_start|>system\n", "<|im_start|>user\n", "<|im_start|>assistant\n"] * 100
+    return texts
+
+
+def make_loggers(cfg: RunConfig, out: Path, tags: list[str]):
+    loggers = [CSVLogger(save_dir=str(out), name="", version="")]
+    if cfg.logger.name == "wandb":
+        os.environ.setdefault("WANDB_MODE", cfg.logger.mode)
+        loggers.append(WandbLogger(project=cfg.logger.project, save_dir=str(out), group=cfg.logger.group,
+                                   tags=sorted({*cfg.logger.tags, *tags}), name=out.name,
+                                   config=OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True)))
+    return loggers
+
+
+def run_training(cfg: RunConfig, out_dir: Path) -> dict:
+    """Train the policy of ``cfg``; returns the summary (also written to ``summary.json``)."""
+    out_dir = Path(out_dir)
+    L.seed_everything(cfg.seed, workers=True)
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    t0 = time.perf_counter()
+    task = build_task(cfg)
+    log.info("task: %d decisions (train %d, val %d, test %d)", len(task.decisions),
+             *(len(task.split_index(s)) for s in Split))
+    model, tokenizer = load_policy(cfg.model, corpus=tokenizer_corpus(task))
+    task.render(tokenizer)
+    pairs = preference_pairs(task, Split.TRAIN, DEFAULT_OFFSETS_BPS)
+    offline = OfflineBatches(task, pairs, cfg.algo.sft_batch_size, cfg.seed)
+    total_opt_steps = optimizer_steps(cfg.algo, cfg.trainer.max_steps)
+    module = PolicyModule(model, tokenizer, task, cfg.algo, cfg.optim, total_opt_steps, cfg.seed, offline=offline)
+    data = ExecutionDataModule(task, cfg.trainer.max_steps, cfg.trainer.val_decisions)
+    tags = [f"asset:{cfg.asset.name}", f"algo:{cfg.algo.name.value}"]
+    ckpt = ModelCheckpoint(dirpath=str(out_dir / "checkpoints"), filename="step{step}", save_last=True,
+                           save_top_k=-1, every_n_train_steps=cfg.trainer.ckpt_every_n_steps)
+    trainer = L.Trainer(
+        max_steps=total_opt_steps, max_epochs=-1, accelerator=cfg.trainer.accelerator, devices=cfg.trainer.devices,
+        num_nodes=cfg.trainer.num_nodes, strategy=cfg.trainer.strategy, precision=cfg.trainer.precision,
+        logger=make_loggers(cfg, out_dir, tags), callbacks=[ckpt], check_val_every_n_epoch=None,
+        val_check_interval=cfg.trainer.val_every_n_steps, log_every_n_steps=cfg.trainer.log_every_n_steps,
+        num_sanity_val_steps=0, enable_progress_bar=True, default_root_dir=str(out_dir), deterministic=False,
+    )
+    trainer.fit(module, datamodule=data, ckpt_path=cfg.ckpt_path)
+    n_train, n_total, share = trainable_parameters(model)
+    summary = {
+        "asset": cfg.asset.name, "algo": cfg.algo.name.value, "model": cfg.model.name,
+        "train_seconds": time.perf_counter() - t0, "steps": int(module.train_batches),
+        "optimizer_steps": int(trainer.global_step),
+        "trainable_params": n_train, "total_params": n_total, "trainable_share": share,
+        "final": {k: float(v) for k, v in trainer.callback_metrics.items()},
+        "run_dir": str(out_dir),
+    }
+    if trainer.is_global_zero:
+        run_name = cfg.run_name or f"{cfg.algo.name.value}-{out_dir.name}"
+        policy_dir = save_policy(model, tokenizer, Path(cfg.registry_dir) / cfg.asset.name / run_name)
+        summary["policy_dir"] = str(policy_dir)
+        config_yaml = OmegaConf.to_yaml(OmegaConf.structured(cfg))
+        for d in (out_dir, policy_dir):
+            write_text_atomic(d / "config.yaml", config_yaml)
+            write_text_atomic(d / "summary.json", json.dumps(summary, indent=2, default=str))
+    return summary
+

@@ -1,0 +1,101 @@
+"""Sampling answers from the policy and scoring their tokens: the tensors every RL loss consumes.
+
+Shapes: B prompts, G samples per prompt, N = B*G sequences, T completion tokens, P prompt tokens.
+Prompts are left-padded so that every completion starts at the same column; a completion's mask covers its
+tokens up to and including the first end-of-turn token (``<|im_end|>``) and nothing after it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass
+class Rollout:
+    """G sampled completions for each of B prompts, flattened to N = B*G rows (prompt-major)."""
+
+    prompt_ids: torch.Tensor  # (N, P) left-padded
+    prompt_mask: torch.Tensor  # (N, P)
+    completion_ids: torch.Tensor  # (N, T) right-padded
+    completion_mask: torch.Tensor  # (N, T) 1 on answer tokens up to and including <|im_end|>
+    truncated: torch.Tensor  # (N,) bool: no end-of-turn token within max_new_tokens
+    texts: list[str]  # (N,) decoded answers
+
+    @property
+    def lengths(self) -> torch.Tensor:
+        return self.completion_mask.sum(-1)  # (N,)
+
+    def select(self, rows: torch.Tensor) -> Rollout:
+        """The sequences ``rows`` (an index tensor), e.g. the groups kept by dynamic sampling."""
+        return Rollout(
+            self.prompt_ids[rows], self.prompt_mask[rows], self.completion_ids[rows], self.completion_mask[rows],
+            self.truncated[rows], [self.texts[i] for i in rows.tolist()],
+        )
+
+
+def encode_prompts(tokenizer, prompts: list[str], device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Left-padded prompt ids and attention mask, (B, P)."""
+    tokenizer.padding_side = "left"
+    enc = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+    return enc["input_ids"].to(device), enc["attention_mask"].to(device)
+
+
+def completion_mask_from_ids(completion_ids: torch.Tensor, eos_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mask (N, T) over tokens up to and including the first ``eos_id``; truncated (N,) where none."""
+    is_eos = completion_ids == eos_id  # (N, T)
+    seen_before = torch.cumsum(is_eos.int(), dim=-1) - is_eos.int()  # eos tokens strictly before each column
+    mask = (seen_before == 0).long()
+    return mask, ~is_eos.any(-1)
+
+
+@torch.no_grad()
+def sample(model, tokenizer, prompts: list[str], *, group_size: int, max_new_tokens: int, temperature: float,
+           top_p: float = 1.0, greedy: bool = False) -> Rollout:
+    """Sample ``group_size`` answers per prompt (or one greedy answer if ``greedy``)."""
+    device = next(model.parameters()).device
+    prompt_ids, prompt_mask = encode_prompts(tokenizer, prompts, device)  # (B, P)
+    eos_id = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    was_training = model.training
+    model.eval()
+    out = model.generate(
+        input_ids=prompt_ids,
+        attention_mask=prompt_mask,
+        do_sample=not greedy,
+        temperature=temperature if not greedy else None,
+        top_p=top_p if not greedy else None,
+        top_k=0 if not greedy else None,
+        num_return_sequences=1 if greedy else group_size,
+        max_new_tokens=max_new_tokens,
+        eos_token_id=eos_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )  # (N, P + T')
+    model.train(was_training)
+    n_rep = 1 if greedy else group_size
+    prompt_ids = prompt_ids.repeat_interleave(n_rep, dim=0)  # (N, P)
+    prompt_mask = prompt_mask.repeat_interleave(n_rep, dim=0)
+    completion_ids = out[:, prompt_ids.shape[1]:]  # (N, T')
+    completion_mask, truncated = completion_mask_from_ids(completion_ids, eos_id)
+    completion_ids = completion_ids.masked_fill(completion_mask == 0, tokenizer.pad_token_id)
+    texts = tokenizer.batch_decode(completion_ids * completion_mask + tokenizer.pad_token_id * (1 - completion_mask),
+                                   skip_special_tokens=True)
+    return Rollout(prompt_ids, prompt_mask, completion_ids, completion_mask, truncated, texts)
+
+
+def token_logprobs(model, prompt_ids, prompt_mask, completion_ids,
+                   completion_mask) -> tuple[torch.Tensor, torch.Tensor]:
+    """Log-prob of each completion token under ``model`` and the per-token entropy, both (N, T).
+
+    The logits at column j predict token j+1, so the completion's logits are columns P-1 .. P+T-2.
+    """
+    input_ids = torch.cat([prompt_ids, completion_ids], dim=1)  # (N, P+T)
+    attention = torch.cat([prompt_mask, completion_mask], dim=1)  # (N, P+T)
+    position_ids = (attention.cumsum(-1) - 1).clamp(min=0)  # left padding: positions start at the first token
+    logits = model(input_ids=input_ids, attention_mask=attention, position_ids=position_ids).logits
+    p_len = prompt_ids.shape[1]
+    logits = logits[:, p_len - 1:-1, :].float()  # (N, T, V)
+    logp_all = torch.log_softmax(logits, dim=-1)
+    logp = logp_all.gather(-1, completion_ids.unsqueeze(-1)).squeeze(-1)  # (N, T)
+    entropy = -(logp_all.exp() * logp_all).sum(-1)  # (N, T)
+    return logp, entropy

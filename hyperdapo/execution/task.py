@@ -75,8 +75,20 @@ class ExecutionTask:
         return np.flatnonzero(self.decisions.split == Split(split).value)
 
     def render(self, tokenizer) -> None:
-        """Render every prompt through ``tokenizer``'s chat template (once per policy)."""
-        self.prompt_texts = [render_prompt(tokenizer, m) for m in self.messages]
+        """Render every prompt through ``tokenizer``'s chat template (once per policy), followed by the
+        answer prefix when ``prompt.prefill_side`` is set."""
+        self.prompt_texts = [render_prompt(tokenizer, m) + self.answer_prefix(i) for i, m in enumerate(self.messages)]
+
+    def answer_prefix(self, i: int) -> str:
+        """The start of the assistant's answer that the prompt already holds ("SELL LIMIT" or "")."""
+        return f"{Side(int(self.decisions.side[i])).name} LIMIT" if self.prompt_cfg.prefill_side else ""
+
+    def completion(self, i: int, answer: str) -> str:
+        """What the policy itself must generate for the full ``answer`` (the answer minus the prefix)."""
+        prefix = self.answer_prefix(i)
+        if not answer.startswith(prefix):
+            raise ValueError(f"answer {answer!r} does not start with the prompt's prefix {prefix!r}")
+        return answer[len(prefix):]
 
     def prompts(self, idx: np.ndarray) -> list[str]:
         if not self.prompt_texts:
@@ -110,12 +122,14 @@ class ExecutionTask:
         return self.score_prices(idx, self.price_of_offset(idx, offsets_bps))
 
     def score(self, idx: np.ndarray, texts: list[str], group_size: int) -> Scored:
-        """Parse and score ``texts`` (B*G answers, grouped by decision) for decisions ``idx`` (B,)."""
+        """Parse and score ``texts`` (B*G generated completions, grouped by decision; the answer prefix of the
+        prompt is prepended) for decisions ``idx`` (B,)."""
         idx = np.asarray(idx)
         b, g = len(idx), group_size
         parsed = [
-            parse_answer(t, side=Side(int(self.decisions.side[i])), mid_usd=float(self.mid_usd[i]),
-                         sz_decimals=self.asset.sz_decimals, band_bps=self.prompt_cfg.band_bps)
+            parse_answer(self.answer_prefix(i) + t, side=Side(int(self.decisions.side[i])),
+                         mid_usd=float(self.mid_usd[i]), sz_decimals=self.asset.sz_decimals,
+                         band_bps=self.prompt_cfg.band_bps)
             for i, t in zip(np.repeat(idx, g), texts, strict=True)
         ]
         valid = np.array([p.valid for p in parsed]).reshape(b, g)

@@ -9,13 +9,13 @@ and names the offending key (``algo.eps_low=0.3 > algo.eps_high=0.28 ...``).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from hyperdapo.data.assets import AssetConfig
 from hyperdapo.data.sources import DataConfig
+from hyperdapo.evaluation.baselines import BaselineConfig
 from hyperdapo.execution.fills import FillConfig
 from hyperdapo.execution.rewards import RewardConfig
 from hyperdapo.features.compute import FeatureConfig
@@ -39,6 +39,7 @@ class TrainerConfig:
     strategy: str = "auto"
     precision: str = "32-true"
     log_every_n_steps: int = 1
+    stop_after_steps: int | None = None  # stop (as if interrupted) after this many training steps
 
     def __post_init__(self) -> None:
         for key in ("max_steps", "val_every_n_steps", "val_decisions", "ckpt_every_n_steps", "devices", "num_nodes",
@@ -63,6 +64,26 @@ class LoggerConfig:
 
 
 @dataclass
+class EvaluateConfig:
+    """What ``evaluate.py`` backtests: the baselines always; ``llm`` when a policy is given."""
+
+    policy: str = "latest"  # latest (newest in <registry_dir>/<ASSET>/) | a policy directory | none
+    algo_filter: str = ""  # with latest: only runs whose name starts with this (e.g. "dapo")
+    fallback: str = "moderate"  # baseline whose offset replaces an invalid llm answer
+    split: str = "test"
+    batch_size: int = 64  # prompts per generation batch
+    baselines: BaselineConfig = field(default_factory=BaselineConfig)
+    out_dir: str = ""  # "" = the Hydra run directory
+
+    def __post_init__(self) -> None:
+        if self.fallback not in self.baselines.fixed_offsets_bps:
+            raise ValueError(f"evaluate.fallback={self.fallback!r}: must be one of the fixed offsets "
+                             f"{list(self.baselines.fixed_offsets_bps)}")
+        if self.split not in ("train", "val", "test"):
+            raise ValueError(f"evaluate.split={self.split!r}: use train, val or test")
+
+
+@dataclass
 class RunConfig:
     asset: AssetConfig = MISSING
     data: DataConfig = field(default_factory=DataConfig)
@@ -80,7 +101,7 @@ class RunConfig:
     run_name: str = ""  # registry name; "" = <algo>-<the run directory name (its timestamp)>
     registry_dir: str = "outputs/models"  # trained policies: <registry_dir>/<ASSET>/<run_name>/
     ckpt_path: str | None = None  # resume: "last" (the run directory's last checkpoint) or a .ckpt path
-    evaluate: dict[str, Any] = field(default_factory=dict)  # evaluate.py's settings (see conf/evaluate.yaml)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
 
 
 def register_configs() -> None:

@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 
 import lightning as L
-import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, WandbLogger
 from omegaconf import OmegaConf
@@ -31,6 +30,17 @@ from hyperdapo.rl.data import ExecutionDataModule, OfflineBatches
 from hyperdapo.rl.module import PolicyModule, optimizer_steps
 
 log = logging.getLogger(__name__)
+
+
+class StopAfter(L.Callback):
+    """Stop the fit after ``n`` training steps, like an interruption (checkpoints stay; resume continues)."""
+
+    def __init__(self, n: int):
+        self.n = n
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        if module.train_batches >= self.n:
+            trainer.should_stop = True
 
 
 def write_text_atomic(path: Path, text: str) -> None:
@@ -66,14 +76,18 @@ def make_loggers(cfg: RunConfig, out: Path, tags: list[str]):
 
 def run_training(cfg: RunConfig, out_dir: Path) -> dict:
     """Train the policy of ``cfg``; returns the summary (also written to ``summary.json``)."""
-    out_dir = Path(out_dir)
     L.seed_everything(cfg.seed, workers=True)
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     t0 = time.perf_counter()
     task = build_task(cfg)
     log.info("task: %d decisions (train %d, val %d, test %d)", len(task.decisions),
              *(len(task.split_index(s)) for s in Split))
     model, tokenizer = load_policy(cfg.model, corpus=tokenizer_corpus(task))
+    return fit_policy(cfg, task, model, tokenizer, Path(out_dir), t0)
+
+
+def fit_policy(cfg: RunConfig, task: ExecutionTask, model, tokenizer, out_dir: Path, t0: float) -> dict:
+    """The Lightning fit of ``model`` on ``task``, then the registry entry (rank 0, finished runs only)."""
+    model.train()
     task.render(tokenizer)
     pairs = preference_pairs(task, Split.TRAIN, DEFAULT_OFFSETS_BPS)
     offline = OfflineBatches(task, pairs, cfg.algo.sft_batch_size, cfg.seed)
@@ -86,7 +100,8 @@ def run_training(cfg: RunConfig, out_dir: Path) -> dict:
     trainer = L.Trainer(
         max_steps=total_opt_steps, max_epochs=-1, accelerator=cfg.trainer.accelerator, devices=cfg.trainer.devices,
         num_nodes=cfg.trainer.num_nodes, strategy=cfg.trainer.strategy, precision=cfg.trainer.precision,
-        logger=make_loggers(cfg, out_dir, tags), callbacks=[ckpt], check_val_every_n_epoch=None,
+        logger=make_loggers(cfg, out_dir, tags), check_val_every_n_epoch=None,
+        callbacks=[ckpt] + ([StopAfter(cfg.trainer.stop_after_steps)] if cfg.trainer.stop_after_steps else []),
         val_check_interval=cfg.trainer.val_every_n_steps, log_every_n_steps=cfg.trainer.log_every_n_steps,
         num_sanity_val_steps=0, enable_progress_bar=True, default_root_dir=str(out_dir), deterministic=False,
     )
@@ -100,7 +115,7 @@ def run_training(cfg: RunConfig, out_dir: Path) -> dict:
         "final": {k: float(v) for k, v in trainer.callback_metrics.items()},
         "run_dir": str(out_dir),
     }
-    if trainer.is_global_zero:
+    if trainer.is_global_zero and module.train_batches >= cfg.trainer.max_steps:  # finished, not interrupted
         run_name = cfg.run_name or f"{cfg.algo.name.value}-{out_dir.name}"
         policy_dir = save_policy(model, tokenizer, Path(cfg.registry_dir) / cfg.asset.name / run_name)
         summary["policy_dir"] = str(policy_dir)

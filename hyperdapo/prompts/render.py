@@ -41,16 +41,21 @@ class PromptConfig:
     """How prompts are written. ``imbalance_words_at`` is the |imbalance| above which the book is called
     bid- or ask-heavy; ``volatile_z`` the volatility z-score above which the market is called volatile."""
 
+    style: str = "full"  # full: prose with a system prompt | compact: one short line (tiny CPU models)
     imbalance_words_at: float = 0.15
     volatile_z: float = 1.0
     n_few_shot: int = 0  # example (state, answer) turns from the training split, prepended to the chat
     band_bps: float = 200.0  # answers further than this from mid are invalid (the decoder's band)
+    prefill_side: bool = True  # start the assistant turn with "<SIDE> LIMIT": the task fixes the side and the
+    # order type, the policy chooses the price (a tiny model cannot otherwise learn to copy the side in minutes)
 
     def __post_init__(self) -> None:
         if not 0 <= self.imbalance_words_at < 1:
             raise ValueError(f"prompt.imbalance_words_at={self.imbalance_words_at}: must be in [0, 1)")
         if self.n_few_shot < 0:
             raise ValueError(f"prompt.n_few_shot={self.n_few_shot}: must be >= 0")
+        if self.style not in ("full", "compact"):
+            raise ValueError(f"prompt.style={self.style!r}: use full or compact")
         if not self.band_bps > 0:
             raise ValueError(f"prompt.band_bps={self.band_bps}: must be > 0")
 
@@ -93,10 +98,11 @@ def describe_state(asset: str, f: Mapping[str, float], cfg: PromptConfig) -> str
 
 
 def describe_task(side: Side, qty: float, horizon_s: float, objective: Objective) -> str:
-    """The trading context and the user's objective with its trade-off."""
+    """The trading context and the user's objective with its trade-off; the side comes last, right before
+    the answer, so that even a tiny model finds it."""
     return (
-        f"Task: {side.name} {qty:g} within {horizon_s:g} s (position 0, PnL 0). "
-        f"Objective {OBJECTIVE_TEXT[Objective(objective)]}"
+        f"Task: trade {qty:g} within {horizon_s:g} s (position 0, PnL 0). "
+        f"Objective {OBJECTIVE_TEXT[Objective(objective)]}\nSide: {side.name}"
     )
 
 
@@ -110,13 +116,31 @@ def build_messages(
     cfg: PromptConfig,
     few_shot: Sequence[tuple[str, str]] = (),
 ) -> list[dict[str, str]]:
-    """Chat messages (system, few-shot user/assistant pairs, user) for one decision."""
-    messages = [{"role": "system", "content": SYSTEM_PROMPT}]
+    """Chat messages (system, few-shot user/assistant pairs, user) for one decision; the compact style has
+    no system prompt and a one-line state."""
+    messages = [{"role": "system", "content": SYSTEM_PROMPT}] if cfg.style == "full" else []
     for user, assistant in few_shot:
         messages += [{"role": "user", "content": user}, {"role": "assistant", "content": assistant}]
-    user = describe_state(asset, features, cfg) + "\n" + describe_task(Side(side), qty, horizon_s, objective)
+    if cfg.style == "full":
+        user = describe_state(asset, features, cfg) + "\n" + describe_task(Side(side), qty, horizon_s, objective)
+    else:
+        user = describe_compact(asset, features, Side(side), objective, cfg)
     messages.append({"role": "user", "content": user})
     return messages
+
+
+def describe_compact(asset: str, f: Mapping[str, float], side: Side, objective: Objective, cfg: PromptConfig) -> str:
+    """The same state in one short line, the words first (what a small model can read), e.g.
+    ``BTC bid-heavy buyers calm | imb +0.3 flow +1.2z vol 0.5bps mom5 -10bps | patient | BUY``."""
+    imb, flow_z, vol_z = f["imbalance_top5"], f.get("trade_flow_5m_z", math.nan), f.get("volatility_5m_bps_z", math.nan)
+    words = " ".join([
+        _lean(imb, cfg.imbalance_words_at, "bid-heavy", "ask-heavy", "balanced"),
+        _lean(flow_z, 0.5, "buyers", "sellers", "mixed"),
+        "unknown" if not math.isfinite(vol_z) else ("volatile" if vol_z > cfg.volatile_z else "calm"),
+    ])
+    return (f"{asset} {words} | imb {_num(imb, '+.1f')} flow {_num(flow_z, '+.1f')}z "
+            f"vol {_num(f['volatility_5m_bps'], '.1f')}bps mom5 {_num(f['momentum_5m_bps'], '+.0f')}bps "
+            f"| {Objective(objective).value} | {side.name}")
 
 
 def render_prompt(tokenizer, messages: list[dict[str, str]]) -> str:

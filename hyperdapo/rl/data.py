@@ -31,9 +31,10 @@ class OfflineBatches:
     def __call__(self, step: int) -> dict[str, list[str]]:
         rng = np.random.default_rng([self.seed, 7, step])
         rows = self.pairs.iloc[rng.choice(len(self.pairs), self.batch_size, replace=len(self.pairs) < self.batch_size)]
-        prompts = self.task.prompts(rows["index"].to_numpy())
-        chosen = rows["chosen"].tolist()
-        return {"prompt": prompts, "answer": chosen, "chosen": chosen, "rejected": rows["rejected"].tolist()}
+        index = rows["index"].to_numpy()
+        chosen = [self.task.completion(i, a) for i, a in zip(index, rows["chosen"], strict=True)]
+        rejected = [self.task.completion(i, a) for i, a in zip(index, rows["rejected"], strict=True)]
+        return {"prompt": self.task.prompts(index), "answer": chosen, "chosen": chosen, "rejected": rejected}
 
 
 class ExecutionDataModule(L.LightningDataModule):

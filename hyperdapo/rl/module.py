@@ -189,16 +189,18 @@ class PolicyModule(L.LightningModule):
             "train/tokens_per_s": n_tok / seconds,
             "train/lr": self.lr_schedulers().get_last_lr()[0],
         })
-        self.log_dict(log, on_step=True, prog_bar=False, batch_size=rewards.shape[0])
-        self.log("train/reward", log["train/reward_mean"], prog_bar=True, on_step=True, batch_size=1)
+        self._log_train(log)
+
+    def _log_train(self, metrics: dict) -> None:
+        """Every training metric is logged per step with the same arguments (SFT warm-up and RL steps mix)."""
+        self.log_dict(metrics, on_step=True, on_epoch=False, prog_bar=False, batch_size=1)
 
     def _sft_step(self, batch: dict) -> None:
         logp, mask = self._answer_logprobs(batch["prompt"], batch["answer"])
         loss = -(logp * mask).sum() / mask.sum()  # token-mean cross-entropy on the answer
         self.manual_backward(loss)
         self._optimizer_step()
-        self.log_dict({"train/loss": loss.detach(), "train/lr": self.lr_schedulers().get_last_lr()[0]},
-                      on_step=True, prog_bar=True, batch_size=len(batch["prompt"]))
+        self._log_train({"train/loss": loss.detach(), "train/lr": self.lr_schedulers().get_last_lr()[0]})
 
     def _dpo_step(self, batch: dict) -> None:
         logps = {}
@@ -210,8 +212,8 @@ class PolicyModule(L.LightningModule):
                            beta=self.algo.dpo_beta)
         self.manual_backward(loss)
         self._optimizer_step()
-        self.log_dict({"train/loss": loss.detach(), **{f"train/{k}": v for k, v in m.items()}},
-                      on_step=True, prog_bar=True, batch_size=len(batch["prompt"]))
+        self._log_train({"train/loss": loss.detach(), "train/lr": self.lr_schedulers().get_last_lr()[0],
+                         **{f"train/{k}": v for k, v in m.items()}})
 
     def _answer_tensors(self, prompts: list[str], answers: list[str]):
         """Teacher-forcing tensors: prompts left-padded, answers + <|im_end|> right-padded."""

@@ -1,0 +1,75 @@
+"""Execution metrics of one strategy over the decisions of a backtest.
+
+Input: :class:`StrategyOutcomes`, per decision (D,) arrays as the fill simulator defines them (bps of the
+arrival mid; implementation shortfall is a cost, positive = worse, cleanup and fees included).
+
+- ``Fill rate [%]``: share of decisions whose limit order(s) filled without the cleanup market order
+  (for sliced parents, the share of the parent quantity filled by the child limit orders).
+- ``IS [bps]``: mean implementation shortfall.
+- ``Slippage [bps]``: the seeds' definition ``|exec - target| / target * 1e4`` with exec the average
+  execution price (cleanup included) and target the strategy's limit price (arrival mid for market orders).
+- ``Price improvement [%]``: share of limit fills with price improvement > 0 (better than the arrival mid).
+- ``Time to fill [s]``: mean over filled decisions. ``Adverse selection [bps]``: mean over fills, 60 s after.
+- PnL per decision ``pnl_usd = -IS / 1e4 * arrival_mid * qty``: the cost avoided relative to trading at the
+  arrival mid (negative = a cost). ``Sharpe``: mean / std of per-decision PnL, annualised by
+  ``sqrt(decisions_per_day * 365)``. ``Max drawdown [USD]``: largest fall of the cumulative PnL from its peak.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class StrategyOutcomes:
+    name: str
+    side: np.ndarray  # (D,) +1 buy / -1 sell
+    arrival_mid: np.ndarray  # (D,) USD
+    qty: np.ndarray  # (D,) coins
+    fill_share: np.ndarray  # (D,) in [0, 1]: quantity filled by limit orders (1 or 0 for a single order)
+    time_to_fill_s: np.ndarray  # (D,) NaN unless (fully) filled
+    exec_price: np.ndarray  # (D,) USD, cleanup included
+    target_price: np.ndarray  # (D,) USD, the limit price (arrival mid for a market order)
+    is_bps: np.ndarray  # (D,)
+    price_improvement_bps: np.ndarray  # (D,) NaN unless filled
+    adverse_selection_bps: np.ndarray  # (D,) NaN unless filled or unknown
+    invalid: np.ndarray | None = None  # (D,) bool: the policy's answer was invalid (fallback used)
+
+    @property
+    def pnl_usd(self) -> np.ndarray:
+        return -self.is_bps / 1e4 * self.arrival_mid * self.qty
+
+
+def max_drawdown(pnl: np.ndarray) -> float:
+    """Largest peak-to-trough fall of the cumulative sum (>= 0), starting from 0."""
+    cum = np.concatenate([[0.0], np.cumsum(pnl)])
+    return float(np.max(np.maximum.accumulate(cum) - cum))
+
+
+def sharpe(pnl: np.ndarray, decisions_per_day: float) -> float:
+    sd = np.std(pnl, ddof=1) if len(pnl) > 1 else 0.0
+    return float(np.mean(pnl) / sd * math.sqrt(decisions_per_day * 365)) if sd > 0 else math.nan
+
+
+def strategy_metrics(o: StrategyOutcomes, decisions_per_day: float) -> dict[str, float]:
+    filled = o.fill_share > 0
+    pi = o.price_improvement_bps[filled & np.isfinite(o.price_improvement_bps)]
+    return {
+        "Fill rate [%]": 100 * float(np.mean(o.fill_share)),
+        "IS [bps]": float(np.mean(o.is_bps)),
+        "Slippage [bps]": float(np.mean(np.abs(o.exec_price - o.target_price) / o.target_price * 1e4)),
+        "Price improvement [%]": 100 * float(np.mean(pi > 0)) if len(pi) else math.nan,
+        "Time to fill [s]": float(np.nanmean(o.time_to_fill_s)) if np.isfinite(o.time_to_fill_s).any() else math.nan,
+        "Adverse selection [bps]": float(np.nanmean(o.adverse_selection_bps))
+        if np.isfinite(o.adverse_selection_bps).any() else math.nan,
+        "Sharpe": sharpe(o.pnl_usd, decisions_per_day),
+        "Max drawdown [USD]": max_drawdown(o.pnl_usd),
+        "PnL [USD]": float(np.sum(o.pnl_usd)),
+        "Decisions": float(len(o.is_bps)),
+        "Filled": float(np.sum(o.fill_share >= 1)),
+        "Cleanups": float(np.sum(o.fill_share < 1)),
+        "Invalid": float(np.sum(o.invalid)) if o.invalid is not None else 0.0,
+    }

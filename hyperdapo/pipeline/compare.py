@@ -1,0 +1,60 @@
+"""Paired comparison of two trained policies on the same held-out decisions (greedy answers, same simulator).
+
+Used by the learning test and ``experiments/learning_curve.py``: did DAPO improve on its SFT start?
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from scipy import stats
+
+from hyperdapo.execution.task import ExecutionTask
+from hyperdapo.models.policy import ModelConfig, load_policy
+from hyperdapo.pipeline.evaluate_run import greedy_answers
+from hyperdapo.rl.rollout import sample
+
+
+def policy_rewards(task: ExecutionTask, model_cfg: ModelConfig, policy_dir: Path | str, idx: np.ndarray,
+                   max_new_tokens: int, samples: int = 0, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(reward bps, valid, offset bps) per decision ``idx``: of the greedy answer, or with ``samples`` > 0 the
+    mean over that many sampled answers (temperature 1, seeded): the policy's expected reward."""
+    model, tokenizer = load_policy(replace(model_cfg, init_from=str(policy_dir)))
+    model.eval()
+    task.render(tokenizer)
+    if samples == 0:
+        scored = task.score(idx, greedy_answers(model, tokenizer, task, idx, max_new_tokens, 64), 1)
+        return scored.rewards[:, 0], scored.valid[:, 0], scored.offsets_bps[:, 0]
+    torch.manual_seed(seed)
+    rewards, valid, offsets = [], [], []
+    for chunk in np.array_split(idx, max(1, len(idx) // 16)):
+        roll = sample(model, tokenizer, task.prompts(chunk), group_size=samples, max_new_tokens=max_new_tokens,
+                      temperature=1.0)
+        s = task.score(chunk, roll.texts, samples)
+        rewards.append(s.rewards.mean(1))
+        valid.append(s.valid.mean(1))
+        offsets.append(np.nanmean(np.where(s.valid, s.offsets_bps, np.nan), axis=1))
+    return np.concatenate(rewards), np.concatenate(valid), np.concatenate(offsets)
+
+
+def compare_policies(task: ExecutionTask, model_cfg: ModelConfig, before: Path | str, after: Path | str,
+                     split: str, max_new_tokens: int, samples: int = 0) -> dict:
+    """Mean rewards of both policies, the paired difference (after - before) and its t-test / Wilcoxon."""
+    idx = task.split_index(split)
+    r0, v0, o0 = policy_rewards(task, model_cfg, before, idx, max_new_tokens, samples)
+    r1, v1, o1 = policy_rewards(task, model_cfg, after, idx, max_new_tokens, samples)
+    d = r1 - r0
+    same = np.all(d == 0)
+    return {
+        "n": len(idx), "before_mean_bps": float(r0.mean()), "after_mean_bps": float(r1.mean()),
+        "diff_mean_bps": float(d.mean()), "diff_se_bps": float(d.std(ddof=1) / np.sqrt(len(d))),
+        "t_p": 1.0 if same else float(stats.ttest_rel(r1, r0).pvalue),
+        "wilcoxon_p": 1.0 if same else float(stats.wilcoxon(d).pvalue),
+        "before_valid": float(v0.mean()), "after_valid": float(v1.mean()),
+        "after_offset_std_bps": float(np.nanstd(o1)),
+        "after_distinct_offsets": int(len(np.unique(o1[np.isfinite(o1)].round(1)))),
+        "before_offset_std_bps": float(np.nanstd(o0)),
+    }

@@ -1,0 +1,130 @@
+"""One backtest: an asset's evaluation split, every baseline, the trained policy (``llm``), statistics,
+tables and figures.
+
+Outputs (``<out>/``): ``results.json`` (metrics, CIs, tests, caption), ``decisions.parquet`` (per-decision
+IS and PnL of every strategy), ``tables/`` (execution_quality, fill_rate, training_performance as md, tex,
+csv) and ``figures/`` (learning_curves.png, strategy_is.png, cumulative_pnl.png).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from hyperdapo.evaluation.baselines import baseline_outcomes, llm_outcomes
+from hyperdapo.evaluation.figures import cumulative_pnl, learning_curves, strategy_bars
+from hyperdapo.evaluation.metrics import StrategyOutcomes, strategy_metrics
+from hyperdapo.evaluation.stats import mean_ci, paired_tests
+from hyperdapo.evaluation.tables import (
+    execution_quality,
+    fill_rate_comparison,
+    training_performance,
+    write_atomic,
+    write_table,
+)
+from hyperdapo.execution.task import ExecutionTask
+from hyperdapo.models.policy import ModelConfig, load_policy
+from hyperdapo.pipeline.config import RunConfig
+from hyperdapo.pipeline.train_run import build_task
+from hyperdapo.rl.rollout import sample
+
+log = logging.getLogger(__name__)
+CANDIDATE = "llm"
+NOT_STRATEGIES = ("oracle",)  # reported as an upper bound, never compared as a strategy
+
+
+def find_policy(cfg: RunConfig) -> Path | None:
+    """The policy directory: explicit, or the newest run of the asset in the registry (optionally filtered)."""
+    choice = cfg.evaluate.policy
+    if choice == "none":
+        return None
+    if choice != "latest":
+        path = Path(choice)
+        if not (path / "summary.json").exists() and not (path / "config.json").exists():
+            raise FileNotFoundError(f"evaluate.policy={path}: not a policy directory written by train.py")
+        return path
+    root = Path(cfg.registry_dir) / cfg.asset.name
+    runs = sorted((p for p in root.glob(f"{cfg.evaluate.algo_filter}*") if (p / "summary.json").exists()),
+                  key=lambda p: p.stat().st_mtime)
+    if not runs:
+        raise FileNotFoundError(f"evaluate.policy=latest: no trained policy under {root} (run train.py first, or "
+                                "pass evaluate.policy=none for the baselines only)")
+    return runs[-1]
+
+
+@torch.no_grad()
+def greedy_answers(model, tokenizer, task: ExecutionTask, idx: np.ndarray, max_new_tokens: int,
+                   batch_size: int) -> list[str]:
+    texts = []
+    for chunk in np.array_split(idx, max(1, int(np.ceil(len(idx) / batch_size)))):
+        roll = sample(model, tokenizer, task.prompts(chunk), group_size=1, max_new_tokens=max_new_tokens,
+                      temperature=1.0, greedy=True)
+        texts += roll.texts
+    return texts
+
+
+def caption(cfg: RunConfig, task: ExecutionTask, n: int) -> str:
+    fills = ("book-only fills (a resting order fills when the opposite best reaches its price; no trades in "
+             "the data)" if task.market.trades is None else "fills by trades printing through the limit price")
+    return (f"{cfg.asset.name}, {cfg.data.source} data, {cfg.evaluate.split} split ({n} decisions), horizon "
+            f"{cfg.execution.horizon_s:g} s, IS in bps incl. fees and cleanup; {fills}. Oracle = ex-post best "
+            "offset (upper bound, not a strategy).")
+
+
+def run_evaluation(cfg: RunConfig, out_dir: Path) -> dict:
+    out = Path(cfg.evaluate.out_dir or out_dir)
+    task = build_task(cfg)
+    idx = task.split_index(cfg.evaluate.split)
+    if len(idx) < 2:
+        raise ValueError(f"the {cfg.evaluate.split} split holds {len(idx)} decisions: use more data or change "
+                         "decisions.every_s / train_frac / val_frac")
+    strategies: dict[str, StrategyOutcomes] = baseline_outcomes(task, idx, cfg.evaluate.baselines)
+    policy_dir = find_policy(cfg)
+    summary = None
+    if policy_dir is not None:
+        model, tokenizer = load_policy(ModelConfig(**{**cfg.model.__dict__, "init_from": str(policy_dir)}))
+        model.eval()
+        task.render(tokenizer)
+        texts = greedy_answers(model, tokenizer, task, idx, cfg.algo.max_new_tokens, cfg.evaluate.batch_size)
+        fallback = cfg.evaluate.baselines.fixed_offsets_bps[cfg.evaluate.fallback]
+        strategies[CANDIDATE] = llm_outcomes(task, idx, texts, fallback)
+        if (policy_dir / "summary.json").exists():
+            summary = json.loads((policy_dir / "summary.json").read_text())
+    per_day = 86_400 / cfg.decisions.every_s
+    metrics = {name: strategy_metrics(o, per_day) for name, o in strategies.items()}
+    ci = {name: mean_ci(o.is_bps, cfg.seed) for name, o in strategies.items()}
+    tests = {}
+    if CANDIDATE in strategies:
+        base = {n: o.is_bps for n, o in strategies.items() if n not in (CANDIDATE, *NOT_STRATEGIES)}
+        tests = paired_tests(base, strategies[CANDIDATE].is_bps, cfg.seed)
+    cap = caption(cfg, task, len(idx))
+    quality = execution_quality(metrics, ci, tests)
+    tables = out / "tables"
+    write_table(quality, tables, "execution_quality", "Execution quality. " + cap)
+    fills = fill_rate_comparison({cfg.asset.name: {n: m["Fill rate [%]"] for n, m in metrics.items()}})
+    write_table(fills, tables, "fill_rate", "Fill rate comparison [%]. " + cap)
+    if summary is not None:
+        write_table(training_performance([summary]), tables, "training_performance",
+                    f"Training performance of {policy_dir}.")
+    names = [n for n in strategies if n not in NOT_STRATEGIES]
+    figures = out / "figures"
+    strategy_bars(names, np.array([metrics[n]["IS [bps]"] for n in names]), np.array([ci[n] for n in names]),
+                  figures / "strategy_is.png", "implementation shortfall [bps] (95% CI)")
+    cumulative_pnl({n: strategies[n].pnl_usd for n in names}, figures / "cumulative_pnl.png")
+    if summary is not None and Path(summary["run_dir"], "metrics.csv").exists():
+        learning_curves({f"{summary['asset']} {summary['algo']}": Path(summary["run_dir"], "metrics.csv")},
+                        ["train/reward_mean", "train/loss", "val/reward_mean", "val/valid_rate"],
+                        figures / "learning_curves.png")
+    decisions = pd.DataFrame({"ts_us": task.decisions.ts_us[idx], **{f"is_bps_{n}": o.is_bps for n, o in
+                                                                     strategies.items()}})
+    decisions.to_parquet(out / "decisions.parquet", index=False)
+    result = {"asset": cfg.asset.name, "caption": cap, "policy": str(policy_dir) if policy_dir else None,
+              "metrics": metrics, "is_ci": ci, "tests": tests, "training": summary}
+    write_atomic(out / "results.json", json.dumps(result, indent=2, default=str))
+    print((tables / "execution_quality.md").read_text())
+    return result

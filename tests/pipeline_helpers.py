@@ -1,0 +1,32 @@
+"""Compose real Hydra configs for pipeline tests (the same conf/ tree train.py and evaluate.py use)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+
+from hyperdapo.pipeline.config import RunConfig, register_configs, to_run_config
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def compose_cfg(overrides: list[str], config_name: str = "train"):
+    register_configs()
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        return compose(config_name=config_name, overrides=overrides)
+
+
+def run_config(overrides: list[str], config_name: str = "train") -> RunConfig:
+    return to_run_config(compose_cfg(overrides, config_name))
+
+
+def fast(tmp: Path, *extra: str) -> list[str]:
+    """A CPU-seconds configuration: 4.8 synthetic hours, decisions every 30 s, a few steps."""
+    return [
+        "data.synthetic.n_days=0.2", "decisions.every_s=30", f"data.raw_dir={tmp}/raw", f"data.cache_dir={tmp}/cache",
+        f"registry_dir={tmp}/models", "trainer.val_decisions=8", "trainer.val_every_n_steps=2",
+        "trainer.ckpt_every_n_steps=2", "algo.prompts_per_batch=4", "algo.group_size=4", "algo.sft_batch_size=8",
+        "model.tiny.hidden_size=32", "model.tiny.intermediate_size=64", "model.tiny.vocab_size=300",
+        "optim.warmup_steps=1", *extra,
+    ]

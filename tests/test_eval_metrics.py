@@ -1,0 +1,72 @@
+"""Execution metrics on a hand-made case and the statistics cross-checked against scipy."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from hyperdapo.evaluation.metrics import StrategyOutcomes, max_drawdown, sharpe, strategy_metrics
+from hyperdapo.evaluation.stats import mean_ci, paired_tests
+
+MID, QTY = 100.0, 2.0
+
+
+def hand_case() -> StrategyOutcomes:
+    """Three buys at mid 100: (0) filled at 99.9 after 30 s, adverse 1 bp; (1) filled at 100.05 after 90 s,
+    adverse -2 bps; (2) unfilled, cleaned up at 100.2. Targets: 99.9, 100.0, 99.8. Fees in IS."""
+    return StrategyOutcomes(
+        name="x", side=np.ones(3), arrival_mid=np.full(3, MID), qty=np.full(3, QTY),
+        fill_share=np.array([1.0, 1.0, 0.0]), time_to_fill_s=np.array([30.0, 90.0, np.nan]),
+        exec_price=np.array([99.9, 100.05, 100.2]), target_price=np.array([99.9, 100.0, 99.8]),
+        is_bps=np.array([-10 + 1.5, 5 + 1.5, 20 + 4.5]),
+        price_improvement_bps=np.array([10.0, -5.0, np.nan]), adverse_selection_bps=np.array([1.0, -2.0, np.nan]),
+    )
+
+
+def test_metrics_by_hand():
+    m = strategy_metrics(hand_case(), decisions_per_day=3)
+    assert m["Fill rate [%]"] == pytest.approx(100 * 2 / 3)
+    assert m["IS [bps]"] == pytest.approx((-8.5 + 6.5 + 24.5) / 3)
+    # slippage |exec - target| / target: 0, 0.05/100, 0.4/99.8 (in bps)
+    assert m["Slippage [bps]"] == pytest.approx((0 + 5 + 0.4 / 99.8 * 1e4) / 3)
+    assert m["Price improvement [%]"] == pytest.approx(50.0)  # one of the two fills beat the mid
+    assert m["Time to fill [s]"] == pytest.approx(60.0)
+    assert m["Adverse selection [bps]"] == pytest.approx(-0.5)
+    # pnl = -IS/1e4 * 100 * 2 = -IS * 0.02 USD: 0.17, -0.13, -0.49
+    pnl = np.array([0.17, -0.13, -0.49])
+    assert m["PnL [USD]"] == pytest.approx(pnl.sum())
+    assert m["Max drawdown [USD]"] == pytest.approx(0.13 + 0.49)  # peak 0.17 -> trough -0.45
+    assert m["Sharpe"] == pytest.approx(pnl.mean() / pnl.std(ddof=1) * math.sqrt(3 * 365))
+    assert (m["Decisions"], m["Filled"], m["Cleanups"]) == (3, 2, 1)
+
+
+def test_drawdown_and_sharpe_edge_cases():
+    assert max_drawdown(np.array([1.0, 2.0, 3.0])) == 0.0
+    assert max_drawdown(np.array([-1.0, -1.0])) == 2.0
+    assert math.isnan(sharpe(np.array([1.0, 1.0]), 10))
+
+
+def test_paired_tests_match_scipy_and_bonferroni():
+    rng = np.random.default_rng(0)
+    cand = rng.normal(0, 1, 200)
+    base = {"a": cand + rng.normal(0.5, 1, 200), "b": cand + rng.normal(0.0, 1, 200)}
+    res = paired_tests(base, cand, seed=1)
+    for name, b in base.items():
+        d = b - cand
+        t = d.mean() / (d.std(ddof=1) / math.sqrt(len(d)))  # the paired t statistic by hand
+        assert res[name]["t_p"] == pytest.approx(2 * stats.t.sf(abs(t), len(d) - 1))
+        assert res[name]["wilcoxon_p"] == pytest.approx(stats.wilcoxon(d).pvalue)
+        assert res[name]["t_p_bonf"] == pytest.approx(min(1, 2 * res[name]["t_p"]))
+        assert res[name]["ci_low"] < d.mean() < res[name]["ci_high"]
+    assert res["a"]["t_p"] < 1e-6 and res["b"]["t_p"] > 0.01
+    assert paired_tests({"same": cand}, cand)["same"]["wilcoxon_p"] == 1.0
+
+
+def test_bootstrap_ci_covers_the_mean_and_is_seeded():
+    x = np.random.default_rng(3).normal(2.0, 1.0, 2000)
+    lo, hi = mean_ci(x, seed=5)
+    assert lo < 2.0 < hi and hi - lo < 0.2
+    assert mean_ci(x, seed=5) == (lo, hi)

@@ -19,14 +19,31 @@ from hyperdapo.prompts.render import PromptConfig
 S = 1_000_000
 
 
-def build(market: MarketData, **decision_kw) -> ExecutionTask:
-    return ExecutionTask.build(load_asset(market.asset), market, DecisionConfig(**decision_kw), FeatureConfig(),
-                               FillConfig(), RewardConfig(), PromptConfig())
+def build(market: MarketData, prompt: PromptConfig) -> ExecutionTask:
+    return ExecutionTask.build(load_asset(market.asset), market, DecisionConfig(), FeatureConfig(), FillConfig(),
+                               RewardConfig(), prompt)
 
 
 @pytest.fixture(scope="module")
-def task() -> ExecutionTask:
-    return build(simulate_market(load_asset("btc"), SyntheticConfig(n_days=0.5, seed=1)).market_data())
+def market() -> MarketData:
+    return simulate_market(load_asset("btc"), SyntheticConfig(n_days=0.5, seed=1)).market_data()
+
+
+@pytest.fixture(scope="module")
+def task(market) -> ExecutionTask:
+    """Full prompts, no answer prefix: the policy writes the whole answer."""
+    return build(market, PromptConfig(prefill_side=False))
+
+
+def test_prefilled_side_completions_are_scored_with_the_prefix(market):
+    t = build(market, PromptConfig(style="compact", prefill_side=True))
+    i = t.split_index(Split.TRAIN)[:1]
+    side = "BUY" if t.decisions.side[i[0]] > 0 else "SELL"
+    assert t.answer_prefix(i[0]) == f"{side} LIMIT"
+    scored = t.score(i, [" -5.0 bps", " lots"], 2)
+    assert scored.valid.tolist() == [[True, False]]
+    assert t.completion(i[0], f"{side} LIMIT -5.0 bps") == " -5.0 bps"
+    assert t.messages[i[0]][-1]["content"].endswith(f"| {side}") and len(t.messages[i[0]]) == 1
 
 
 def test_score_parses_answers_and_penalises_invalid_ones(task):

@@ -23,17 +23,26 @@ bench: ## run every benchmark; each prints a last line `RESULT name=value`
 lint: ## ruff check
 	$(PY) -m ruff check hyperdapo tests benchmarks experiments *.py
 
-demo: ## prepare synthetic data, train (SFT -> DAPO), evaluate, write tables and figures (CPU)
-	@echo "make demo: not built yet (needs the training and evaluation issues)"; exit 1
+DEMO      := experiment=demo
+DEMO_SFT  := outputs/models/BTC/demo-sft
+DEMO_DAPO := outputs/models/BTC/demo-dapo
 
-tables: ## tables and figures from finished runs
-	@echo "make tables: not built yet (needs the evaluation issue)"; exit 1
+demo: ## synthetic BTC data -> SFT -> DAPO -> backtest -> tables and figures, on the CPU (a few minutes)
+	$(PY) train.py $(DEMO) algo=sft trainer.max_steps=400 optim.lr=3e-3 run_name=demo-sft
+	$(PY) train.py $(DEMO) algo=dapo algo.sft_warmup_steps=0 trainer.max_steps=200 optim.lr=1e-4 \
+		algo.adv_scale_bps=10 algo.max_gen_batches=32 model.init_from=$(DEMO_SFT) run_name=demo-dapo
+	$(PY) evaluate.py $(DEMO) evaluate.policy=$(DEMO_DAPO)
+	$(PY) experiments/make_tables.py
+	@echo "demo done: outputs/tables/ (all runs) and the newest outputs/eval/BTC/*/ (tables/, figures/)"
 
-thesis: ## all four assets with experiment=thesis_<asset>
-	@echo "make thesis: not built yet (needs the experiment-framework issue)"; exit 1
+tables: ## tables and figures from finished runs (registry + evaluations) into outputs/tables
+	$(PY) experiments/make_tables.py
 
-ablations: ## DAPO ablation table in a CPU-sized configuration
-	@echo "make ablations: not built yet (needs the experiment-framework issue)"; exit 1
+thesis: ## all four assets with experiment=thesis_<asset> (prints the plan and expected cost; needs a GPU)
+	$(PY) experiments/thesis.py
+
+ablations: ## DAPO ablation table (CPU configuration) into outputs/tables/ablations.*
+	$(PY) experiments/ablations.py
 
 clean: ## remove caches and generated data (keeps .venv)
 	rm -rf .pytest_cache .ruff_cache data/cache outputs/*/ benchmarks/.out

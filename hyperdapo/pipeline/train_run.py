@@ -85,7 +85,8 @@ def run_training(cfg: RunConfig, out_dir: Path) -> dict:
     return fit_policy(cfg, task, model, tokenizer, Path(out_dir), t0)
 
 
-def fit_policy(cfg: RunConfig, task: ExecutionTask, model, tokenizer, out_dir: Path, t0: float) -> dict:
+def fit_policy(cfg: RunConfig, task: ExecutionTask, model, tokenizer, out_dir: Path, t0: float,
+               extra_callbacks: list | None = None) -> dict:
     """The Lightning fit of ``model`` on ``task``, then the registry entry (rank 0, finished runs only)."""
     model.train()
     task.render(tokenizer)
@@ -101,11 +102,16 @@ def fit_policy(cfg: RunConfig, task: ExecutionTask, model, tokenizer, out_dir: P
         max_steps=total_opt_steps, max_epochs=-1, accelerator=cfg.trainer.accelerator, devices=cfg.trainer.devices,
         num_nodes=cfg.trainer.num_nodes, strategy=cfg.trainer.strategy, precision=cfg.trainer.precision,
         logger=make_loggers(cfg, out_dir, tags), check_val_every_n_epoch=None,
-        callbacks=[ckpt] + ([StopAfter(cfg.trainer.stop_after_steps)] if cfg.trainer.stop_after_steps else []),
+        callbacks=[ckpt, *(extra_callbacks or [])]
+        + ([StopAfter(cfg.trainer.stop_after_steps)] if cfg.trainer.stop_after_steps else []),
         val_check_interval=cfg.trainer.val_every_n_steps, log_every_n_steps=cfg.trainer.log_every_n_steps,
         num_sanity_val_steps=0, enable_progress_bar=True, default_root_dir=str(out_dir), deterministic=False,
     )
     trainer.fit(module, datamodule=data, ckpt_path=cfg.ckpt_path)
+    if cfg.logger.name == "wandb":  # close the run, so that every job of a multirun logs its own
+        import wandb
+
+        wandb.finish()
     n_train, n_total, share = trainable_parameters(model)
     summary = {
         "asset": cfg.asset.name, "algo": cfg.algo.name.value, "model": cfg.model.name,

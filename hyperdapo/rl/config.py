@@ -35,6 +35,7 @@ class AlgoConfig:
     eps_low: float = 0.20  # ratio clipped below at 1 - eps_low
     eps_high: float = 0.28  # ratio clipped above at 1 + eps_high (decoupled: clip-higher)
     loss_agg: str = LossAgg.TOKEN_MEAN
+    adv_scale_bps: float | None = None  # None: divide by the group std (DAPO); a number: by this constant
     dynamic_sampling: bool = True
     min_reward_std: float = 0.5  # bps: groups whose reward std is below this carry no signal and are dropped
     max_gen_batches: int = 8  # stop with an error after this many generation batches without a full batch

@@ -18,10 +18,14 @@ import torch
 import torch.nn.functional as F
 
 
-def group_advantages(rewards: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+def group_advantages(rewards: torch.Tensor, eps: float = 1e-6, scale: float | None = None) -> torch.Tensor:
     """(B, G) rewards -> (B, G) advantages ``(r - mean_g) / (std_g + eps)``; std is the sample std
-    (Bessel-corrected, ``torch.std`` default), as in verl's GRPO/DAPO outcome advantage."""
+    (Bessel-corrected, ``torch.std`` default), as in verl's GRPO/DAPO outcome advantage. With ``scale`` the
+    group std is replaced by that constant (Dr. GRPO, Liu et al. 2025): every group keeps its reward scale,
+    so a heavy-tailed reward is optimised in the mean rather than group by group."""
     mean = rewards.mean(dim=1, keepdim=True)
+    if scale is not None:
+        return (rewards - mean) / scale
     std = rewards.std(dim=1, keepdim=True)
     return (rewards - mean) / (std + eps)
 

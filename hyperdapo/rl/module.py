@@ -145,7 +145,7 @@ class PolicyModule(L.LightningModule):
     def _rl_step(self) -> None:
         a = self.algo
         roll, rewards, stats = self._collect()  # (N,) rows, rewards (B, G)
-        adv = group_advantages(rewards).flatten()  # (N,)
+        adv = group_advantages(rewards, scale=a.adv_scale_bps).flatten()  # (N,)
         mask = roll.completion_mask.float()  # (N, T)
         if a.mask_truncated:
             mask = mask * (~roll.truncated).float().unsqueeze(-1)

@@ -1,6 +1,6 @@
 """Collect finished runs into the thesis tables and figures (``make tables``).
 
-    .venv/bin/python experiments/make_tables.py [--registry outputs/models] [--evals outputs/eval] [--out outputs/tables]
+    .venv/bin/python experiments/make_tables.py [--registry outputs/models] [--evals outputs/eval]
 
 - Training Performance: one row per trained policy in the registry (``<registry>/<ASSET>/<run>/summary.json``).
 - Fill Rate Comparison: strategies x assets from the newest evaluation of each asset

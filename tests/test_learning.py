@@ -33,8 +33,9 @@ def _defaults(tmp):
 @pytest.fixture(scope="module")
 def sft(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("learn")
-    summary = run_training(run_config([*_defaults(tmp), "algo=sft", "trainer.max_steps=120", "optim.lr=3e-3", "trainer.val_every_n_steps=120",
-                                       "algo.sft_batch_size=32", "run_name=sft"]), tmp / "sft")
+    overrides = [*_defaults(tmp), "algo=sft", "trainer.max_steps=120", "optim.lr=3e-3",
+                 "trainer.val_every_n_steps=120", "algo.sft_batch_size=32", "run_name=sft"]
+    summary = run_training(run_config(overrides), tmp / "sft")
     return tmp, summary
 
 
@@ -53,8 +54,9 @@ def test_sft_teaches_the_answer_grammar(sft):
 
 def test_dapo_learns_what_the_reward_pays_for(sft):
     tmp, summary = sft
-    cfg = run_config([*_defaults(tmp), "algo=dapo", "algo.sft_warmup_steps=0", "trainer.max_steps=25", "trainer.val_every_n_steps=1000",
-                      "optim.lr=3e-4", "algo.max_gen_batches=50", "algo.prompts_per_batch=8", "algo.group_size=8",
+    cfg = run_config([*_defaults(tmp), "algo=dapo", "algo.sft_warmup_steps=0", "trainer.max_steps=25",
+                      "trainer.val_every_n_steps=1000", "optim.lr=3e-4", "algo.max_gen_batches=50",
+                      "algo.prompts_per_batch=8", "algo.group_size=8",
                       f"model.init_from={summary['policy_dir']}", "run_name=toy"])
     task = build_task(cfg)
     model, tokenizer = load_policy(ModelConfig(init_from=summary["policy_dir"]))

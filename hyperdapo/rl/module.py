@@ -94,20 +94,27 @@ class PolicyModule(L.LightningModule):
     def training_step(self, batch, batch_idx):
         step, name = self.train_batches, self.algo.name
         if name is AlgoName.SFT or (name in (AlgoName.DAPO, AlgoName.GRPO) and step < self.algo.sft_warmup_steps):
-            self._sft_step(self.offline(step))
+            self._sft_step(self._my_rows(self.offline(step)))
         elif name is AlgoName.DPO:
-            self._dpo_step(self.offline(step))
+            self._dpo_step(self._my_rows(self.offline(step)))
         else:
             self._rl_step()
         self.train_batches += 1
+
+    def _my_rows(self, batch: dict) -> dict:
+        """This rank's share of an offline batch (every rank draws the same batch of a step, then keeps rows
+        rank, rank + world, ...): the global batch is the same for any number of processes."""
+        rank, world = self.global_rank, _world_size()
+        return {k: v[rank::world] for k, v in batch.items()}
 
     def _collect(self) -> tuple[Rollout, torch.Tensor, dict]:
         """Dynamic sampling: generate groups until B informative ones are kept (DAPO Sec. 3.2)."""
         a, t0 = self.algo, time.perf_counter()
         kept_rolls, kept_rewards, stats = [], [], {"valid": [], "reward": [], "len": [], "groups": 0, "kept": 0}
         for n_gen in range(1, a.max_gen_batches + 1):
-            torch.manual_seed(self.seed * 1_000_003 + self.rollout_step)  # resumable sampling
-            idx = self.task.sample_train_prompts(self.rollout_step, a.prompts_per_batch, self.seed)  # (B,)
+            rank, world = self.global_rank, _world_size()
+            torch.manual_seed((self.seed * 1_000_003 + self.rollout_step) * 64 + rank)  # resumable sampling
+            idx = self.task.sample_train_prompts(self.rollout_step, a.prompts_per_batch, self.seed)[rank::world]
             self.rollout_step += 1
             roll = sample(self.model, self.tokenizer, self.task.prompts(idx), group_size=a.group_size,
                           max_new_tokens=a.max_new_tokens, temperature=a.temperature, top_p=a.top_p)
@@ -126,7 +133,7 @@ class PolicyModule(L.LightningModule):
             rows = torch.arange(len(idx) * a.group_size).view(len(idx), a.group_size)[keep].flatten()
             kept_rolls.append(roll.select(rows))
             kept_rewards.append(rewards[keep])
-            if sum(len(r) for r in kept_rewards) >= a.prompts_per_batch:
+            if sum(len(r) for r in kept_rewards) >= len(idx):  # this rank's share of B
                 stats["gen_batches"] = n_gen
                 break
         else:
@@ -136,7 +143,7 @@ class PolicyModule(L.LightningModule):
                 f"{a.prompts_per_batch} with reward std >= algo.min_reward_std={a.min_reward_std} bps): raise "
                 "max_gen_batches or temperature, lower min_reward_std, or set algo.dynamic_sampling=false"
             )
-        rewards = torch.cat(kept_rewards)[: a.prompts_per_batch]  # (B, G)
+        rewards = torch.cat(kept_rewards)[: len(idx)]  # (B / world, G)
         n_rows = rewards.numel()
         roll = _concat_rollouts(kept_rolls).select(torch.arange(n_rows))
         stats["seconds"] = time.perf_counter() - t0
@@ -197,8 +204,8 @@ class PolicyModule(L.LightningModule):
 
     def _sft_step(self, batch: dict) -> None:
         logp, mask = self._answer_logprobs(batch["prompt"], batch["answer"])
-        loss = -(logp * mask).sum() / mask.sum()  # token-mean cross-entropy on the answer
-        self.manual_backward(loss)
+        loss = -(logp * mask).sum() / _global_sum(mask.sum())  # token-mean cross-entropy over the global batch
+        self.manual_backward(loss * _world_size())  # DDP averages gradients over ranks; the loss is a global mean
         self._optimizer_step()
         self._log_train({"train/loss": loss.detach(), "train/lr": self.lr_schedulers().get_last_lr()[0]})
 

@@ -94,3 +94,22 @@ def test_every_config_group_option_composes(tmp_path):
         for option in sorted((REPO / "conf" / group).glob("*.yaml")):
             cfg = compose_cfg([f"{group}={option.stem}"])
             assert cfg is not None, (group, option)
+
+
+def test_wandb_offline_run_is_tagged_and_finished(tmp_path):
+    summary = run_training(run_config(fast(tmp_path, "algo=sft", "trainer.max_steps=2", "logger=wandb")),
+                           tmp_path / "run")
+    runs = list((tmp_path / "run" / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1 and summary["steps"] == 2
+    assert any(p.suffix == ".wandb" for p in runs[0].iterdir())
+    assert (tmp_path / "run" / "datasets" / "preferences_train.parquet").exists()
+
+
+def test_every_experiment_preset_composes():
+    from tests.pipeline_helpers import REPO
+
+    for preset in sorted((REPO / "conf" / "experiment").glob("*.yaml")):
+        cfg = run_config([f"experiment={preset.stem}"])
+        assert cfg.asset.name in ("BTC", "ETH", "SOL", "HYPE"), preset
+    thesis = run_config(["experiment=thesis_sol"])
+    assert thesis.model.quantize == "nf4" and thesis.trainer.accelerator == "gpu" and thesis.asset.name == "SOL"

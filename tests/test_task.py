@@ -99,3 +99,34 @@ def test_oracle_beats_every_fixed_offset_on_the_test_split(task, capsys):
         print("\n" + table.to_string(index=False))
     fixed, oracle = table.iloc[:-1], table.iloc[-1]
     assert (oracle.mean_reward_bps > fixed.mean_reward_bps + 2 * fixed.se_bps + 2 * oracle.se_bps).all()
+
+
+def test_few_shot_examples_come_from_training_and_are_embargoed(market):
+    t = build(market, PromptConfig(prefill_side=False, n_few_shot=2))
+    plain = build(market, PromptConfig(prefill_side=False))
+    msgs = t.messages[t.split_index(Split.TEST)[0]]
+    assert [m["role"] for m in msgs] == ["system", "user", "assistant", "user", "assistant", "user"]
+    assert msgs[2]["content"].endswith("bps")
+    # the examples' reward windows end before the first training decision that can see them
+    first_two = plain.split_index(Split.TRAIN)[:2]
+    known_us = plain.decisions.ts_us[first_two].max() + int(DecisionConfig().window_s * S)
+    assert t.decisions.ts_us[t.split_index(Split.TRAIN)].min() >= known_us
+    assert len(t.split_index(Split.TRAIN)) < len(plain.split_index(Split.TRAIN))
+
+
+def test_features_prompts_and_book_only_fills_on_the_real_hyperliquid_hour(hl_sample):
+    from hyperdapo.data.readers import read_market_file
+
+    book = read_market_file(hl_sample).table
+    t = ExecutionTask.build(load_asset("BTC"), MarketData("BTC", book, None),
+                            DecisionConfig(every_s=10, warmup_s=300, train_frac=0.5, val_frac=0.1), FeatureConfig(),
+                            FillConfig(), RewardConfig(), PromptConfig(prefill_side=False))
+    test = t.split_index(Split.TEST)
+    assert len(test) > 30
+    row = t.features[test[0]]
+    assert np.isfinite([row["spread_bps"], row["imbalance_top5"], row["volatility_5m_bps"]]).all()
+    assert np.isnan(row["volume_5m"]) and not row["trades_available"]
+    prompt = t.messages[test[0]][-1]["content"]
+    assert "BTC mid $42," in prompt and "n/a trades/min" in prompt
+    rewards, out = t.score_offsets(test, np.array([[0.0, -5.0]] * len(test)))
+    assert out.book_only and out.filled.any() and np.isfinite(rewards).all()

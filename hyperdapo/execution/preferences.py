@@ -16,10 +16,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from hyperdapo.execution.task import FEW_SHOT_OFFSETS_BPS as DEFAULT_OFFSETS_BPS
 from hyperdapo.execution.task import ExecutionTask
 from hyperdapo.features.decision_set import Split
-
-DEFAULT_OFFSETS_BPS = (-50.0, -30.0, -15.0, -5.0, 0.0, 5.0)
 
 
 def offset_rewards(task: ExecutionTask, idx: np.ndarray, offsets_bps=DEFAULT_OFFSETS_BPS) -> np.ndarray:

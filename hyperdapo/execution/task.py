@@ -9,7 +9,7 @@ Indices are global positions in ``task.decisions`` (sorted by time); :meth:`spli
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -21,6 +21,8 @@ from hyperdapo.features.compute import FeatureConfig, compute_features
 from hyperdapo.features.decision_set import DecisionConfig, DecisionSet, Split, build_decisions
 from hyperdapo.prompts.answer import format_answer, parse_answer
 from hyperdapo.prompts.render import PromptConfig, build_messages, render_prompt
+
+FEW_SHOT_OFFSETS_BPS = (-50.0, -30.0, -15.0, -5.0, 0.0, 5.0)  # the candidate answers of examples and pairs
 
 
 @dataclass
@@ -64,11 +66,31 @@ class ExecutionTask:
         decisions = build_decisions(asset.name, book.ts_us, book.mid, asset.sz_decimals, decision_cfg)
         rows = compute_features(market, decisions.ts_us, feature_cfg).to_dict("records")
         mid_usd = np.array([r["mid_usd"] for r in rows], dtype=np.float64)
-        messages = [
-            build_messages(asset.name, row, Side(int(s)), float(q), decisions.horizon_s, o, prompt_cfg)
-            for row, s, q, o in zip(rows, decisions.side, decisions.qty, decisions.objective, strict=True)
-        ]
-        return cls(asset, market, decisions, rows, mid_usd, messages, fill_cfg, reward_cfg, prompt_cfg)
+        task = cls(asset, market, decisions, rows, mid_usd, [], fill_cfg, reward_cfg, prompt_cfg)
+        few_shot = task._few_shot(decision_cfg.window_s) if prompt_cfg.n_few_shot else []
+        task.messages = [task._messages(i, few_shot) for i in range(len(decisions))]
+        return task
+
+    def _messages(self, i: int, few_shot: list[tuple[str, str]] = ()) -> list[dict[str, str]]:
+        d = self.decisions
+        return build_messages(self.asset.name, self.features[i], Side(int(d.side[i])), float(d.qty[i]), d.horizon_s,
+                              d.objective[i], self.prompt_cfg, few_shot)
+
+    def _few_shot(self, window_s: float) -> list[tuple[str, str]]:
+        """``prompt.n_few_shot`` worked examples: the first training decisions with their ex-post best offset.
+        Their answers use data up to the end of their reward windows, so every training decision before
+        that time leaves the training split (as an embargo would): no prompt carries future information."""
+        train = self.split_index(Split.TRAIN)[: self.prompt_cfg.n_few_shot]
+        grid = np.broadcast_to(np.asarray(FEW_SHOT_OFFSETS_BPS), (len(train), len(FEW_SHOT_OFFSETS_BPS)))
+        rewards, _ = self.score_offsets(train, grid)
+        best = np.asarray(FEW_SHOT_OFFSETS_BPS)[rewards.argmax(axis=1)]
+        examples = [(self._messages(i)[-1]["content"], self.answer_of_offset(i, o)) for i, o in zip(train, best,
+                                                                                                 strict=True)]
+        known_us = self.decisions.ts_us[train].max() + int(window_s * 1_000_000)
+        split = self.decisions.split.copy()
+        split[(split == Split.TRAIN.value) & (self.decisions.ts_us < known_us)] = ""
+        self.decisions = replace(self.decisions, split=split)
+        return examples
 
     # ------------------------------------------------------------------------------------------ prompts
     def split_index(self, split: Split | str) -> np.ndarray:

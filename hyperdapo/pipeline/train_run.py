@@ -21,7 +21,7 @@ from lightning.pytorch.loggers import CSVLogger, WandbLogger
 from omegaconf import OmegaConf
 
 from hyperdapo.data.sources import load_market
-from hyperdapo.execution.preferences import DEFAULT_OFFSETS_BPS, preference_pairs
+from hyperdapo.execution.preferences import DEFAULT_OFFSETS_BPS, preference_pairs, save_table
 from hyperdapo.execution.task import ExecutionTask
 from hyperdapo.features.decision_set import Split
 from hyperdapo.models.policy import load_policy, save_policy, trainable_parameters
@@ -64,12 +64,23 @@ def tokenizer_corpus(task: ExecutionTask) -> list[str]:
     return texts
 
 
+def sweep_name() -> str | None:
+    """The multirun's sweep directory name (W&B groups every job of a sweep), None outside a multirun."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
+        return None
+    return Path(HydraConfig.get().sweep.dir).name
+
+
 def make_loggers(cfg: RunConfig, out: Path, tags: list[str]):
     loggers = [CSVLogger(save_dir=str(out), name="", version="")]
     if cfg.logger.name == "wandb":
         os.environ.setdefault("WANDB_MODE", cfg.logger.mode)
-        loggers.append(WandbLogger(project=cfg.logger.project, save_dir=str(out), group=cfg.logger.group,
-                                   tags=sorted({*cfg.logger.tags, *tags}), name=out.name,
+        loggers.append(WandbLogger(project=cfg.logger.project, save_dir=str(out),
+                                   group=cfg.logger.group or sweep_name(), tags=sorted({*cfg.logger.tags, *tags}),
+                                   name=out.name,
                                    config=OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True)))
     return loggers
 
@@ -95,7 +106,10 @@ def fit_policy(cfg: RunConfig, task: ExecutionTask, model, tokenizer, out_dir: P
     total_opt_steps = optimizer_steps(cfg.algo, cfg.trainer.max_steps)
     module = PolicyModule(model, tokenizer, task, cfg.algo, cfg.optim, total_opt_steps, cfg.seed, offline=offline)
     data = ExecutionDataModule(task, cfg.trainer.max_steps, cfg.trainer.val_decisions)
-    tags = [f"asset:{cfg.asset.name}", f"algo:{cfg.algo.name.value}"]
+    a = cfg.algo
+    tags = [f"asset:{cfg.asset.name}", f"algo:{a.name.value}", f"eps:{a.eps_low}/{a.eps_high}",
+            f"dynamic_sampling:{a.dynamic_sampling}", f"loss_agg:{a.loss_agg.value}",
+            f"overlong_shaping:{a.overlong_shaping}", f"reward:{cfg.reward.name.value}"]
     ckpt = ModelCheckpoint(dirpath=str(out_dir / "checkpoints"), filename="step{step}", save_last=True,
                            save_top_k=-1, every_n_train_steps=cfg.trainer.ckpt_every_n_steps)
     trainer = L.Trainer(
@@ -125,6 +139,7 @@ def fit_policy(cfg: RunConfig, task: ExecutionTask, model, tokenizer, out_dir: P
         run_name = cfg.run_name or f"{cfg.algo.name.value}-{out_dir.name}"
         policy_dir = save_policy(model, tokenizer, Path(cfg.registry_dir) / cfg.asset.name / run_name)
         summary["policy_dir"] = str(policy_dir)
+        save_table(pairs, out_dir / "datasets" / "preferences_train.parquet")  # the SFT / DPO data of this run
         config_yaml = OmegaConf.to_yaml(OmegaConf.structured(cfg))
         for d in (out_dir, policy_dir):
             write_text_atomic(d / "config.yaml", config_yaml)

@@ -73,7 +73,8 @@ def caption(cfg: RunConfig, task: ExecutionTask, n: int) -> str:
              "the data)" if task.market.trades is None else "fills by trades printing through the limit price")
     return (f"{cfg.asset.name}, {cfg.data.source} data, {cfg.evaluate.split} split ({n} decisions), horizon "
             f"{cfg.execution.horizon_s:g} s, IS in bps incl. fees and cleanup; {fills}. Oracle = ex-post best "
-            "offset (upper bound, not a strategy).")
+            "offset (upper bound, not a strategy). Diff vs llm = IS(strategy) - IS(llm): negative = the strategy "
+            "is cheaper than llm; p-values of paired tests over decisions, Bonferroni over the baselines.")
 
 
 def run_evaluation(cfg: RunConfig, out_dir: Path) -> dict:

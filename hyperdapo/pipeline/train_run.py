@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 import time
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from lightning.pytorch.loggers import CSVLogger, WandbLogger
 from omegaconf import OmegaConf
 
 from hyperdapo.data.sources import load_market
+from hyperdapo.evaluation.tables import write_atomic
 from hyperdapo.execution.preferences import DEFAULT_OFFSETS_BPS, preference_pairs, save_table
 from hyperdapo.execution.task import ExecutionTask
 from hyperdapo.features.decision_set import Split
@@ -41,14 +41,6 @@ class StopAfter(L.Callback):
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
         if module.train_batches >= self.n:
             trainer.should_stop = True
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 def build_task(cfg: RunConfig) -> ExecutionTask:
@@ -142,7 +134,7 @@ def fit_policy(cfg: RunConfig, task: ExecutionTask, model, tokenizer, out_dir: P
         save_table(pairs, out_dir / "datasets" / "preferences_train.parquet")  # the SFT / DPO data of this run
         config_yaml = OmegaConf.to_yaml(OmegaConf.structured(cfg))
         for d in (out_dir, policy_dir):
-            write_text_atomic(d / "config.yaml", config_yaml)
-            write_text_atomic(d / "summary.json", json.dumps(summary, indent=2, default=str))
+            write_atomic(d / "config.yaml", config_yaml)
+            write_atomic(d / "summary.json", json.dumps(summary, indent=2, default=str))
     return summary
 

@@ -198,9 +198,10 @@ def _finish_book(path, ts_us, local_ts_us, bid_px, bid_sz, ask_px, ask_sz, unit:
     check_non_negative(path, {"bids[*].amount": bid_sz, "asks[*].amount": ask_sz}, unit=unit)
     crossed = crossed_rows(bid_px[:, 0], ask_px[:, 0])
     n_crossed = warn_crossed(path, crossed, unit=unit)
-    keep = ~crossed
-    book = BookSnapshots(ts_us[keep].astype(np.int64), local_ts_us[keep].astype(np.int64), bid_px[keep],
-                         bid_sz[keep], ask_px[keep], ask_sz[keep])
+    book = BookSnapshots(np.asarray(ts_us, dtype=np.int64), np.asarray(local_ts_us, dtype=np.int64), bid_px, bid_sz,
+                         ask_px, ask_sz)
+    if n_crossed:  # copy only when rows are dropped
+        book = book.take(~crossed)
     return ReadResult(Kind.BOOK_SNAPSHOT, book, n_crossed)
 
 

@@ -13,17 +13,15 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import lightning as L
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from hyperdapo.models.policy import load_policy  # noqa: E402
-from hyperdapo.pipeline.train_run import build_task, fit_policy, tokenizer_corpus  # noqa: E402
-from tests.pipeline_helpers import run_config  # noqa: E402
+from hyperdapo.models.policy import load_policy
+from hyperdapo.pipeline.config import compose_run_config as run_config
+from hyperdapo.pipeline.train_run import build_task, fit_policy, tokenizer_corpus
 
 
 class StepTimer(L.Callback):

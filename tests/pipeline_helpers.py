@@ -4,21 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hydra import compose, initialize_config_dir
-
-from hyperdapo.pipeline.config import RunConfig, register_configs, to_run_config
+from hyperdapo.pipeline.config import compose as compose_cfg
+from hyperdapo.pipeline.config import compose_run_config as run_config
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def compose_cfg(overrides: list[str], config_name: str = "train"):
-    register_configs()
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        return compose(config_name=config_name, overrides=overrides)
-
-
-def run_config(overrides: list[str], config_name: str = "train") -> RunConfig:
-    return to_run_config(compose_cfg(overrides, config_name))
+__all__ = ["REPO", "compose_cfg", "fast", "run_config"]
 
 
 def fast(tmp: Path, *extra: str) -> list[str]:

@@ -9,6 +9,7 @@ and names the offending key (``algo.eps_low=0.3 > algo.eps_high=0.28 ...``).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
@@ -111,3 +112,21 @@ def register_configs() -> None:
 def to_run_config(cfg: DictConfig) -> RunConfig:
     """The composed Hydra config as typed, validated dataclasses (errors name the key)."""
     return OmegaConf.to_object(cfg)  # type: ignore[return-value]
+
+
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+
+
+def compose(overrides: list[str], config_name: str = "train") -> DictConfig:
+    """Compose ``conf/<config_name>.yaml`` with command-line style overrides, as train.py / evaluate.py do
+    (for scripts and tests that run the pipeline in-process)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    register_configs()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return hydra_compose(config_name=config_name, overrides=overrides)
+
+
+def compose_run_config(overrides: list[str], config_name: str = "train") -> RunConfig:
+    return to_run_config(compose(overrides, config_name))

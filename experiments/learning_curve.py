@@ -3,7 +3,8 @@ comparison of both policies on held-out decisions (same decisions, same simulato
 
     .venv/bin/python experiments/learning_curve.py [--sft-steps 400] [--dapo-steps 200] [--lr 1e-4] [override ...]
 
-Extra arguments are Hydra overrides for both runs (e.g. ``data.synthetic.signal_strength=0.25``). Prints, for the
+Runs on ``experiment=demo`` (conf/experiment/demo.yaml); extra arguments are Hydra overrides for both
+runs (e.g. ``seed=1 data.synthetic.seed=1``). Prints, for the
 test split, the policies' expected reward (mean over 8 sampled answers per decision) and greedy reward, the paired
 difference (DAPO - SFT) and its t-test / Wilcoxon p-values.
 """
@@ -18,7 +19,7 @@ from hyperdapo.pipeline.compare import compare_policies
 from hyperdapo.pipeline.config import compose_run_config as run_config
 from hyperdapo.pipeline.train_run import build_task, run_training
 
-BASE = ["data.synthetic.n_days=2", "decisions.every_s=15", "trainer.val_decisions=128"]
+BASE = ["experiment=demo"]
 
 
 def main() -> None:

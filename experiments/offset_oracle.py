@@ -1,6 +1,7 @@
 """How much is there to learn? Fixed offsets vs a state-dependent rule vs the ex-post oracle.
 
-    .venv/bin/python experiments/offset_oracle.py [--asset BTC] [--days 1] [--seed 0]
+    .venv/bin/python experiments/offset_oracle.py [--asset BTC] [--days 1] [--seed 0] [--signal-strength 0.08]
+        [--imbalance-noise 0.7] [--horizon-s 300] [--every-s 60]
 
 On the synthetic market (in memory), prints the mean reward (bps, default reward = -IS) on the test split
 of each fixed offset, of a simple state-dependent rule (the best offset per quartile of side * top-5
@@ -38,11 +39,19 @@ def main() -> None:
     ap.add_argument("--asset", default="BTC")
     ap.add_argument("--days", type=float, default=1.0)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--signal-strength", type=float, default=SyntheticConfig.signal_strength)
+    ap.add_argument("--imbalance-noise", type=float, default=SyntheticConfig.imbalance_noise)
+    ap.add_argument("--horizon-s", type=float, default=DecisionConfig.horizon_s)
+    ap.add_argument("--every-s", type=float, default=DecisionConfig.every_s)
     args = ap.parse_args()
     asset = load_asset(args.asset)
-    market = simulate_market(asset, SyntheticConfig(n_days=args.days, seed=args.seed)).market_data()
-    task = ExecutionTask.build(asset, market, DecisionConfig(), FeatureConfig(), FillConfig(), RewardConfig(),
-                               PromptConfig())
+    synth = SyntheticConfig(n_days=args.days, seed=args.seed, signal_strength=args.signal_strength,
+                            imbalance_noise=args.imbalance_noise)
+    market = simulate_market(asset, synth).market_data()
+    decisions = DecisionConfig(every_s=args.every_s, horizon_s=args.horizon_s,
+                               embargo_s=max(DecisionConfig.embargo_s, args.horizon_s + 60.0))
+    fills = FillConfig(horizon_s=args.horizon_s)
+    task = ExecutionTask.build(asset, market, decisions, FeatureConfig(), fills, RewardConfig(), PromptConfig())
     train, test = task.split_index(Split.TRAIN), task.split_index(Split.TEST)
     edges = np.quantile(signal(task, train), [0.25, 0.5, 0.75])
     r_train = offset_rewards(task, train, OFFSETS_BPS)

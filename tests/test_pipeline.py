@@ -87,6 +87,11 @@ def test_invalid_configs_name_the_key(tmp_path, override, key):
         run_config(fast(tmp_path, override))
 
 
+def test_simulator_horizon_follows_the_decisions_horizon(tmp_path):
+    cfg = run_config(fast(tmp_path, "decisions.horizon_s=120", "decisions.embargo_s=180"))
+    assert (cfg.execution.horizon_s, cfg.execution.adverse_horizon_s) == (120.0, cfg.decisions.adverse_horizon_s)
+
+
 def test_every_config_group_option_composes(tmp_path):
     from tests.pipeline_helpers import REPO
 

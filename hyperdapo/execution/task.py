@@ -62,6 +62,10 @@ class ExecutionTask:
         reward_cfg: RewardConfig,
         prompt_cfg: PromptConfig,
     ) -> ExecutionTask:
+        for key in ("horizon_s", "adverse_horizon_s"):  # the splits' embargo is computed from the decisions' window
+            if getattr(fill_cfg, key) != getattr(decision_cfg, key):
+                raise ValueError(f"execution.{key}={getattr(fill_cfg, key)} != decisions.{key}="
+                                 f"{getattr(decision_cfg, key)}: the simulator must use the decisions' reward window")
         book = market.book
         decisions = build_decisions(asset.name, book.ts_us, book.mid, asset.sz_decimals, decision_cfg)
         rows = compute_features(market, decisions.ts_us, feature_cfg).to_dict("records")

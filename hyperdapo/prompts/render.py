@@ -130,17 +130,24 @@ def build_messages(
 
 
 def describe_compact(asset: str, f: Mapping[str, float], side: Side, objective: Objective, cfg: PromptConfig) -> str:
-    """The same state in one short line, the words first (what a small model can read), e.g.
-    ``BTC bid-heavy buyers calm | imb +0.3 flow +1.2z vol 0.5bps mom5 -10bps | patient | BUY``."""
+    """The same state in one short line for a small model, side first and the words relative to the order, e.g.
+    ``BTC BUY book against flow with calm | imb +0.3 flow -1.2z vol 0.5bps mom5 -10bps | patient``.
+
+    "against" means the pressure pushes the price away from a passive order of this side (a bid-heavy book or
+    net buying for a BUY: side * imbalance > 0), "with" the opposite. A 2-layer model did not learn the XOR of
+    the side and a raw bid-/ask-heavy word from clean labels in 400 SFT steps; it learns the side-relative word.
+    """
     imb, flow_z, vol_z = f["imbalance_top5"], f.get("trade_flow_5m_z", math.nan), f.get("volatility_5m_bps_z", math.nan)
+    sign = float(side)
     words = " ".join([
-        _lean(imb, cfg.imbalance_words_at, "bid-heavy", "ask-heavy", "balanced"),
-        _lean(flow_z, 0.5, "buyers", "sellers", "mixed"),
+        "book " + _lean(sign * imb, cfg.imbalance_words_at, "against", "with", "neutral"),
+        "flow " + _lean(sign * flow_z, 0.5, "against", "with", "mixed"),
         "unknown" if not math.isfinite(vol_z) else ("volatile" if vol_z > cfg.volatile_z else "calm"),
     ])
-    return (f"{asset} {words} | imb {_num(imb, '+.1f')} flow {_num(flow_z, '+.1f')}z "
+    flow = f"{flow_z:+.1f}z" if math.isfinite(flow_z) else "n/a"
+    return (f"{asset} {side.name} {words} | imb {_num(imb, '+.1f')} flow {flow} "
             f"vol {_num(f['volatility_5m_bps'], '.1f')}bps mom5 {_num(f['momentum_5m_bps'], '+.0f')}bps "
-            f"| {Objective(objective).value} | {side.name}")
+            f"| {Objective(objective).value}")
 
 
 def render_prompt(tokenizer, messages: list[dict[str, str]]) -> str:

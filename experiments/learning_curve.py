@@ -1,7 +1,7 @@
 """Does DAPO improve on its SFT start on the market's own reward? SFT, then DAPO from it, then a paired
 comparison of both policies on held-out decisions (same decisions, same simulator).
 
-    .venv/bin/python experiments/learning_curve.py [--sft-steps 400] [--dapo-steps 200] [--lr 1e-4] [override ...]
+    .venv/bin/python experiments/learning_curve.py [--sft-steps 400] [--dapo-steps 500] [--lr 1e-4] [override ...]
 
 Runs on ``experiment=demo`` (conf/experiment/demo.yaml); extra arguments are Hydra overrides for both
 runs (e.g. ``seed=1 data.synthetic.seed=1``). Prints, for the
@@ -25,7 +25,7 @@ BASE = ["experiment=demo"]
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sft-steps", type=int, default=400)
-    ap.add_argument("--dapo-steps", type=int, default=200)
+    ap.add_argument("--dapo-steps", type=int, default=500)
     ap.add_argument("--lr", type=float, default=1e-4)
     ap.add_argument("--out", default="outputs/learning_curve")
     ap.add_argument("overrides", nargs="*")

@@ -3,8 +3,7 @@
 1. SFT teaches a tiny model the answer grammar on the synthetic market (valid answers on held-out decisions).
 2. DAPO learns what the reward pays for: with the simulator's reward replaced by a known one (10 bps for the
    answer -15 bps, 0 otherwise), the share of that answer on held-out decisions rises significantly.
-3. On the market's own reward (``experiment=demo``: the synthetic market with a stronger order-flow signal
-   and a 120-s horizon), SFT then DAPO raises the held-out expected reward over the SFT start significantly,
+3. On the market's own reward (``experiment=demo``: two synthetic BTC days, a 120-s horizon), SFT then DAPO raises the held-out expected reward over the SFT start significantly,
    and the DAPO policy's answers follow the book (the same measurement as experiments/learning_curve.py).
 """
 
@@ -88,7 +87,7 @@ def test_dapo_beats_its_sft_start_on_the_market_reward(tmp_path):
     sft = run_training(run_config([*common, "algo=sft", "trainer.max_steps=400", "optim.lr=3e-3", "run_name=sft"]),
                        tmp_path / "sft")
     cfg = run_config([*common, "algo=dapo", "algo.sft_warmup_steps=0", "algo.max_gen_batches=32",
-                      "trainer.max_steps=300", "optim.lr=1e-4", f"model.init_from={sft['policy_dir']}",
+                      "trainer.max_steps=500", "optim.lr=1e-4", f"model.init_from={sft['policy_dir']}",
                       "run_name=dapo"])
     dapo = run_training(cfg, tmp_path / "dapo")
     task = build_task(cfg)

@@ -127,3 +127,15 @@ def test_volatility_clusters_and_trades_cluster():
 def test_invalid_config_names_the_key(key, value):
     with pytest.raises(ValueError, match=f"data.synthetic.{key}"):
         SyntheticConfig(**{key: value})
+
+
+def test_market_with_other_parameters_is_never_read_from_stale_files(tmp_path):
+    from hyperdapo.data.sources import DataConfig, load_market
+
+    books = {}
+    for strength in (0.08, 0.25):
+        cfg = DataConfig(raw_dir=str(tmp_path / "raw"), cache_dir=str(tmp_path / "cache"),
+                         synthetic=SyntheticConfig(n_days=0.05, signal_strength=strength))
+        books[strength] = load_market(load_asset("BTC"), cfg).book
+    assert len(list((tmp_path / "raw" / "synthetic").iterdir())) == 2  # one directory per parameter set
+    assert not np.array_equal(books[0.08].mid, books[0.25].mid)

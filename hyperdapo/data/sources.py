@@ -1,7 +1,8 @@
 """Where an asset's market data comes from (``data=`` config group) and loading it as one MarketData.
 
 - ``synthetic``: the built-in market (:mod:`hyperdapo.data.synthetic`), written on first use as Tardis files
-  under ``<raw_dir>/synthetic/<seed>`` and read back through the same readers as downloaded data.
+  under ``<raw_dir>/synthetic/seed<seed>-<hash of every synthetic parameter>`` and read back through the same
+  readers as downloaded data.
 - ``tardis``: Tardis.dev ``book_snapshot_25`` + ``trades`` (downloaded on first use, ``$TARDIS_API_KEY``).
 - ``hyperliquid_archive``: Hyperliquid's l2Book archive files (book only: fills use the book-only rule).
 
@@ -22,7 +23,7 @@ from hyperdapo.data.cache import load_cached
 from hyperdapo.data.download import TardisConfig, download_tardis
 from hyperdapo.data.readers import Kind
 from hyperdapo.data.schema import BookSnapshots, MarketData, Trades
-from hyperdapo.data.synthetic import SyntheticConfig, write_synthetic_market
+from hyperdapo.data.synthetic import SyntheticConfig, synthetic_dir_name, write_synthetic_market
 
 
 class DataSource(StrEnum):
@@ -34,7 +35,7 @@ class DataSource(StrEnum):
 @dataclass
 class DataConfig:
     source: str = DataSource.SYNTHETIC  # synthetic | tardis | hyperliquid_archive
-    raw_dir: str = "data/raw"  # synthetic files go to <raw_dir>/synthetic/seed<seed>
+    raw_dir: str = "data/raw"  # synthetic files go to <raw_dir>/synthetic/seed<seed>-<hash of the parameters>
     cache_dir: str = "data/cache"
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
     tardis: TardisConfig = field(default_factory=TardisConfig)
@@ -64,7 +65,7 @@ def concat_trades(tapes: list[Trades]) -> Trades:
 def market_files(asset: AssetConfig, cfg: DataConfig) -> tuple[list[Path], list[Path]]:
     """(book files, trade files) of the configured source, creating or downloading them if needed."""
     if cfg.source is DataSource.SYNTHETIC:
-        out = Path(cfg.raw_dir) / "synthetic" / f"seed{cfg.synthetic.seed}"
+        out = Path(cfg.raw_dir) / "synthetic" / synthetic_dir_name(cfg.synthetic)
         paths = write_synthetic_market(asset, cfg.synthetic, out)
         return paths["book_snapshot_25"], paths["trades"]
     if cfg.source is DataSource.TARDIS:

@@ -41,11 +41,13 @@ byte-identical files.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 import math
 import os
 import tempfile
 import zlib
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numba
@@ -344,6 +346,13 @@ def updates_table(updates: BookUpdates, symbol: str) -> pa.Table:
         "side": pa.array(np.where(updates.side == Side.BUY, "bid", "ask")),
         "price": _num_array(updates.price), "amount": _num_array(updates.amount),
     })
+
+
+def synthetic_dir_name(cfg: SyntheticConfig) -> str:
+    """``seed<seed>-<hash>``: the directory of one market, keyed by every parameter, so that files written with
+    other parameters (another signal strength, fewer days) are never reused."""
+    digest = hashlib.sha256(json.dumps(asdict(cfg), sort_keys=True).encode()).hexdigest()[:10]
+    return f"seed{cfg.seed}-{digest}"
 
 
 def write_synthetic_market(asset: AssetConfig, cfg: SyntheticConfig, out_dir: Path) -> dict[str, list[Path]]:

@@ -43,7 +43,7 @@ def test_prefilled_side_completions_are_scored_with_the_prefix(market):
     scored = t.score(i, [" -5.0 bps", " lots"], 2)
     assert scored.valid.tolist() == [[True, False]]
     assert t.completion(i[0], f"{side} LIMIT -5.0 bps") == " -5.0 bps"
-    assert t.messages[i[0]][-1]["content"].endswith(f"| {side}") and len(t.messages[i[0]]) == 1
+    assert t.messages[i[0]][-1]["content"].startswith(f"BTC {side} book ") and len(t.messages[i[0]]) == 1
 
 
 def test_score_parses_answers_and_penalises_invalid_ones(task):

@@ -3,8 +3,9 @@
 1. SFT teaches a tiny model the answer grammar on the synthetic market (valid answers on held-out decisions).
 2. DAPO learns what the reward pays for: with the simulator's reward replaced by a known one (10 bps for the
    answer -15 bps, 0 otherwise), the share of that answer on held-out decisions rises significantly.
-3. On the market's own reward (``experiment=demo``: two synthetic BTC days, a 120-s horizon), SFT then DAPO raises the held-out expected reward over the SFT start significantly,
-   and the DAPO policy's answers follow the book (the same measurement as experiments/learning_curve.py).
+3. On the market's own reward (``experiment=demo``: two synthetic BTC days, a 120-s horizon), SFT then DAPO
+   raises the held-out expected reward over the SFT start significantly, and the DAPO policy's answers follow
+   the book (the same measurement as experiments/learning_curve.py).
 """
 
 from __future__ import annotations

@@ -15,11 +15,7 @@ import argparse
 import json
 from pathlib import Path
 
-from hyperdapo.pipeline.compare import compare_policies
-from hyperdapo.pipeline.config import compose_run_config as run_config
-from hyperdapo.pipeline.train_run import build_task, run_training
-
-BASE = ["experiment=demo"]
+from hyperdapo.pipeline.compare import sft_then_dapo
 
 
 def main() -> None:
@@ -30,18 +26,8 @@ def main() -> None:
     ap.add_argument("--out", default="outputs/learning_curve")
     ap.add_argument("overrides", nargs="*")
     args = ap.parse_args()
-    out = Path(args.out)
-    common = [*BASE, f"registry_dir={out}/models", *args.overrides]
-    sft = run_training(run_config([*common, "algo=sft", f"trainer.max_steps={args.sft_steps}", "optim.lr=3e-3",
-                                   "run_name=sft"]), out / "sft")
-    dapo_cfg = run_config([*common, "algo=dapo", "algo.sft_warmup_steps=0", "algo.max_gen_batches=32",
-                           f"trainer.max_steps={args.dapo_steps}", f"optim.lr={args.lr}",
-                           f"model.init_from={sft['policy_dir']}", "run_name=dapo"])
-    dapo = run_training(dapo_cfg, out / "dapo")
-    task = build_task(dapo_cfg)
-    result = {mode: compare_policies(task, dapo_cfg.model, sft["policy_dir"], dapo["policy_dir"], "test",
-                                     dapo_cfg.algo.max_new_tokens, samples=samples)
-              for mode, samples in (("sampled", 8), ("greedy", 0))}
+    result = sft_then_dapo(["experiment=demo", *args.overrides], Path(args.out), args.sft_steps, args.dapo_steps,
+                           args.lr)
     print(json.dumps(result, indent=2))
 
 

@@ -28,12 +28,6 @@ from hyperdapo.prompts.render import PromptConfig
 OFFSETS_BPS = (-50.0, -30.0, -15.0, -10.0, -5.0, -2.0, 0.0, 5.0)
 
 
-def signal(task: ExecutionTask, idx: np.ndarray) -> np.ndarray:
-    """side * top-5 imbalance: positive = the book leans against the order (the price tends to run away)."""
-    imb = np.array([task.features[i]["imbalance_top5"] for i in idx])
-    return task.decisions.side[idx] * imb
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--asset", default="BTC")
@@ -53,12 +47,12 @@ def main() -> None:
     fills = FillConfig(horizon_s=args.horizon_s)
     task = ExecutionTask.build(asset, market, decisions, FeatureConfig(), fills, RewardConfig(), PromptConfig())
     train, test = task.split_index(Split.TRAIN), task.split_index(Split.TEST)
-    edges = np.quantile(signal(task, train), [0.25, 0.5, 0.75])
+    edges = np.quantile(task.book_lean(train), [0.25, 0.5, 0.75])
     r_train = offset_rewards(task, train, OFFSETS_BPS)
-    bins_train = np.searchsorted(edges, signal(task, train))
+    bins_train = np.searchsorted(edges, task.book_lean(train))
     best_per_bin = [int(np.argmax(r_train[bins_train == b].mean(axis=0))) for b in range(4)]
     r_test = offset_rewards(task, test, OFFSETS_BPS)
-    rule = r_test[np.arange(len(test)), np.array(best_per_bin)[np.searchsorted(edges, signal(task, test))]]
+    rule = r_test[np.arange(len(test)), np.array(best_per_bin)[np.searchsorted(edges, task.book_lean(test))]]
     table = offset_table(task, Split.TEST, OFFSETS_BPS)
     best_fixed = int(np.argmax(r_test.mean(axis=0)))
     diff = rule - r_test[:, best_fixed]

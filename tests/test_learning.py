@@ -19,7 +19,7 @@ from scipy import stats
 
 from hyperdapo.execution.task import Scored
 from hyperdapo.models.policy import ModelConfig, load_policy
-from hyperdapo.pipeline.compare import compare_policies, policy_rewards
+from hyperdapo.pipeline.compare import sft_then_dapo
 from hyperdapo.pipeline.train_run import build_task, fit_policy, run_training
 from hyperdapo.rl.rollout import sample
 from tests.pipeline_helpers import fast, run_config
@@ -83,27 +83,15 @@ def test_dapo_learns_what_the_reward_pays_for(sft):
 
 @pytest.mark.slow
 def test_dapo_beats_its_sft_start_on_the_market_reward(tmp_path):
-    common = ["experiment=demo", f"data.raw_dir={tmp_path}/raw", f"data.cache_dir={tmp_path}/cache",
-              f"registry_dir={tmp_path}/models", "trainer.val_every_n_steps=1000", "seed=0"]
-    sft = run_training(run_config([*common, "algo=sft", "trainer.max_steps=400", "optim.lr=3e-3", "run_name=sft"]),
-                       tmp_path / "sft")
-    cfg = run_config([*common, "algo=dapo", "algo.sft_warmup_steps=0", "algo.max_gen_batches=32",
-                      "trainer.max_steps=500", "optim.lr=1e-4", f"model.init_from={sft['policy_dir']}",
-                      "run_name=dapo"])
-    dapo = run_training(cfg, tmp_path / "dapo")
-    task = build_task(cfg)
-    # expected reward of each policy: the mean over 8 sampled answers per held-out decision, paired by decision
-    result = compare_policies(task, cfg.model, sft["policy_dir"], dapo["policy_dir"], "test",
-                              cfg.algo.max_new_tokens, samples=8)
-    idx = task.split_index("test")
-    _, _, offsets = policy_rewards(task, cfg.model, dapo["policy_dir"], idx, cfg.algo.max_new_tokens)  # greedy
-    lean = task.decisions.side[idx] * np.array([task.features[i]["imbalance_top5"] for i in idx])
-    rho = stats.spearmanr(lean, offsets, nan_policy="omit")
-    print(f"\nheld-out expected reward (n={result['n']}): SFT {result['before_mean_bps']:.3f} bps, DAPO "
-          f"{result['after_mean_bps']:.3f} bps, diff {result['diff_mean_bps']:+.3f} +- {result['diff_se_bps']:.3f} "
-          f"(t p={result['t_p']:.1e}, Wilcoxon p={result['wilcoxon_p']:.1e}); DAPO greedy offsets: "
-          f"{len(np.unique(offsets.round(1)))} distinct, Spearman(side x imbalance, offset) = "
-          f"{rho.statistic:+.2f} (p={rho.pvalue:.1e})")
-    assert result["diff_mean_bps"] > 0 and result["t_p"] < 0.01 and result["wilcoxon_p"] < 0.01
+    overrides = ["experiment=demo", f"data.raw_dir={tmp_path}/raw", f"data.cache_dir={tmp_path}/cache",
+                 "trainer.val_every_n_steps=1000", "seed=0"]
+    result = sft_then_dapo(overrides, tmp_path, sft_steps=400, dapo_steps=500, lr=1e-4)
+    sampled, greedy = result["sampled"], result["greedy"]  # sampled: expected reward, 8 answers per decision
+    print(f"\nheld-out expected reward (n={sampled['n']}): SFT {sampled['before_mean_bps']:.3f} bps, DAPO "
+          f"{sampled['after_mean_bps']:.3f} bps, diff {sampled['diff_mean_bps']:+.3f} +- {sampled['diff_se_bps']:.3f} "
+          f"(t p={sampled['t_p']:.1e}, Wilcoxon p={sampled['wilcoxon_p']:.1e}); DAPO greedy offsets: "
+          f"{greedy['after_distinct_offsets']} distinct, Spearman(side x imbalance, offset) = "
+          f"{greedy['after_lean_rho']:+.2f} (p={greedy['after_lean_p']:.1e})")
+    assert sampled["diff_mean_bps"] > 0 and sampled["t_p"] < 0.01 and sampled["wilcoxon_p"] < 0.01
     # the answers follow the state: more passive when the book leans with the order, more aggressive against it
-    assert len(np.unique(offsets.round(1))) >= 2 and rho.statistic > 0 and rho.pvalue < 1e-6
+    assert greedy["after_distinct_offsets"] >= 2 and greedy["after_lean_rho"] > 0 and greedy["after_lean_p"] < 1e-6

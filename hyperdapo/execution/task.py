@@ -121,6 +121,11 @@ class ExecutionTask:
             raise RuntimeError("ExecutionTask.render(tokenizer) must run before prompts() is used")
         return [self.prompt_texts[i] for i in np.asarray(idx)]
 
+    def book_lean(self, idx: np.ndarray) -> np.ndarray:
+        """side x top-5 imbalance per decision (dimensionless, in [-1, 1]): positive = the book leans against
+        the order (the pressure pushes the price away from a passive limit), the compact prompt's "against"."""
+        return self.decisions.side[np.asarray(idx)] * np.array([self.features[i]["imbalance_top5"] for i in idx])
+
     def sample_train_prompts(self, step: int, batch_size: int, seed: int) -> np.ndarray:
         """``batch_size`` training decisions for rollout batch ``step``: a seeded function of (seed, step),
         so a resumed run draws exactly the batches an uninterrupted one would."""

@@ -10,14 +10,13 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from hyperdapo.atomic import atomic_path
 from hyperdapo.data.readers import Kind, ReadResult, detect_kind, read_market_file
 from hyperdapo.data.schema import BookSnapshots, BookUpdates, Trades
 
@@ -80,13 +79,6 @@ def summarize(path: Path, result: ReadResult) -> IngestSummary:
 
 
 def _write_atomic(table: pa.Table, entry: Path, meta: dict) -> None:
-    entry.parent.mkdir(parents=True, exist_ok=True)
     table = table.replace_schema_metadata({**(table.schema.metadata or {}), b"hyperdapo": json.dumps(meta)})
-    fd, tmp = tempfile.mkstemp(dir=entry.parent, prefix=f".{entry.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(entry) as tmp:
         pq.write_table(table, tmp)
-        os.replace(tmp, entry)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)

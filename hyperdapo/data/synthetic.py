@@ -44,8 +44,6 @@ import datetime as dt
 import hashlib
 import json
 import math
-import os
-import tempfile
 import zlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -55,6 +53,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
+from hyperdapo.atomic import atomic_path
 from hyperdapo.data.assets import AssetConfig, tick_size
 from hyperdapo.data.schema import BookSnapshots, BookUpdates, MarketData, Side, Trades
 
@@ -297,15 +296,8 @@ def tardis_file_name(data_type: str, day: dt.date, symbol: str, exchange: str = 
 
 def _write_csv_gz(table: pa.Table, path: Path) -> None:
     """Write ``table`` as gzip CSV atomically (temp file in the same directory, then rename)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        with pa.CompressedOutputStream(tmp, "gzip") as out:
-            pacsv.write_csv(table, out, pacsv.WriteOptions(quoting_style="none"))
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_path(path) as tmp, pa.CompressedOutputStream(str(tmp), "gzip") as out:
+        pacsv.write_csv(table, out, pacsv.WriteOptions(quoting_style="none"))
 
 
 def _head(n: int, symbol: str) -> dict[str, pa.Array]:

@@ -12,11 +12,11 @@ Every table carries a caption (e.g. "book-only fills" for data without trades) i
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from pathlib import Path
 
 import pandas as pd
+
+from hyperdapo.atomic import write_text_atomic
 
 
 def _fmt(v) -> str:
@@ -52,21 +52,13 @@ def to_latex(df: pd.DataFrame, caption: str, label: str) -> str:
     return "\n".join(lines)
 
 
-def write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
 def write_table(df: pd.DataFrame, out_dir: Path, stem: str, caption: str) -> list[Path]:
     """``<stem>.md``, ``<stem>.tex`` and ``<stem>.csv`` (the caption is the CSV's first, commented line)."""
     out_dir = Path(out_dir)
     paths = [out_dir / f"{stem}.{ext}" for ext in ("md", "tex", "csv")]
-    write_atomic(paths[0], to_markdown(df, caption))
-    write_atomic(paths[1], to_latex(df, caption, stem))
-    write_atomic(paths[2], f"# {caption}\n" + df.to_csv(index=False))
+    write_text_atomic(paths[0], to_markdown(df, caption))
+    write_text_atomic(paths[1], to_latex(df, caption, stem))
+    write_text_atomic(paths[2], f"# {caption}\n" + df.to_csv(index=False))
     return paths
 
 

@@ -9,13 +9,12 @@ answers in the answer grammar, their rewards (bps) and metadata (asset, ts_us, m
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from hyperdapo.atomic import atomic_path
 from hyperdapo.execution.task import FEW_SHOT_OFFSETS_BPS as DEFAULT_OFFSETS_BPS
 from hyperdapo.execution.task import ExecutionTask
 from hyperdapo.features.decision_set import Split
@@ -54,15 +53,8 @@ def preference_pairs(task: ExecutionTask, split: Split | str, offsets_bps=DEFAUL
 
 def save_table(df: pd.DataFrame, path: Path) -> Path:
     """Write ``df`` as parquet atomically (temp file in the same directory, then rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         df.to_parquet(tmp, index=False)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path
 
 

@@ -9,13 +9,13 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
+
+from hyperdapo.atomic import atomic_path
 
 CHATML_TEMPLATE = (
     "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
@@ -75,9 +75,6 @@ def qwen_vocab_tokenizer(cache_dir: Path | str) -> PreTrainedTokenizerFast:
         if tok.get_vocab_size() != QWEN_RANKS:
             raise ValueError(f"qwen.tiktoken holds {tok.get_vocab_size()} ranks, expected {QWEN_RANKS}")
         tok.add_special_tokens(QWEN25_SPECIALS)
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=cached.parent, suffix=".tmp")
-        os.close(fd)
-        tok.save(tmp)
-        os.replace(tmp, cached)
+        with atomic_path(cached) as tmp:
+            tok.save(str(tmp))
     return _wrap(Tokenizer.from_file(str(cached)))

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from hyperdapo.atomic import atomic_path, write_text_atomic
 from hyperdapo.evaluation.baselines import baseline_outcomes, llm_outcomes
 from hyperdapo.evaluation.figures import cumulative_pnl, learning_curves, strategy_bars
 from hyperdapo.evaluation.metrics import StrategyOutcomes, strategy_metrics
@@ -24,7 +25,6 @@ from hyperdapo.evaluation.tables import (
     execution_quality,
     fill_rate_comparison,
     training_performance,
-    write_atomic,
     write_table,
 )
 from hyperdapo.execution.task import ExecutionTask
@@ -123,9 +123,10 @@ def run_evaluation(cfg: RunConfig, out_dir: Path) -> dict:
                         figures / "learning_curves.png")
     decisions = pd.DataFrame({"ts_us": task.decisions.ts_us[idx], **{f"is_bps_{n}": o.is_bps for n, o in
                                                                      strategies.items()}})
-    decisions.to_parquet(out / "decisions.parquet", index=False)
+    with atomic_path(out / "decisions.parquet") as tmp:
+        decisions.to_parquet(tmp, index=False)
     result = {"asset": cfg.asset.name, "caption": cap, "policy": str(policy_dir) if policy_dir else None,
               "metrics": metrics, "is_ci": ci, "tests": tests, "training": summary}
-    write_atomic(out / "results.json", json.dumps(result, indent=2, default=str))
+    write_text_atomic(out / "results.json", json.dumps(result, indent=2, default=str))
     print((tables / "execution_quality.md").read_text())
     return result

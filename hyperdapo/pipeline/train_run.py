@@ -19,8 +19,8 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, WandbLogger
 from omegaconf import OmegaConf
 
+from hyperdapo.atomic import write_text_atomic
 from hyperdapo.data.sources import load_market
-from hyperdapo.evaluation.tables import write_atomic
 from hyperdapo.execution.preferences import DEFAULT_OFFSETS_BPS, preference_pairs, save_table
 from hyperdapo.execution.task import ExecutionTask
 from hyperdapo.features.decision_set import Split
@@ -134,7 +134,7 @@ def fit_policy(cfg: RunConfig, task: ExecutionTask, model, tokenizer, out_dir: P
         save_table(pairs, out_dir / "datasets" / "preferences_train.parquet")  # the SFT / DPO data of this run
         config_yaml = OmegaConf.to_yaml(OmegaConf.structured(cfg))
         for d in (out_dir, policy_dir):
-            write_atomic(d / "config.yaml", config_yaml)
-            write_atomic(d / "summary.json", json.dumps(summary, indent=2, default=str))
+            write_text_atomic(d / "config.yaml", config_yaml)
+            write_text_atomic(d / "summary.json", json.dumps(summary, indent=2, default=str))
     return summary
 

@@ -73,6 +73,28 @@ def test_invalid_answers_name_the_reason(text, reason):
     assert not a.valid and a.reason is reason and math.isnan(a.limit_px)
 
 
+@pytest.mark.parametrize("mid", [math.inf, -math.inf, math.nan, 0.0, -117_000.5])
+@pytest.mark.parametrize("text", ["BUY LIMIT -5.0 bps", "BUY LIMIT 116883.0"])
+def test_bad_mid_rejects_every_answer(mid, text):
+    # issue 10: mid=inf used to give valid=True with limit_px=inf
+    a = parse(text, mid=mid)
+    assert not a.valid and a.reason is RejectReason.BAD_MID and math.isnan(a.limit_px)
+
+
+@pytest.mark.parametrize(
+    ("text", "mid"),
+    [
+        ("BUY LIMIT " + "9" * 308 + " bps", MID),  # a finite 1e308 bps: mid * (1 + 1e304) = inf USD
+        ("SELL LIMIT 117000", 5e-324),  # a subnormal mid: offset 117000 / 5e-324 = inf bps
+    ],
+)
+def test_overflowing_price_or_offset_is_invalid(text, mid):
+    side = Side.BUY if text.startswith("BUY") else Side.SELL
+    a = parse(text, side=side, mid=mid)
+    assert not a.valid and a.reason is RejectReason.NON_FINITE_PRICE
+    assert math.isnan(a.limit_px)
+
+
 def test_band_is_configurable():
     assert parse("BUY LIMIT -150 bps").valid
     assert parse("BUY LIMIT -150 bps", band_bps=100).reason is RejectReason.OUTSIDE_BAND
@@ -86,3 +108,17 @@ def test_fuzz_never_raises(text):
     assert a.valid == (a.reason is RejectReason.NONE)
     if a.valid:
         assert a.limit_px > 0 and abs(a.offset_bps) <= 200.0
+        assert math.isfinite(a.limit_px) and math.isfinite(a.offset_bps)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.from_regex(r"(?i)buy (limit )?[-+]?[0-9]{1,12}(\.[0-9]{0,4})?( bps)?", fullmatch=True),
+    st.floats(allow_nan=True, allow_infinity=True),
+)
+def test_fuzz_any_mid_gives_a_finite_order_or_a_reason(text, mid):
+    a = parse(text, mid=mid)
+    assert a.valid == (a.reason is RejectReason.NONE)
+    if a.valid:
+        assert math.isfinite(mid) and mid > 0
+        assert 0 < a.limit_px < math.inf and abs(a.offset_bps) <= 200.0

@@ -11,8 +11,9 @@ mid: a better price if filled, less likely to fill); positive = aggressive (towa
 
 The decoder is lenient about case, ``$``, thousands separators, ``+`` signs, and text around the order, and
 strict about meaning: a wrong side, a non-positive price, or a price outside the band around mid (default
-+-200 bps) is invalid with a named :class:`RejectReason`. An off-tick price is rounded to the asset's tick
-grid and flagged (``off_tick``), not rejected. It never raises on any string.
++-200 bps) is invalid with a named :class:`RejectReason`; so is every answer when the arrival mid is not a
+finite positive price, and an answer whose price or offset overflows to inf / nan. An off-tick price is
+rounded to the asset's tick grid and flagged (``off_tick``), not rejected. It never raises on any string.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ class RejectReason(StrEnum):
     WRONG_SIDE = "wrong_side"
     NON_POSITIVE_PRICE = "non_positive_price"
     OUTSIDE_BAND = "outside_band"
+    BAD_MID = "bad_mid"  # the arrival mid is not a finite positive price: no answer can be priced against it
+    NON_FINITE_PRICE = "non_finite_price"  # the limit price or its offset from mid overflowed (inf / nan)
 
 
 _NUMBER = r"[-+]?\$?\s*(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d*)?|[-+]?\$?\s*\.\d+"
@@ -78,8 +81,11 @@ def parse_answer(
     """Decode ``text`` into an order for a decision on ``side`` at arrival mid ``mid_usd``.
 
     The first ``BUY|SELL [LIMIT] <number> [bps]`` in the text is the order; anything else is ignored.
-    Never raises: anything it cannot read is ``RejectReason.UNPARSABLE``.
+    Never raises: anything it cannot read is ``RejectReason.UNPARSABLE``; a non-finite or non-positive
+    ``mid_usd`` rejects every answer with ``RejectReason.BAD_MID``.
     """
+    if not (math.isfinite(mid_usd) and mid_usd > 0):
+        return ParsedAction(False, RejectReason.BAD_MID)
     if not isinstance(text, str):
         return ParsedAction(False, RejectReason.UNPARSABLE)
     match = _ORDER_RE.search(text)
@@ -99,6 +105,8 @@ def parse_answer(
         return ParsedAction(False, RejectReason.NON_POSITIVE_PRICE, side=side)
     limit_px = round_to_tick(raw_px, sz_decimals)
     offset_bps = price_to_offset(mid_usd, side, limit_px)
+    if not (math.isfinite(limit_px) and math.isfinite(offset_bps)):
+        return ParsedAction(False, RejectReason.NON_FINITE_PRICE, side=side)
     if abs(offset_bps) > band_bps or not limit_px > 0:
         return ParsedAction(False, RejectReason.OUTSIDE_BAND, side=side, offset_bps=offset_bps)
     # An offset answer lands between ticks by construction; only an absolute price can be "off tick".

@@ -74,6 +74,23 @@ def test_trade_at_the_price_needs_the_queue_model_and_volume_beyond_the_queue():
     assert o["filled"] and o["time_to_fill_s"] == pytest.approx(20.0)
 
 
+@pytest.mark.parametrize("sim", [simulate, reference_simulate])
+def test_queue_exactly_consumed_is_not_a_fill_in_lots(sim):
+    # queue ahead 0.3 at the bid 100; prints at 100 of 0.1 (t=30) and 0.2 (t=40) consume it exactly (in floats
+    # 0.1 + 0.2 = 0.30000000000000004 > 0.3 filled it); a further 0.1 at t=50 exceeds it -> filled at t=50
+    book = flat_book()
+    book.bid_sz[:, 0] = 0.3
+    queue = FillConfig(**{**CFG.__dict__, "queue_model": "conservative"})
+
+    def run(trades):
+        out = sim(book, trades, np.array([10 * S]), np.array([Side.BUY]), np.array([[100.0]]), np.array([0.5]), queue)
+        return out.filled[0, 0], out.time_to_fill_s[0, 0]
+
+    assert not run(tape((30, 100, 0.1, -1), (40, 100, 0.2, -1)))[0]
+    filled, ttf = run(tape((30, 100, 0.1, -1), (40, 100, 0.2, -1), (50, 100, 0.1, -1)))
+    assert filled and ttf == pytest.approx(40.0)
+
+
 def test_never_filled_is_cleaned_up_at_the_horizon_book():
     # buy at 95, market rises by 3 at t=200 s and nothing prints below 95 -> cleanup at the horizon's ask 104
     o = one(flat_book(moves={200: 3.0}), tape((100, 101, 1, 1)), 95.0)

@@ -13,7 +13,9 @@ with side s (+1 buy, -1 sell), quantity q (coins) and limit price p (USD):
      through ``p`` (below a buy's price, above a sell's), any taker side;
    - ``queue_model="conservative"`` adds: trades printing exactly at ``p`` consume the queue ahead, the
      visible size at ``p`` on the order's side of the placement book (0 if ``p`` is not a visible level);
-     the order fills once the volume printed at ``p`` since placement exceeds that queue;
+     the order fills once the volume printed at ``p`` since placement strictly exceeds that queue (a queue
+     consumed exactly is not a fill). Sizes are compared in whole lots of ``1 / LOTS_PER_COIN`` coin, so
+     prints of 0.1 and 0.2 against a queue of 0.3 sum to exactly 0.3: no fill (a float sum would exceed it);
    - **book-only data** (no trades, e.g. Hyperliquid's l2Book archive): price through the opposite best:
      a resting buy fills at the first later snapshot whose best ask is at or below ``p`` (a sell: best bid
      at or above ``p``). ``Outcomes.book_only`` flags it so that every table can say so.
@@ -41,9 +43,13 @@ from enum import StrEnum
 import numba
 import numpy as np
 
+from hyperdapo.data.assets import MAX_PERP_DECIMALS
 from hyperdapo.data.schema import BookSnapshots, Trades
 
 US_PER_S = 1_000_000
+# Whole lots per coin for the queue comparison: the finest Hyperliquid lot (szDecimals <= 6), so the sizes of
+# every asset are whole multiples of it and the comparison is exact in the asset's own lots too.
+LOTS_PER_COIN = 10**MAX_PERP_DECIMALS
 
 
 class QueueModel(StrEnum):
@@ -142,6 +148,12 @@ def _check_orders(book, ts, sd, px, q, cfg) -> None:
 
 
 @numba.njit(cache=True)
+def _lots(size):  # pragma: no cover - numba
+    """``size`` (coins) as a whole number of lots of ``1 / LOTS_PER_COIN`` coin (int64)."""
+    return np.int64(np.rint(size * LOTS_PER_COIN))
+
+
+@numba.njit(cache=True)
 def _walk(level_px, level_sz, qty, limit, sign):  # pragma: no cover - numba
     """Average price of taking ``qty`` from levels (best first) with prices within ``limit``
     (``sign * px <= sign * limit``); the rest at ``limit`` (or at the last visible level if ``limit`` is inf).
@@ -237,15 +249,15 @@ def _simulate_numba(b_ts, b_mid, bid_px, bid_sz, ask_px, ask_sz, t_ts, t_px, t_a
                         a = h + 1
                 j_fill = a  # m if never
                 if queue and not book_only:
-                    ahead = 0.0
+                    ahead = 0
                     for j in range(len(own_px)):
                         if own_px[j] == p:
-                            ahead = own_sz[j]
+                            ahead = _lots(own_sz[j])
                             break
-                    vol = 0.0
+                    vol = 0
                     for j in range(j_fill):
                         if ev_px[j] == p:
-                            vol += t_amt[lo + j]
+                            vol += _lots(t_amt[lo + j])
                             if vol > ahead:
                                 j_fill = j
                                 break

@@ -9,7 +9,7 @@ import math
 import numpy as np
 
 from hyperdapo.data.schema import BookSnapshots, Trades
-from hyperdapo.execution.fills import FIELDS, FillConfig, Outcomes, QueueModel
+from hyperdapo.execution.fills import FIELDS, LOTS_PER_COIN, FillConfig, Outcomes, QueueModel
 
 
 def _asof(ts_list, t) -> int:
@@ -53,8 +53,8 @@ def reference_order(book: BookSnapshots, trades: Trades | None, t0: int, s: int,
                 r.update(filled=True, fill_ts_us=int(ts[j]), fill_price=p, fee_bps=cfg.maker_fee_bps)
                 break
     else:
-        ahead = next((z for lp, z in own if lp == p), 0.0)
-        volume_at_p = 0.0
+        ahead_lots = next((round(z * LOTS_PER_COIN) for lp, z in own if lp == p), 0)
+        lots_at_p = 0
         for t, price, amount in zip(trades.ts_us.tolist(), trades.price.tolist(), trades.amount.tolist(), strict=True):
             if t <= tp:
                 continue
@@ -63,8 +63,8 @@ def reference_order(book: BookSnapshots, trades: Trades | None, t0: int, s: int,
             strictly = price < p if s > 0 else price > p
             at_p = cfg.queue_model is QueueModel.CONSERVATIVE and price == p
             if at_p:
-                volume_at_p += amount
-            if strictly or (at_p and volume_at_p > ahead):
+                lots_at_p += round(amount * LOTS_PER_COIN)
+            if strictly or (at_p and lots_at_p > ahead_lots):
                 r.update(filled=True, fill_ts_us=t, fill_price=p, fee_bps=cfg.maker_fee_bps)
                 break
     if r["filled"]:

@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from hyperdapo.data.__main__ import main
 from hyperdapo.data.download import KEY_ENV, TardisConfig, download_tardis
 
 CSV = "exchange,symbol,timestamp,local_timestamp,id,side,price,amount\nhyperliquid,BTC,1,2,a,buy,100,1\n"
@@ -99,24 +100,65 @@ def _closed_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.mark.parametrize("kind", ["refused", "http500"])
-def test_unreachable_endpoint_fails_within_the_bound(tmp_path, monkeypatch, kind):
+def test_reachable_endpoint_that_keeps_failing_is_bounded_by_max_total_s(tmp_path, monkeypatch):
     monkeypatch.delenv(KEY_ENV, raising=False)
-    failing = Server(status=500) if kind == "http500" else None
-    endpoint = failing.url if failing else f"http://127.0.0.1:{_closed_port()}"
+    failing = Server(status=500)  # answers (the probe passes), but every download attempt fails: the client retries
     t0 = time.monotonic()
     try:
         with pytest.raises(RuntimeError, match=r"did not finish within data\.tardis\.max_total_s=3 s.*Check"):
-            download_tardis(cfg(tmp_path, endpoint, symbols=["BTC"], data_types=["trades"], max_total_s=3))
+            download_tardis(cfg(tmp_path, failing.url, symbols=["BTC"], data_types=["trades"], max_total_s=3))
     finally:
-        if failing:
-            failing.close()
+        failing.close()
     assert time.monotonic() - t0 < 10
     assert not list((tmp_path / "raw").glob("*.csv.gz"))
 
 
+@pytest.fixture
+def silent_url():
+    """A loopback port whose socket completes TCP connects (the listen backlog) but never answers."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen(8)
+        yield f"http://127.0.0.1:{s.getsockname()[1]}"
+
+
+@pytest.mark.parametrize("kind", ["refused", "silent"])
+def test_unreachable_endpoint_fails_fast_naming_the_url(tmp_path, monkeypatch, kind, request):
+    # issue 15: with no network the client retried until max_total_s (180 s by default) before failing
+    monkeypatch.delenv(KEY_ENV, raising=False)
+    url = f"http://127.0.0.1:{_closed_port()}" if kind == "refused" else request.getfixturevalue("silent_url")
+    t0 = time.monotonic()
+    with pytest.raises(RuntimeError, match=rf"download from {url} failed: the endpoint is unreachable.*Check"):
+        download_tardis(cfg(tmp_path, url, symbols=["BTC"], data_types=["trades"], max_total_s=30,
+                            probe_timeout_s=2))
+    assert time.monotonic() - t0 < 10
+    assert not list((tmp_path / "raw").glob("*.csv.gz"))
+
+
+def test_default_probe_bound_is_under_ten_seconds():
+    assert 0 < TardisConfig().probe_timeout_s <= 10
+
+
+def test_cli_download_without_network_fails_fast(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv(KEY_ENV, raising=False)
+    url = f"http://127.0.0.1:{_closed_port()}"
+    t0 = time.monotonic()
+    rc = main(["download", "--asset", "BTC", "--from", "2024-01-01", "--to", "2024-01-02", "--out", str(tmp_path),
+               "--endpoint", url])  # default --max-total-s 180
+    assert rc == 2 and time.monotonic() - t0 < 10
+    out = capsys.readouterr().out
+    assert "error:" in out and url in out and "unreachable" in out
+
+
+def test_no_progress_bar_redraws_when_stderr_is_not_a_terminal(tmp_path, server, monkeypatch, capsys):
+    monkeypatch.delenv(KEY_ENV, raising=False)
+    download_tardis(cfg(tmp_path, server.url))  # pytest's captured stderr is not a TTY
+    assert "tardis files" not in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(("kw", "key"), [({"to_date": "2024-01-01"}, "to_date"), ({"from_date": "1/1/24"}, "from_date"),
-                                         ({"data_types": ["book"]}, "data_types"), ({"max_total_s": 0}, "max_total_s")])
+                                         ({"data_types": ["book"]}, "data_types"), ({"max_total_s": 0}, "max_total_s"),
+                                         ({"probe_timeout_s": 0}, "probe_timeout_s")])
 def test_invalid_config_names_the_key(tmp_path, kw, key):
     with pytest.raises(ValueError, match=f"data.tardis.{key}"):
         cfg(tmp_path, "http://127.0.0.1:9", **kw)

@@ -41,6 +41,8 @@ def _download(args) -> None:
     cfg = TardisConfig(symbols=[load_asset(a).tardis_symbol for a in args.asset], from_date=args.from_date,
                        to_date=args.to_date, data_types=args.data_types, download_dir=args.out,
                        max_total_s=args.max_total_s)
+    if args.endpoint:
+        cfg.endpoint = args.endpoint
     for p in download_tardis(cfg):
         console.print(str(p))
 
@@ -90,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data-types", nargs="+", default=["book_snapshot_25", "trades"])
     p.add_argument("--out", default="data/raw/tardis")
     p.add_argument("--max-total-s", type=float, default=180.0)
+    p.add_argument("--endpoint", default=None, help="datasets API base URL (default: Tardis.dev's)")
     p.set_defaults(run=_download)
     p = sub.add_parser("ingest", help="validate a file, write its parquet cache, print a summary")
     p.add_argument("file")

@@ -4,10 +4,13 @@
   never reaches logs, reprs or saved configs.
 - Without a key Tardis serves only the first day of each month: a request for other days fails here, before
   any network call, with a message that says so.
-- The client retries a failing download for about 48 minutes; here the whole download is bounded by
-  ``max_total_s`` (asyncio cancellation of the client's coroutine) and fails with a message naming the
-  endpoint, the elapsed time and what to check.
-- Files already present are skipped (the client's ``skip_if_exists``); a progress bar counts files.
+- The client retries a failing download for about 48 minutes. So, when any file is missing, the endpoint is
+  first probed (one HTTP HEAD, any HTTP status counts as reachable, bounded by ``probe_timeout_s``): with no
+  network, DNS, a refused connection or a silent host the download fails within that bound, naming the URL.
+  After that the whole download is bounded by ``max_total_s`` (asyncio cancellation of the client's
+  coroutine) and fails with a message naming the endpoint, the elapsed time and what to check.
+- Files already present are skipped (the client's ``skip_if_exists``; nothing present -> no probe either); a
+  progress bar counts files on a terminal and is off when stderr is not a TTY (no redraws in a log file).
 - ``to_date`` is exclusive (Tardis semantics): 2024-01-01 .. 2024-01-02 is one day.
 """
 
@@ -15,9 +18,13 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import http.client
 import logging
 import os
+import threading
 import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,6 +48,7 @@ class TardisConfig:
     download_dir: str = "data/raw/tardis"
     endpoint: str = "https://datasets.tardis.dev/v1"
     max_total_s: float = 180.0  # hard bound on the whole download, seconds
+    probe_timeout_s: float = 8.0  # bound on the reachability probe before the download, seconds
     concurrency: int = 4
 
     def __post_init__(self) -> None:
@@ -58,8 +66,9 @@ class TardisConfig:
             raise ValueError(f"data.tardis.data_types: unknown {unknown}; use {list(DATA_TYPES)}")
         if not self.symbols:
             raise ValueError("data.tardis.symbols: at least one symbol (BTC, ETH, SOL, HYPE)")
-        if not self.max_total_s > 0:
-            raise ValueError(f"data.tardis.max_total_s={self.max_total_s}: must be > 0")
+        for key in ("max_total_s", "probe_timeout_s"):
+            if not getattr(self, key) > 0:
+                raise ValueError(f"data.tardis.{key}={getattr(self, key)}: must be > 0")
         if self.concurrency < 1:
             raise ValueError(f"data.tardis.concurrency={self.concurrency}: must be >= 1")
 
@@ -87,6 +96,8 @@ def download_tardis(cfg: TardisConfig) -> list[Path]:
             )
     paths = expected_paths(cfg)
     present = sum(p.exists() for p in paths)
+    if present < len(paths):
+        _require_reachable(cfg)
     Path(cfg.download_dir).mkdir(parents=True, exist_ok=True)
     log.info("tardis: %d file(s) wanted, %d already present (skipped), endpoint %s", len(paths), present, cfg.endpoint)
     t0 = time.monotonic()
@@ -109,6 +120,38 @@ def download_tardis(cfg: TardisConfig) -> list[Path]:
     return paths
 
 
+def probe_endpoint(url: str, timeout_s: float) -> str | None:
+    """Why ``url`` cannot be reached, or None if it answers an HTTP HEAD with any status within ``timeout_s``
+    seconds. DNS, connect and the answer together are bounded by ``timeout_s`` (the probe runs in a daemon
+    thread, so a hung name lookup cannot hold the caller)."""
+    outcome: list[str | None] = []
+
+    def head() -> None:
+        try:
+            urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=timeout_s).close()
+            outcome.append(None)
+        except urllib.error.HTTPError:  # 4xx / 5xx: the host is there
+            outcome.append(None)
+        except (OSError, http.client.HTTPException, ValueError) as exc:
+            outcome.append(f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}")
+
+    worker = threading.Thread(target=head, name="tardis-probe", daemon=True)
+    worker.start()
+    worker.join(timeout_s)
+    return outcome[0] if outcome else f"no answer within {timeout_s:g} s"
+
+
+def _require_reachable(cfg: TardisConfig) -> None:
+    """Raise RuntimeError naming the endpoint when :func:`probe_endpoint` says it cannot be reached."""
+    why = probe_endpoint(cfg.endpoint, cfg.probe_timeout_s)
+    if why is not None:
+        raise RuntimeError(
+            f"Tardis.dev download from {cfg.endpoint} failed: the endpoint is unreachable ({why}; probed for at "
+            f"most data.tardis.probe_timeout_s={cfg.probe_timeout_s:g} s). Check the network (and any proxy) "
+            f"or data.tardis.endpoint."
+        )
+
+
 async def _download_with_progress(cfg: TardisConfig, api_key: str, paths: list[Path]) -> None:
     job = asyncio.create_task(download_datasets_async(
         exchange=cfg.exchange, data_types=list(cfg.data_types), symbols=[s.upper() for s in cfg.symbols],
@@ -116,7 +159,8 @@ async def _download_with_progress(cfg: TardisConfig, api_key: str, paths: list[P
         endpoint=cfg.endpoint, timeout=int(max(1, cfg.max_total_s)), concurrency=cfg.concurrency,
         skip_if_exists=True,
     ))
-    with tqdm(total=len(paths), desc="tardis files", unit="file") as bar:
+    # disable=None: no bar when stderr is not a terminal (a log file would get a redraw every 0.2 s)
+    with tqdm(total=len(paths), desc="tardis files", unit="file", disable=None) as bar:
         deadline = time.monotonic() + cfg.max_total_s
         while not job.done():
             bar.n = sum(p.exists() for p in paths)

@@ -92,13 +92,26 @@ def test_simulator_horizon_follows_the_decisions_horizon(tmp_path):
     assert (cfg.execution.horizon_s, cfg.execution.adverse_horizon_s) == (120.0, cfg.decisions.adverse_horizon_s)
 
 
-def test_every_config_group_option_composes(tmp_path):
+def test_every_config_group_option_builds_the_validated_run_config(tmp_path):
+    """Every option of every group composes AND builds the typed, validated RunConfig (the reward weights of the
+    group used to be merged into the schema's and failed here)."""
     from tests.pipeline_helpers import REPO
 
-    for group in ("asset", "data", "model", "algo", "reward", "hardware", "logger"):
+    for group in ("asset", "data", "model", "algo", "reward", "hardware", "logger", "trainer"):
         for option in sorted((REPO / "conf" / group).glob("*.yaml")):
-            cfg = compose_cfg([f"{group}={option.stem}"])
+            cfg = run_config([f"{group}={option.stem}"])
             assert cfg is not None, (group, option)
+    for name, weights in (("fill_improve_pnl", {"fill": 0.4, "price_improvement": 0.3, "pnl_if_filled": 0.3}),
+                          ("exec_risk_cost", {"execution": 0.5, "risk": 0.3, "cost": 0.2})):
+        assert run_config([f"reward={name}"]).reward.effective_weights == weights
+    assert run_config(["reward=exec_risk_cost", "reward.weights.risk=0.4"]).reward.effective_weights["risk"] == 0.4
+
+
+@pytest.mark.parametrize("reward", ["fill_improve_pnl", "exec_risk_cost"])
+def test_seed_and_thesis_rewards_train(tmp_path, reward):
+    summary = run_training(run_config(fast(tmp_path, f"reward={reward}", "algo.sft_warmup_steps=1",
+                                           "trainer.max_steps=2", "algo.dynamic_sampling=false")), tmp_path / "run")
+    assert summary["steps"] == 2 and np.isfinite(summary["final"]["train/reward_mean"])
 
 
 def test_wandb_offline_run_is_tagged_and_finished(tmp_path):

@@ -62,7 +62,7 @@ def test_components_shapes_follow_outcomes():
     [
         ({"weights": {"shortfall": -1.0}}, "reward.weights.shortfall"),
         ({"weights": {"shortfall": math.inf}}, "reward.weights.shortfall"),
-        ({"weights": {"fill": 1.0}}, "reward.weights"),
+        ({"weights": {"fill": 1.0}}, "reward.weights.fill"),
         ({"invalid_penalty": math.nan}, "reward.invalid_penalty"),
         ({"name": "sharpe"}, "reward.name"),
     ],

@@ -69,7 +69,7 @@ class RewardConfig:
         defaults = DEFAULT_WEIGHTS[self.name]
         unknown = sorted(k for k, w in self.weights.items() if w is not None and k not in defaults)
         if unknown:
-            raise ValueError(f"reward.weights.{unknown[0]}: reward {self.name.value!r} has no component {unknown[0]!r}; "
+            raise ValueError(f"reward.weights.{unknown[0]}: reward {self.name.value!r} has no such component; "
                              f"its weights are {sorted(defaults)}")
         for key, w in self.effective_weights.items():
             if not (isinstance(w, int | float) and math.isfinite(w) and w >= 0):

@@ -120,3 +120,57 @@ def test_error_message_is_one_line_in_the_cli(tmp_path, capsys):
     assert main(["ingest", str(p), "--cache-dir", str(tmp_path / "c")]) == 2
     out = capsys.readouterr().out
     assert "error:" in out and "data row 1" in out and "Traceback" not in out
+
+
+@pytest.mark.parametrize("name", ["hyperliquid_trades_2024-01-01_BTC.csv.gz", "no-format-in-this-name.bin"])
+def test_missing_file_is_named(tmp_path, name):
+    # issue 14: os.stat failed inside the cache key with a raw error (or the name check came first)
+    p = tmp_path / "gone" / name
+    with pytest.raises(FileNotFoundError, match=r"^market-data file not found: " + re.escape(str(p))):
+        load_cached(p, cache_dir=tmp_path / "cache")
+    assert not (tmp_path / "cache").exists()
+
+
+def test_missing_file_is_one_line_in_the_cli(tmp_path, capsys):
+    from hyperdapo.data.__main__ import main
+
+    p = tmp_path / "hyperliquid_trades_2024-01-01_BTC.csv.gz"
+    assert main(["ingest", str(p), "--cache-dir", str(tmp_path / "c")]) == 2
+    out = capsys.readouterr().out
+    assert "error:" in out and "not found" in out and p.name in out and "Traceback" not in out
+
+
+def test_missing_archive_file_names_the_config_key(tmp_path):
+    from hyperdapo.data.assets import load_asset
+    from hyperdapo.data.sources import DataConfig, load_market
+
+    cfg = DataConfig(source="hyperliquid_archive", archive_files=[str(tmp_path / "20240101-12-l2Book-BTC.lz4")],
+                     cache_dir=str(tmp_path / "cache"))
+    with pytest.raises(FileNotFoundError, match=r"data\.archive_files\[0\]=.*20240101-12-l2Book-BTC\.lz4"):
+        load_market(load_asset("BTC"), cfg)
+
+
+def test_relative_archive_path_is_found_from_the_project_root(tmp_path, monkeypatch):
+    # a relative entry matching nothing from the cwd is looked up from the project root; the cwd comes first
+    from hyperdapo.data import sources
+
+    root, cwd = tmp_path / "root", tmp_path / "cwd"
+    in_root = write_lz4(root / "hl" / "20240101-12-l2Book-BTC.lz4", ["{}"])  # resolving paths reads no content
+    cwd.mkdir()
+    monkeypatch.setattr(sources, "PROJECT_ROOT", root)
+    monkeypatch.chdir(cwd)
+    assert [p.resolve() for p in sources.archive_files(["hl/*-BTC.lz4"])] == [in_root.resolve()]
+    in_cwd = write_lz4(cwd / "hl" / "20240101-13-l2Book-BTC.lz4", ["{}"])
+    assert [p.resolve() for p in sources.archive_files(["hl/*-BTC.lz4"])] == [in_cwd.resolve()]
+
+
+def test_shared_sample_default_path_works_from_any_directory(tmp_path, monkeypatch):
+    from omegaconf import OmegaConf
+
+    from hyperdapo.data.sources import PROJECT_ROOT, archive_files
+
+    patterns = list(OmegaConf.load(PROJECT_ROOT / "conf" / "data" / "hyperliquid_archive.yaml").archive_files)
+    if not (PROJECT_ROOT / patterns[0]).exists():
+        pytest.skip("the shared Hyperliquid sample is not on this machine")
+    monkeypatch.chdir(tmp_path)
+    assert [p.resolve() for p in archive_files(patterns)] == [(PROJECT_ROOT / patterns[0]).resolve()]

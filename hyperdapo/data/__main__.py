@@ -1,6 +1,6 @@
 """Command line of the data layer: ``python -m hyperdapo.data synth|download|ingest|inspect``.
 
-Errors from bad files print one clear line (file, row, field) and exit with status 2.
+Errors from bad or missing files print one clear line (file, row, field) and exit with status 2.
 """
 
 from __future__ import annotations
@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         args.run(args)
-    except (DataFileError, ValueError, RuntimeError) as exc:
+    except (DataFileError, ValueError, RuntimeError, FileNotFoundError) as exc:
         console.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
         return 2
     return 0

@@ -48,7 +48,14 @@ class IngestSummary:
                 f"  cache    {'hit' if self.from_cache else 'written'}")
 
 
+def require_file(path: Path) -> None:
+    """Raise FileNotFoundError naming ``path`` (as given and absolute) unless it is an existing file."""
+    if not path.is_file():
+        raise FileNotFoundError(f"market-data file not found: {path} (absolute: {path.absolute()})")
+
+
 def cache_key(path: Path, kind: Kind) -> str:
+    """The entry's key from the file's identity (see the module docstring); the file must exist."""
     st = path.stat()
     ident = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{kind.value}|v{FORMAT_VERSION}"
     return hashlib.sha256(ident.encode()).hexdigest()[:24]
@@ -58,6 +65,7 @@ def load_cached(path: Path | str, kind: Kind | str | None = None,
                 cache_dir: Path | str = DEFAULT_CACHE_DIR) -> tuple[MarketTable, IngestSummary]:
     """The parsed table of ``path``, from the cache when its entry is current, else parsed and cached."""
     path, cache_dir = Path(path), Path(cache_dir)
+    require_file(path)
     kind = Kind(kind) if kind is not None else detect_kind(path)
     entry = cache_dir / f"{path.name}.{cache_key(path, kind)}.parquet"
     if entry.exists():

@@ -5,6 +5,10 @@
   readers as downloaded data.
 - ``tardis``: Tardis.dev ``book_snapshot_25`` + ``trades`` (downloaded on first use, ``$TARDIS_API_KEY``).
 - ``hyperliquid_archive``: Hyperliquid's l2Book archive files (book only: fills use the book-only rule).
+  A relative ``data.archive_files`` entry is looked up from the current directory first and, if nothing
+  matches there, from the project root (the directory holding the ``hyperdapo`` package), so the shared
+  sample of ``experiment=hl_sample`` is found from any working directory. An entry matching no file fails
+  with FileNotFoundError naming the key.
 
 Every file goes through the parquet cache; days are concatenated in time order.
 """
@@ -24,6 +28,8 @@ from hyperdapo.data.download import TardisConfig, download_tardis
 from hyperdapo.data.readers import Kind
 from hyperdapo.data.schema import BookSnapshots, MarketData, Trades
 from hyperdapo.data.synthetic import SyntheticConfig, synthetic_dir_name, write_synthetic_market
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]  # the repository: parent of the hyperdapo package
 
 
 class DataSource(StrEnum):
@@ -73,8 +79,23 @@ def market_files(asset: AssetConfig, cfg: DataConfig) -> tuple[list[Path], list[
                                "data_types": ["book_snapshot_25", "trades"]})
         paths = download_tardis(tcfg)
         return [p for p in paths if "_book_snapshot_" in p.name], [p for p in paths if "_trades_" in p.name]
-    files = sorted(Path(p) for pattern in cfg.archive_files for p in (glob.glob(pattern) or [pattern]))
-    return files, []
+    return archive_files(cfg.archive_files), []
+
+
+def archive_files(patterns: list[str]) -> list[Path]:
+    """The files of ``data.archive_files`` (paths or glob patterns), sorted. A relative pattern that matches
+    nothing from the current directory is tried from :data:`PROJECT_ROOT`; one matching nothing from either
+    raises FileNotFoundError naming the key."""
+    files = []
+    for i, pattern in enumerate(patterns):
+        matches = glob.glob(pattern)
+        if not matches and not Path(pattern).is_absolute():
+            matches = glob.glob(str(PROJECT_ROOT / pattern))
+        if not matches:
+            raise FileNotFoundError(f"data.archive_files[{i}]={pattern!r}: no market-data file matches it in the "
+                                    f"current directory ({Path.cwd()}) or the project root ({PROJECT_ROOT})")
+        files += [Path(p) for p in matches]
+    return sorted(files)
 
 
 def load_market(asset: AssetConfig, cfg: DataConfig) -> MarketData:

@@ -47,16 +47,19 @@ def test_evaluate_writes_three_tables_and_three_figures(trained):
     cfg = run_config(fast(tmp, f"evaluate.policy={dapo['policy_dir']}"), "evaluate")
     result = run_evaluation(cfg, tmp / "eval")
     assert STRATEGIES | {"oracle"} == set(result["metrics"])
-    for stem in ("execution_quality", "fill_rate", "training_performance"):
-        for ext in ("md", "tex", "csv"):
+    for stem in ("execution_quality", "execution_detail", "fill_rate", "training_performance"):
+        for ext in ("md", "tex", "csv", "caption.txt"):
             assert (tmp / "eval" / "tables" / f"{stem}.{ext}").exists(), (stem, ext)
-    quality = pd.read_csv(tmp / "eval" / "tables" / "execution_quality.csv", comment="#")
-    assert set(quality.Strategy) == STRATEGIES | {"oracle"}
+    quality = pd.read_csv(tmp / "eval" / "tables" / "execution_quality.csv")
+    assert set(quality.Strategy) == STRATEGIES | {"oracle"} and quality.Strategy[0] == "llm"
     assert np.isfinite(quality.loc[quality.Strategy == "market", "p (t)"]).all()  # tested against llm
+    training = pd.read_csv(tmp / "eval" / "tables" / "training_performance.csv")
+    assert training.Run.tolist() == ["BTC sft (sft)", "BTC dapo (dapo)"]  # the policy's lineage, oldest first
     for fig in ("learning_curves", "strategy_is", "cumulative_pnl"):
         path = tmp / "eval" / "figures" / f"{fig}.png"
         with Image.open(path) as im:
             assert im.size[0] > 200 and im.size[1] > 100
+        assert path.with_suffix(".pdf").read_bytes()[:5] == b"%PDF-"
     assert "Execution quality" in (tmp / "eval" / "tables" / "execution_quality.md").read_text()
 
 

@@ -1,75 +1,224 @@
 """Thesis tables as Markdown, LaTeX and CSV (atomic writes) under a run's ``tables/`` directory.
 
-- Training Performance: model, training time, steps, final loss, accuracy or valid-action rate,
-  trainable parameters and share (one row per training run).
+- Training Performance: model, training time (the fit only, data building excluded), steps, final loss,
+  accuracy or valid-action rate, validation reward, trainable parameters with their share (one row per run).
 - Fill Rate Comparison: strategies x assets (fill rate in %), with the average over assets.
-- Execution Quality: per strategy slippage, price improvement share, time to fill, implementation shortfall
-  with its bootstrap 95% CI, and the paired tests against the candidate (``llm``): t and Wilcoxon p-values,
-  Bonferroni-corrected.
-Every table carries a caption (e.g. "book-only fills" for data without trades) in all three formats.
+- Execution Quality (cost): per strategy the implementation shortfall with its bootstrap 95% CI, the paired
+  difference to the candidate (``llm``) and the paired t and Wilcoxon p-values, raw and Bonferroni-corrected.
+- Execution Detail: per strategy fill rate, slippage, price-improvement share, time to fill, adverse selection,
+  Sharpe and invalid answers (the two execution tables together fit a page, where one 12-column table did not).
+
+Files: ``<stem>.md`` and ``<stem>.tex`` carry the caption and the formatted values; ``<stem>.csv`` holds the raw
+values only (``pd.read_csv(path)`` reads it: no comment line, full float precision, the CI as two columns);
+the caption of the CSV is the sidecar ``<stem>.caption.txt``.
+
+Formatting of md/tex, one rule per column (by the unit in its header): ``[bps]`` and ``[USD]`` 2 decimals,
+``[%]`` and ``[s]`` 1 decimal, ``p (...)`` p-values (3 decimals, 1 significant digit below 0.001, floor
+``<1e-4``) with significance stars (* p < 0.05, ** p < 0.01, *** p < 0.001), counts as integers, other numbers
+3 decimals (Sharpe 2). Missing values print as an en dash. Policy rows (the trained policies, ``llm`` by
+default) come first and in bold. The LaTeX starts with a ``% requires`` comment naming its packages.
 """
 
 from __future__ import annotations
 
+import json
 import math
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pandas as pd
+import yaml
 
 from hyperdapo.atomic import write_text_atomic
 
+POLICIES = ("llm",)
+P_FLOOR = 1e-4
+STARS = ((0.001, "***"), (0.01, "**"), (0.05, "*"))
+STAR_NOTE = "Stars: * p < 0.05, ** p < 0.01, *** p < 0.001; p-values below 1e-4 are shown as <1e-4."
+INT_COLUMNS = ("Steps", "Invalid", "Invalid answers")
+LATEX_PACKAGES = ("booktabs",)
 
-def _fmt(v) -> str:
-    if isinstance(v, float):
-        if math.isnan(v):
-            return "n/a"
-        return f"{v:.3g}" if abs(v) < 1e-3 and v != 0 else f"{v:,.3f}".rstrip("0").rstrip(".") if abs(v) < 1e6 \
-            else f"{v:.3e}"
-    return str(v)
+# display-only merges of raw columns: (shown column, raw columns, formatter of the raw values)
+MERGES: tuple[tuple[str, tuple[str, str], Callable[[float, float], str]], ...] = (
+    ("IS 95% CI [bps]", ("IS CI low [bps]", "IS CI high [bps]"), lambda lo, hi: f"[{lo:.2f}, {hi:.2f}]"),
+    ("Trainable params", ("Trainable params", "Trainable share [%]"), lambda n, pct: format_params(n, pct / 100)),
+)
 
 
-def to_markdown(df: pd.DataFrame, caption: str) -> str:
-    head = "| " + " | ".join(map(str, df.columns)) + " |"
-    rule = "|" + "|".join("---" for _ in df.columns) + "|"
-    rows = ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in df.itertuples(index=False)]
-    return "\n".join([f"**{caption}**", "", head, rule, *rows, ""])
+def format_params(n: float, share: float) -> str:
+    """A parameter count and its share of the model (a fraction): ``10_100_000, 0.0013`` -> ``10.1M (0.13%)``."""
+    for scale, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if n >= scale:
+            count = f"{n / scale:.1f}{suffix}"
+            break
+    else:
+        count = f"{int(n)}"
+    pct = 100 * share
+    return f"{count} ({pct:.0f}%)" if pct >= 10 else f"{count} ({pct:.2f}%)"
+
+
+def stars(p: float) -> str:
+    """Significance stars of a p-value: ``***`` < 0.001, ``**`` < 0.01, ``*`` < 0.05, else empty."""
+    return next((s for level, s in STARS if p < level), "")
+
+
+def format_p(p: float) -> str:
+    """A p-value with the floor ``<1e-4`` and its stars: ``0.0123`` -> ``0.012*``, ``3e-7`` -> ``<1e-4***``."""
+    if p < P_FLOOR:
+        text = f"<{P_FLOOR:.0e}".replace("e-0", "e-")
+    elif p < 0.001:
+        text = f"{p:.1e}".replace("e-0", "e-")
+    else:
+        text = f"{p:.3f}"
+    return text + stars(p)
+
+
+def _is_p_column(name: str) -> bool:
+    return name.startswith("p (")
+
+
+def column_formatter(name: str) -> Callable[[float], str]:
+    """The number format of one column, chosen by its header (see the module docstring)."""
+    if _is_p_column(name):
+        return format_p
+    if name in INT_COLUMNS:
+        return lambda v: f"{v:,.0f}"
+    if "[bps]" in name or "[USD]" in name or name == "Sharpe":
+        return lambda v: f"{v:,.2f}"
+    if "[%]" in name or "[s]" in name:
+        return lambda v: f"{v:,.1f}"
+    return lambda v: f"{v:,.3f}"
+
+
+def display_frame(df: pd.DataFrame, policies: Sequence[str] = POLICIES) -> pd.DataFrame:
+    """The raw table as strings: merged columns (CI, parameters), per-column precision, policy rows first.
+    Missing numbers become ``""`` (rendered as an en dash)."""
+    df = order_policies_first(df, policies)
+    shown = df.copy()
+    for target, (a, b), fmt in MERGES:
+        if a in df and b in df:
+            merged = [fmt(x, y) if pd.notna(x) and pd.notna(y) else "" for x, y in zip(df[a], df[b], strict=True)]
+            at = list(shown.columns).index(a)
+            shown = shown.drop(columns=[a, b])
+            shown.insert(at, target, merged)
+    for col in shown.columns:
+        if pd.api.types.is_numeric_dtype(shown[col]):
+            fmt = column_formatter(col)
+            shown[col] = [fmt(float(v)) if pd.notna(v) and math.isfinite(v) else "" for v in shown[col]]
+        else:
+            shown[col] = shown[col].fillna("").astype(str)
+    return shown
+
+
+def order_policies_first(df: pd.DataFrame, policies: Sequence[str] = POLICIES) -> pd.DataFrame:
+    """Rows whose first-column value is a policy name first (in ``policies`` order), the rest in their order."""
+    key = df.iloc[:, 0].astype(str)
+    rank = key.map({p: i for i, p in enumerate(policies)}).fillna(len(policies))
+    return df.iloc[rank.to_numpy().argsort(kind="stable")].reset_index(drop=True)
+
+
+def _policy_mask(shown: pd.DataFrame, policies: Sequence[str]) -> list[bool]:
+    return [str(v) in policies for v in shown.iloc[:, 0]]
+
+
+def _full_caption(df: pd.DataFrame, caption: str) -> str:
+    return f"{caption} {STAR_NOTE}" if any(_is_p_column(c) for c in df.columns) else caption
+
+
+def _md_escape_stars(text: str) -> str:
+    """Stars inside bold text would end the bold: escape them (they render as ``*``)."""
+    return text.replace("*", r"\*")
+
+
+def _md_cell(text: str, bold: bool) -> str:
+    if not text:
+        return "–"
+    return f"**{_md_escape_stars(text)}**" if bold else text
+
+
+def to_markdown(df: pd.DataFrame, caption: str, policies: Sequence[str] = POLICIES) -> str:
+    """A GitHub-flavoured Markdown table under its bold caption; policy rows first and bold."""
+    shown = display_frame(df, policies)
+    head = "| " + " | ".join(map(str, shown.columns)) + " |"
+    rule = "|" + "|".join(["---"] + ["---:"] * (len(shown.columns) - 1)) + "|"
+    rows = ["| " + " | ".join(_md_cell(v, bold) for v in row) + " |"
+            for row, bold in zip(shown.itertuples(index=False), _policy_mask(shown, policies), strict=True)]
+    return "\n".join([f"**{_md_escape_stars(_full_caption(df, caption))}**", "", head, rule, *rows, ""])
 
 
 def _tex_escape(s: str) -> str:
     for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"), ("#", r"\#"),
-                 ("$", r"\$")):
+                 ("$", r"\$"), ("<", r"$<$"), (">", r"$>$"), ("–", "--")):
         s = s.replace(a, b)
     return s
 
 
-def to_latex(df: pd.DataFrame, caption: str, label: str) -> str:
-    cols = "l" + "r" * (len(df.columns) - 1)
-    lines = [r"\begin{table}[t]", r"\centering", rf"\caption{{{_tex_escape(caption)}}}", rf"\label{{tab:{label}}}",
-             rf"\begin{{tabular}}{{{cols}}}", r"\toprule",
-             " & ".join(_tex_escape(str(c)) for c in df.columns) + r" \\", r"\midrule"]
-    lines += [" & ".join(_tex_escape(_fmt(v)) for v in row) + r" \\" for row in df.itertuples(index=False)]
+def _tex_cell(text: str, bold: bool) -> str:
+    if not text:
+        return "--"
+    return rf"\textbf{{{_tex_escape(text)}}}" if bold else _tex_escape(text)
+
+
+def to_latex(df: pd.DataFrame, caption: str, label: str, policies: Sequence[str] = POLICIES) -> str:
+    """A booktabs ``table`` float (``tab:<label>``); policy rows first and in ``\\textbf``."""
+    shown = display_frame(df, policies)
+    cols = "l" + "r" * (len(shown.columns) - 1)
+    lines = ["% requires " + " ".join(rf"\usepackage{{{p}}}" for p in LATEX_PACKAGES),
+             r"\begin{table}[t]", r"\centering", rf"\caption{{{_tex_escape(_full_caption(df, caption))}}}",
+             rf"\label{{tab:{label}}}", rf"\begin{{tabular}}{{{cols}}}", r"\toprule",
+             " & ".join(_tex_escape(str(c)) for c in shown.columns) + r" \\", r"\midrule"]
+    lines += [" & ".join(_tex_cell(v, bold) for v in row) + r" \\"
+              for row, bold in zip(shown.itertuples(index=False), _policy_mask(shown, policies), strict=True)]
     lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}", ""]
     return "\n".join(lines)
 
 
-def write_table(df: pd.DataFrame, out_dir: Path, stem: str, caption: str) -> list[Path]:
-    """``<stem>.md``, ``<stem>.tex`` and ``<stem>.csv`` (the caption is the CSV's first, commented line)."""
+def write_table(df: pd.DataFrame, out_dir: Path, stem: str, caption: str,
+                policies: Sequence[str] = POLICIES) -> list[Path]:
+    """``<stem>.md``, ``<stem>.tex``, ``<stem>.csv`` (raw values, policy rows first) and ``<stem>.caption.txt``."""
     out_dir = Path(out_dir)
-    paths = [out_dir / f"{stem}.{ext}" for ext in ("md", "tex", "csv")]
-    write_text_atomic(paths[0], to_markdown(df, caption))
-    write_text_atomic(paths[1], to_latex(df, caption, stem))
-    write_text_atomic(paths[2], f"# {caption}\n" + df.to_csv(index=False))
+    paths = [out_dir / f"{stem}.{ext}" for ext in ("md", "tex", "csv", "caption.txt")]
+    write_text_atomic(paths[0], to_markdown(df, caption, policies))
+    write_text_atomic(paths[1], to_latex(df, caption, stem, policies))
+    write_text_atomic(paths[2], order_policies_first(df, policies).to_csv(index=False))
+    write_text_atomic(paths[3], caption + "\n")
     return paths
 
 
+def _parent_summary(summary: dict) -> dict | None:
+    """The summary of the registered policy a run started from (its ``model.init_from``), if any."""
+    config = Path(summary.get("policy_dir", summary["run_dir"]), "config.yaml")
+    if not config.exists():
+        return None
+    init = ((yaml.safe_load(config.read_text()) or {}).get("model") or {}).get("init_from")
+    parent = Path(init, "summary.json") if init else None
+    return json.loads(parent.read_text()) if parent is not None and parent.exists() else None
+
+
+def training_lineage(summary: dict) -> list[dict]:
+    """The summaries of the runs that produced a policy, oldest first (e.g. ``[sft, dapo]``): follows
+    ``model.init_from`` in each run's ``config.yaml`` back to the registered policy it started from."""
+    chain = [summary]
+    while (parent := _parent_summary(chain[0])) is not None and all(parent["run_dir"] != s["run_dir"] for s in chain):
+        chain.insert(0, parent)
+    return chain
+
+
+def run_label(summary: dict) -> str:
+    """``<asset> <algo> (<run name>)``, the run name being the registered policy's directory name."""
+    name = Path(summary.get("policy_dir", summary["run_dir"])).name
+    return f"{summary['asset']} {summary['algo']} ({name})"
+
+
 def training_performance(runs: list[dict]) -> pd.DataFrame:
-    """One row per training summary (``summary.json`` of a run)."""
+    """One row per training summary (``summary.json`` of a run); the training time is the fit's wall time in s
+    (``fit_seconds``; ``train_seconds``, which includes building the data, for older summaries)."""
     rows = []
     for r in runs:
         final = r.get("final", {})
         acc = final.get("train/pref_accuracy", final.get("val/valid_rate", math.nan))
         rows.append({
-            "Run": f"{r['asset']} {r['algo']}", "Model": r["model"], "Training time [s]": r["train_seconds"],
+            "Run": run_label(r), "Model": r["model"], "Training time [s]": r.get("fit_seconds", r["train_seconds"]),
             "Steps": r["steps"], "Final loss": final.get("train/loss", math.nan),
             "Accuracy / valid rate": acc, "Val reward [bps]": final.get("val/reward_mean", math.nan),
             "Trainable params": r["trainable_params"], "Trainable share [%]": 100 * r["trainable_share"],
@@ -78,23 +227,35 @@ def training_performance(runs: list[dict]) -> pd.DataFrame:
 
 
 def fill_rate_comparison(fill_rates: dict[str, dict[str, float]]) -> pd.DataFrame:
-    """``fill_rates[asset][strategy]`` (%) -> strategies x assets with an Average column."""
+    """``fill_rates[asset][strategy]`` (%) -> strategies x assets (column ``<asset> [%]``) with an average."""
     frame = pd.DataFrame(fill_rates)
-    frame["Average"] = frame.mean(axis=1)
+    frame.columns = [f"{a} [%]" for a in frame.columns]
+    frame["Average [%]"] = frame.mean(axis=1)
     return frame.reset_index(names="Strategy")
 
 
 def execution_quality(metrics: dict[str, dict[str, float]], ci: dict[str, tuple[float, float]],
                       tests: dict[str, dict]) -> pd.DataFrame:
+    """Cost per strategy: mean IS (bps) with its 95% CI and the paired tests against the candidate
+    (``Diff vs llm`` = IS(strategy) - IS(llm), bps; p-values raw and Bonferroni-corrected)."""
     rows = []
     for name, m in metrics.items():
         t = tests.get(name, {})
         rows.append({
-            "Strategy": name, "Fill rate [%]": m["Fill rate [%]"], "Slippage [bps]": m["Slippage [bps]"],
-            "Price improvement [%]": m["Price improvement [%]"], "Time to fill [s]": m["Time to fill [s]"],
-            "IS [bps]": m["IS [bps]"], "IS 95% CI": f"[{ci[name][0]:.2f}, {ci[name][1]:.2f}]",
-            "Diff vs llm [bps]": t.get("mean_diff_bps", math.nan), "p (t)": t.get("t_p", math.nan),
-            "p (Wilcoxon)": t.get("wilcoxon_p", math.nan), "p (t, Bonf.)": t.get("t_p_bonf", math.nan),
-            "p (W, Bonf.)": t.get("wilcoxon_p_bonf", math.nan),
+            "Strategy": name, "IS [bps]": m["IS [bps]"], "IS CI low [bps]": ci[name][0],
+            "IS CI high [bps]": ci[name][1], "Diff vs llm [bps]": t.get("mean_diff_bps", math.nan),
+            "p (t)": t.get("t_p", math.nan), "p (t, Bonf.)": t.get("t_p_bonf", math.nan),
+            "p (W)": t.get("wilcoxon_p", math.nan), "p (W, Bonf.)": t.get("wilcoxon_p_bonf", math.nan),
         })
     return pd.DataFrame(rows)
+
+
+DETAIL_COLUMNS = ("Fill rate [%]", "Slippage [bps]", "Price improvement [%]", "Time to fill [s]",
+                  "Adverse selection [bps]", "Sharpe")
+
+
+def execution_detail(metrics: dict[str, dict[str, float]]) -> pd.DataFrame:
+    """How each strategy executes: the :func:`~hyperdapo.evaluation.metrics.strategy_metrics` of
+    ``DETAIL_COLUMNS`` and the number of invalid answers (fallback order used)."""
+    return pd.DataFrame([{"Strategy": name, **{c: m[c] for c in DETAIL_COLUMNS}, "Invalid answers": m["Invalid"]}
+                         for name, m in metrics.items()])

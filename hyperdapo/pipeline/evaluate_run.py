@@ -18,12 +18,15 @@ import torch
 
 from hyperdapo.atomic import atomic_path, write_text_atomic
 from hyperdapo.evaluation.baselines import baseline_outcomes, llm_outcomes
-from hyperdapo.evaluation.figures import cumulative_pnl, learning_curves, strategy_bars
+from hyperdapo.evaluation.figures import cumulative_pnl, learning_curves, save_figure, strategy_bars
 from hyperdapo.evaluation.metrics import StrategyOutcomes, strategy_metrics
 from hyperdapo.evaluation.stats import mean_ci, paired_tests
 from hyperdapo.evaluation.tables import (
+    execution_detail,
     execution_quality,
     fill_rate_comparison,
+    run_label,
+    training_lineage,
     training_performance,
     write_table,
 )
@@ -104,23 +107,37 @@ def run_evaluation(cfg: RunConfig, out_dir: Path) -> dict:
         base = {n: o.is_bps for n, o in strategies.items() if n not in (CANDIDATE, *NOT_STRATEGIES)}
         tests = paired_tests(base, strategies[CANDIDATE].is_bps, cfg.seed)
     cap = caption(cfg, task, len(idx))
-    quality = execution_quality(metrics, ci, tests)
     tables = out / "tables"
-    write_table(quality, tables, "execution_quality", "Execution quality. " + cap)
+    fill_rule = "book-only fills" if task.market.trades is None else "trade-through fills"
+    setting = (f"{cfg.asset.name}, {cfg.data.source} data, {cfg.evaluate.split} split ({len(idx)} decisions), "
+               f"horizon {cfg.execution.horizon_s:g} s, {fill_rule}.")
+    filled = "share of decisions filled by the limit order(s) without the cleanup market order"
+    write_table(execution_quality(metrics, ci, tests), tables, "execution_quality",
+                "Execution quality (cost) by strategy. " + cap)
+    write_table(execution_detail(metrics), tables, "execution_detail",
+                f"Execution detail by strategy: fill rate = {filled}; slippage = |exec - limit| / limit; price "
+                "improvement = share of fills better than the arrival mid; time to fill over filled decisions; "
+                f"adverse selection {cfg.execution.adverse_horizon_s:g} s after the fill; Sharpe of the per-decision "
+                "PnL, annualised; invalid answers = policy answers that did not parse (fallback order used). "
+                + setting)
     fills = fill_rate_comparison({cfg.asset.name: {n: m["Fill rate [%]"] for n, m in metrics.items()}})
-    write_table(fills, tables, "fill_rate", "Fill rate comparison [%]. " + cap)
-    if summary is not None:
-        write_table(training_performance([summary]), tables, "training_performance",
-                    f"Training performance of {policy_dir}.")
+    write_table(fills, tables, "fill_rate", f"Fill rate [%] by strategy: {filled}. " + setting)
+    lineage = training_lineage(summary) if summary is not None else []
+    if lineage:
+        write_table(training_performance(lineage), tables, "training_performance",
+                    f"Training performance of the evaluated policy {policy_dir.name} and the runs it started from, "
+                    "oldest first. Training time = wall time of the fit (data building excluded).", policies=())
     names = [n for n in strategies if n not in NOT_STRATEGIES]
     figures = out / "figures"
-    strategy_bars(names, np.array([metrics[n]["IS [bps]"] for n in names]), np.array([ci[n] for n in names]),
-                  figures / "strategy_is.png", "implementation shortfall [bps] (95% CI)")
-    cumulative_pnl({n: strategies[n].pnl_usd for n in names}, figures / "cumulative_pnl.png")
-    if summary is not None and Path(summary["run_dir"], "metrics.csv").exists():
-        learning_curves({f"{summary['asset']} {summary['algo']}": Path(summary["run_dir"], "metrics.csv")},
-                        ["train/reward_mean", "train/loss", "val/reward_mean", "val/valid_rate"],
-                        figures / "learning_curves.png")
+    save_figure(strategy_bars(names, np.array([metrics[n]["IS [bps]"] for n in names]),
+                              np.array([ci[n] for n in names]), "implementation shortfall [bps], mean and 95% CI"),
+                figures / "strategy_is")
+    save_figure(cumulative_pnl({n: strategies[n].pnl_usd for n in names}), figures / "cumulative_pnl")
+    runs = [(run_label(s), Path(s["run_dir"], "metrics.csv")) for s in lineage]
+    runs = [(label, csv) for label, csv in runs if csv.exists()]
+    if runs:
+        save_figure(learning_curves(runs, ["train/reward_mean", "train/loss", "val/reward_mean", "val/valid_rate"],
+                                    continuous=True), figures / "learning_curves")
     decisions = pd.DataFrame({"ts_us": task.decisions.ts_us[idx], **{f"is_bps_{n}": o.is_bps for n, o in
                                                                      strategies.items()}})
     with atomic_path(out / "decisions.parquet") as tmp:

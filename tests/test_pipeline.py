@@ -12,7 +12,7 @@ from PIL import Image
 from hyperdapo.models.policy import ModelConfig, load_policy
 from hyperdapo.pipeline.evaluate_run import run_evaluation
 from hyperdapo.pipeline.train_run import run_training
-from tests.pipeline_helpers import compose_cfg, fast, run_config
+from tests.pipeline_helpers import fast, run_config
 
 STRATEGIES = {"market", "aggressive", "moderate", "conservative", "passive", "twap", "vwap", "analytic", "llm"}
 

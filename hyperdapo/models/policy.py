@@ -14,6 +14,9 @@ adapters, plus the tokenizer); ``init_from`` starts a run from such a directory 
 from __future__ import annotations
 
 import logging
+import os
+import shutil
+import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -97,7 +100,16 @@ def trainable_parameters(model: torch.nn.Module) -> tuple[int, int, float]:
     return trainable, total, trainable / max(total, 1)
 
 
-def _from_pretrained(path: str, cfg: ModelConfig):
+def policy_device(accelerator: str, local_rank: int | None = None) -> torch.device:
+    """Where this process's policy lives: ``cuda:<local rank>`` on GPUs (each DDP rank its own device; the rank comes
+    from ``LOCAL_RANK``, which Lightning and torchrun set), else the CPU."""
+    if accelerator not in ("gpu", "cuda"):
+        return torch.device("cpu")
+    rank = int(os.environ.get("LOCAL_RANK", "0")) if local_rank is None else local_rank
+    return torch.device("cuda", rank)
+
+
+def _from_pretrained(path: str, cfg: ModelConfig, device: torch.device):
     kwargs: dict = {"dtype": DTYPES[cfg.dtype]}
     if cfg.quantize == "nf4":
         from transformers import BitsAndBytesConfig
@@ -105,11 +117,28 @@ def _from_pretrained(path: str, cfg: ModelConfig):
         kwargs["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
             bnb_4bit_compute_dtype=DTYPES[cfg.dtype])
-    return AutoModelForCausalLM.from_pretrained(path, **kwargs)
+        kwargs["device_map"] = {"": str(device)}  # 4-bit weights are placed once, on this rank's device
+    model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+    if cfg.quantize == "nf4":
+        _keep_4bit_layout(model)
+    return model
 
 
-def load_policy(cfg: ModelConfig, corpus: Iterable[str] | None = None):
-    """(model, tokenizer) for ``cfg``; ``corpus`` trains the ``tiny`` tokenizer (prompts and answers)."""
+def _keep_4bit_layout(model) -> None:
+    """bitsandbytes repacks 4-bit weights for a CPU inference kernel the first time a layer runs in eval mode
+    without gradients (as generation does); a later training forward then fails in ``matmul_4bit`` ("a view of a
+    leaf Variable ... in-place"). Training alternates generation and gradient steps: keep the training layout."""
+    import bitsandbytes as bnb
+
+    for m in model.modules():
+        if isinstance(m, bnb.nn.Linear4bit):
+            m.support_avx512bf16_for_cpu = False
+
+
+def load_policy(cfg: ModelConfig, corpus: Iterable[str] | None = None, device: torch.device | str = "cpu"):
+    """(model, tokenizer) for ``cfg`` on ``device`` (see :func:`policy_device`); ``corpus`` trains the ``tiny``
+    tokenizer (prompts and answers)."""
+    device = torch.device(device)
     from peft import LoraConfig, PeftModel, get_peft_model, prepare_model_for_kbit_training
 
     init = Path(cfg.init_from) if cfg.init_from else None
@@ -118,7 +147,7 @@ def load_policy(cfg: ModelConfig, corpus: Iterable[str] | None = None):
     adapter_init = init is not None and (init / "adapter_config.json").exists()
     if init is not None and not adapter_init:  # a full checkpoint (e.g. the tiny model after SFT)
         tokenizer = AutoTokenizer.from_pretrained(init)
-        model = _from_pretrained(str(init), cfg)
+        model = _from_pretrained(str(init), cfg, device)
     elif cfg.name in (TINY, TINY_QWEN_VOCAB):
         if cfg.name == TINY:
             if corpus is None:
@@ -129,7 +158,7 @@ def load_policy(cfg: ModelConfig, corpus: Iterable[str] | None = None):
         model = build_tiny_model(len(tokenizer), cfg.tiny, tokenizer.pad_token_id, cfg.seed).to(DTYPES[cfg.dtype])
     else:
         tokenizer = AutoTokenizer.from_pretrained(init if adapter_init else cfg.name)
-        model = _from_pretrained(cfg.name, cfg)  # LoRA adapters of init_from load on top of it below
+        model = _from_pretrained(cfg.name, cfg, device)  # LoRA adapters of init_from load on top of it below
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     if cfg.quantize == "nf4":
@@ -142,6 +171,8 @@ def load_policy(cfg: ModelConfig, corpus: Iterable[str] | None = None):
         model = get_peft_model(model, LoraConfig(r=cfg.lora.r, lora_alpha=cfg.lora.alpha,
                                                  lora_dropout=cfg.lora.dropout,
                                                  target_modules=list(cfg.lora.target_modules), task_type="CAUSAL_LM"))
+    if cfg.quantize != "nf4":
+        model = model.to(device)
     n_train, n_total, share = trainable_parameters(model)
     log.info("policy %s: %s trainable of %s parameters (%.3f%%)", cfg.name, f"{n_train:,}", f"{n_total:,}",
              100 * share)
@@ -149,8 +180,22 @@ def load_policy(cfg: ModelConfig, corpus: Iterable[str] | None = None):
 
 
 def save_policy(model, tokenizer, out_dir: Path | str) -> Path:
-    """``save_pretrained`` of the policy (only the adapters for a LoRA model) and its tokenizer."""
+    """``save_pretrained`` of the policy (only the adapters for a LoRA model) and its tokenizer, atomically: written
+    into a temporary sibling directory that replaces ``out_dir`` only when complete."""
     out_dir = Path(out_dir)
-    model.save_pretrained(out_dir)
-    tokenizer.save_pretrained(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}."))
+    try:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        if out_dir.exists():
+            old = tmp.with_name(tmp.name + ".old")
+            out_dir.rename(old)
+            tmp.rename(out_dir)
+            shutil.rmtree(old)
+        else:
+            tmp.rename(out_dir)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
     return out_dir

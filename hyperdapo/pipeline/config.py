@@ -23,14 +23,16 @@ from hyperdapo.features.compute import FeatureConfig
 from hyperdapo.features.decision_set import DecisionConfig
 from hyperdapo.models.policy import ModelConfig
 from hyperdapo.prompts.render import PromptConfig
-from hyperdapo.rl.config import AlgoConfig, OptimConfig
+from hyperdapo.rl.config import AlgoConfig, AlgoName, OptimConfig
 
 
 @dataclass
 class TrainerConfig:
-    """Lightning Trainer settings; steps are training steps (one rollout or offline batch each)."""
+    """Lightning Trainer settings. Every ``*steps`` value counts training steps: one SFT/DPO batch or one RL rollout
+    batch (which makes ``algo.mu * algo.minibatches`` optimiser steps). DAPO's default: 100 SFT warm-up steps
+    (``algo.sft_warmup_steps``), then 100 DAPO steps."""
 
-    max_steps: int = 60
+    max_steps: int = 200
     val_every_n_steps: int = 20
     val_decisions: int = 64
     ckpt_every_n_steps: int = 20
@@ -102,7 +104,15 @@ class RunConfig:
     run_name: str = ""  # registry name; "" = <algo>-<the run directory name (its timestamp)>
     registry_dir: str = "outputs/models"  # trained policies: <registry_dir>/<ASSET>/<run_name>/
     ckpt_path: str | None = None  # resume: "last" (the run directory's last checkpoint) or a .ckpt path
+    overwrite: bool = False  # replace an existing registry entry of the same run_name
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+
+    def __post_init__(self) -> None:
+        a = self.algo
+        if a.name in (AlgoName.DAPO, AlgoName.GRPO) and a.sft_warmup_steps >= self.trainer.max_steps:
+            raise ValueError(f"algo.sft_warmup_steps={a.sft_warmup_steps} >= trainer.max_steps="
+                             f"{self.trainer.max_steps}: no {a.name.value} step would run; raise trainer.max_steps "
+                             "or lower sft_warmup_steps (both count training steps)")
 
 
 def register_configs() -> None:

@@ -1,9 +1,10 @@
 """One training run: market -> task -> policy -> Lightning fit -> policy in the registry.
 
-Outputs in the run directory: ``metrics.csv`` (Lightning CSVLogger), ``checkpoints/`` (``last.ckpt`` and
-every ``trainer.ckpt_every_n_steps``), ``config.yaml`` (the resolved config; no secrets are ever in it),
-``summary.json``; the trained policy goes to ``<registry_dir>/<ASSET>/<run_name>/`` with the same config.
-Only rank 0 writes files.
+Outputs in the run directory: ``metrics.csv``, ``checkpoints/`` (``last.ckpt`` and ``step-000020.ckpt`` every
+``trainer.ckpt_every_n_steps`` training steps; see :mod:`hyperdapo.pipeline.run_files`), ``config.yaml`` (the
+resolved config; no secrets are ever in it), ``summary.json``; the trained policy goes to
+``<registry_dir>/<ASSET>/<run_name>/`` with the same config. Only rank 0 writes files. Every "step" is a training
+step (one SFT/DPO batch or one RL rollout batch); optimiser steps are reported as ``optimizer_steps``.
 """
 
 from __future__ import annotations
@@ -15,8 +16,7 @@ import time
 from pathlib import Path
 
 import lightning as L
-from lightning.pytorch.callbacks import ModelCheckpoint
-from lightning.pytorch.loggers import CSVLogger, WandbLogger
+from lightning.pytorch.loggers import WandbLogger
 from omegaconf import OmegaConf
 
 from hyperdapo.atomic import write_text_atomic
@@ -26,6 +26,13 @@ from hyperdapo.execution.task import ExecutionTask
 from hyperdapo.features.decision_set import Split
 from hyperdapo.models.policy import load_policy, save_policy, trainable_parameters
 from hyperdapo.pipeline.config import RunConfig
+from hyperdapo.pipeline.run_files import (
+    AtomicCheckpointIO,
+    MetricsCSV,
+    StepCheckpoints,
+    checkpoint_step,
+    resolve_checkpoint,
+)
 from hyperdapo.rl.data import ExecutionDataModule, OfflineBatches
 from hyperdapo.rl.module import PolicyModule, optimizer_steps
 
@@ -33,7 +40,7 @@ log = logging.getLogger(__name__)
 
 
 class StopAfter(L.Callback):
-    """Stop the fit after ``n`` training steps, like an interruption (checkpoints stay; resume continues)."""
+    """Stop the fit after ``n`` training steps (the run's end, or ``trainer.stop_after_steps``: an interruption)."""
 
     def __init__(self, n: int):
         self.n = n
@@ -66,8 +73,8 @@ def sweep_name() -> str | None:
     return Path(HydraConfig.get().sweep.dir).name
 
 
-def make_loggers(cfg: RunConfig, out: Path, tags: list[str]):
-    loggers = [CSVLogger(save_dir=str(out), name="", version="")]
+def make_loggers(cfg: RunConfig, out: Path, tags: list[str], resume_step: int | None):
+    loggers = [MetricsCSV(out, resume_step)]
     if cfg.logger.name == "wandb":
         os.environ.setdefault("WANDB_MODE", cfg.logger.mode)
         loggers.append(WandbLogger(project=cfg.logger.project, save_dir=str(out),
@@ -79,13 +86,31 @@ def make_loggers(cfg: RunConfig, out: Path, tags: list[str]):
 
 def run_training(cfg: RunConfig, out_dir: Path) -> dict:
     """Train the policy of ``cfg``; returns the summary (also written to ``summary.json``)."""
+    out_dir = Path(out_dir)
+    check_registry_entry(cfg, policy_dir_of(cfg, out_dir))
+    resolve_checkpoint(cfg.ckpt_path, out_dir)  # fail before building anything
     L.seed_everything(cfg.seed, workers=True)
     t0 = time.perf_counter()
     task = build_task(cfg)
     log.info("task: %d decisions (train %d, val %d, test %d)", len(task.decisions),
              *(len(task.split_index(s)) for s in Split))
     model, tokenizer = load_policy(cfg.model, corpus=tokenizer_corpus(task))
-    return fit_policy(cfg, task, model, tokenizer, Path(out_dir), t0)
+    return fit_policy(cfg, task, model, tokenizer, out_dir, t0)
+
+
+def policy_dir_of(cfg: RunConfig, out_dir: Path) -> Path:
+    """The registry entry of this run: ``<registry_dir>/<ASSET>/<run_name or algo-<run dir name>>``."""
+    return Path(cfg.registry_dir) / cfg.asset.name / (cfg.run_name or f"{cfg.algo.name.value}-{out_dir.name}")
+
+
+def check_registry_entry(cfg: RunConfig, policy_dir: Path) -> None:
+    """Refuse to overwrite another run's policy unless ``overwrite=true`` (a resumed run may replace its own)."""
+    summary = policy_dir / "summary.json"
+    if cfg.overwrite or not summary.exists() or cfg.ckpt_path is not None:
+        return
+    other = json.loads(summary.read_text()).get("run_dir", "?")
+    raise FileExistsError(f"run_name={cfg.run_name or policy_dir.name}: {policy_dir} already holds the policy of run "
+                          f"{other}; choose another run_name or pass overwrite=true")
 
 
 def fit_policy(cfg: RunConfig, task: ExecutionTask, model, tokenizer, out_dir: Path, t0: float,
@@ -102,18 +127,24 @@ def fit_policy(cfg: RunConfig, task: ExecutionTask, model, tokenizer, out_dir: P
     tags = [f"asset:{cfg.asset.name}", f"algo:{a.name.value}", f"eps:{a.eps_low}/{a.eps_high}",
             f"dynamic_sampling:{a.dynamic_sampling}", f"loss_agg:{a.loss_agg.value}",
             f"overlong_shaping:{a.overlong_shaping}", f"reward:{cfg.reward.name.value}"]
-    ckpt = ModelCheckpoint(dirpath=str(out_dir / "checkpoints"), filename="step{step}", save_last=True,
-                           save_top_k=-1, every_n_train_steps=cfg.trainer.ckpt_every_n_steps)
-    trainer = L.Trainer(
-        max_steps=total_opt_steps, max_epochs=-1, accelerator=cfg.trainer.accelerator, devices=cfg.trainer.devices,
+    ckpt_path = resolve_checkpoint(cfg.ckpt_path, out_dir)
+    resume_step = checkpoint_step(ckpt_path) if ckpt_path else None
+    if resume_step is not None and resume_step >= cfg.trainer.max_steps:
+        raise ValueError(f"ckpt_path={cfg.ckpt_path}: {ckpt_path} is at training step {resume_step}, the run's end "
+                         f"(trainer.max_steps={cfg.trainer.max_steps}); raise trainer.max_steps to train on")
+    stop_at = min(cfg.trainer.max_steps, cfg.trainer.stop_after_steps or cfg.trainer.max_steps)
+    trainer = L.Trainer(  # training steps are counted by StopAfter; Lightning's max_steps would count optimiser steps
+        max_steps=-1, max_epochs=-1, accelerator=cfg.trainer.accelerator, devices=cfg.trainer.devices,
         num_nodes=cfg.trainer.num_nodes, strategy=cfg.trainer.strategy, precision=cfg.trainer.precision,
-        logger=make_loggers(cfg, out_dir, tags), check_val_every_n_epoch=None,
-        callbacks=[ckpt, *(extra_callbacks or [])]
-        + ([StopAfter(cfg.trainer.stop_after_steps)] if cfg.trainer.stop_after_steps else []),
+        logger=make_loggers(cfg, out_dir, tags, resume_step), check_val_every_n_epoch=None,
+        callbacks=[StepCheckpoints(out_dir / "checkpoints", cfg.trainer.ckpt_every_n_steps), StopAfter(stop_at),
+                   *(extra_callbacks or [])],
+        plugins=[AtomicCheckpointIO()], enable_checkpointing=False,
         val_check_interval=cfg.trainer.val_every_n_steps, log_every_n_steps=cfg.trainer.log_every_n_steps,
         num_sanity_val_steps=0, enable_progress_bar=True, default_root_dir=str(out_dir), deterministic=False,
     )
-    trainer.fit(module, datamodule=data, ckpt_path=cfg.ckpt_path)
+    t_fit = time.perf_counter()
+    trainer.fit(module, datamodule=data, ckpt_path=ckpt_path)
     if cfg.logger.name == "wandb":  # close the run, so that every job of a multirun logs its own
         import wandb
 
@@ -121,15 +152,17 @@ def fit_policy(cfg: RunConfig, task: ExecutionTask, model, tokenizer, out_dir: P
     n_train, n_total, share = trainable_parameters(model)
     summary = {
         "asset": cfg.asset.name, "algo": cfg.algo.name.value, "model": cfg.model.name,
-        "train_seconds": time.perf_counter() - t0, "steps": int(module.train_batches),
+        "train_seconds": time.perf_counter() - t0, "fit_seconds": time.perf_counter() - t_fit,
+        "steps": int(module.train_batches),
         "optimizer_steps": int(trainer.global_step),
         "trainable_params": n_train, "total_params": n_total, "trainable_share": share,
         "final": {k: float(v) for k, v in trainer.callback_metrics.items()},
         "run_dir": str(out_dir),
     }
     if trainer.is_global_zero and module.train_batches >= cfg.trainer.max_steps:  # finished, not interrupted
-        run_name = cfg.run_name or f"{cfg.algo.name.value}-{out_dir.name}"
-        policy_dir = save_policy(model, tokenizer, Path(cfg.registry_dir) / cfg.asset.name / run_name)
+        policy_dir = policy_dir_of(cfg, out_dir)
+        check_registry_entry(cfg, policy_dir)  # another run may have taken the name while this one trained
+        policy_dir = save_policy(model, tokenizer, policy_dir)
         summary["policy_dir"] = str(policy_dir)
         save_table(pairs, out_dir / "datasets" / "preferences_train.parquet")  # the SFT / DPO data of this run
         config_yaml = OmegaConf.to_yaml(OmegaConf.structured(cfg))

@@ -61,6 +61,9 @@ class PolicyModule(L.LightningModule):
         # counters saved in checkpoints, so that a resumed run draws exactly the batches an uninterrupted one would
         self.train_batches = 0  # training steps done (one SFT/DPO batch or one RL rollout batch each)
         self.rollout_step = 0  # RL generation batches drawn (dynamic sampling may draw several per step)
+        if algo.name in (AlgoName.DAPO, AlgoName.GRPO):
+            disable_dropout(model)  # sampling (eval) and training log-probs must be the same function
+        self.strict_loading = False  # checkpoints hold the trainable weights only (see on_save_checkpoint)
         needs_ref = algo.name is AlgoName.DPO or algo.kl_beta > 0
         self.ref_model = None
         if needs_ref and not hasattr(model, "disable_adapter"):  # full fine-tuning: a frozen copy is the reference
@@ -256,12 +259,33 @@ class PolicyModule(L.LightningModule):
         }, sync_dist=True)
 
     # ----------------------------------------------------------------------------------------- checkpoints
+    def _trainable_keys(self) -> set[str]:
+        return {f"model.{n}" for n, p in self.model.named_parameters() if p.requires_grad}
+
     def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """Keep the trainable weights only (LoRA adapters, or every weight of a fully fine-tuned model): the frozen
+        base (e.g. 4-bit Qwen2.5-7B, ~5 GB) is reloaded from ``model.name``, the reference from the start policy."""
+        keys = self._trainable_keys()
+        checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in keys}
         checkpoint["counters"] = {"train_batches": self.train_batches, "rollout_step": self.rollout_step}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
+        missing = sorted(self._trainable_keys() - set(checkpoint["state_dict"]))
+        if missing:
+            raise ValueError(f"the checkpoint lacks {len(missing)} trainable weights of this model "
+                             f"(e.g. {missing[0]}): it was written by a run with another model or LoRA configuration")
         self.train_batches = checkpoint["counters"]["train_batches"]
         self.rollout_step = checkpoint["counters"]["rollout_step"]
+
+
+def disable_dropout(model: torch.nn.Module) -> None:
+    """Dropout off everywhere (``nn.Dropout`` incl. LoRA's, and attention dropout), as TRL's ``disable_dropout``:
+    an RL ratio compares the log-probs of one function, so on-policy ratios are exactly 1."""
+    for m in model.modules():
+        if isinstance(m, torch.nn.Dropout):
+            m.p = 0.0
+        if isinstance(getattr(m, "attention_dropout", None), float):
+            m.attention_dropout = 0.0
 
 
 def optimizer_steps(algo: AlgoConfig, train_steps: int) -> int:

@@ -17,8 +17,10 @@ import time
 import numpy as np
 
 from hyperdapo.data.assets import load_asset, round_to_tick
-from hyperdapo.data.synthetic import SyntheticConfig, simulate_market
-from hyperdapo.execution.fills import FillConfig, simulate
+from hyperdapo.data.config import SyntheticConfig
+from hyperdapo.data.synthetic import simulate_market
+from hyperdapo.execution.config import FillConfig
+from hyperdapo.execution.fills import simulate
 from hyperdapo.execution.reference import reference_simulate
 
 

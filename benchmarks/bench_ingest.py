@@ -17,8 +17,9 @@ import zlib
 from pathlib import Path
 
 from hyperdapo.data.assets import load_asset
+from hyperdapo.data.config import SyntheticConfig
 from hyperdapo.data.readers import read_market_file
-from hyperdapo.data.synthetic import SyntheticConfig, write_synthetic_market
+from hyperdapo.data.synthetic import write_synthetic_market
 
 
 def gunzip_bytes(path: Path) -> int:

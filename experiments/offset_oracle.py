@@ -16,14 +16,14 @@ import argparse
 import numpy as np
 
 from hyperdapo.data.assets import load_asset
-from hyperdapo.data.synthetic import SyntheticConfig, simulate_market
-from hyperdapo.execution.fills import FillConfig
+from hyperdapo.data.config import SyntheticConfig
+from hyperdapo.data.synthetic import simulate_market
+from hyperdapo.execution.config import FillConfig, RewardConfig
 from hyperdapo.execution.preferences import offset_rewards, offset_table
-from hyperdapo.execution.rewards import RewardConfig
 from hyperdapo.execution.task import ExecutionTask
-from hyperdapo.features.compute import FeatureConfig
-from hyperdapo.features.decision_set import DecisionConfig, Split
-from hyperdapo.prompts.render import PromptConfig
+from hyperdapo.features.config import DecisionConfig, FeatureConfig
+from hyperdapo.features.decision_set import Split
+from hyperdapo.prompts.config import PromptConfig
 
 OFFSETS_BPS = (-50.0, -30.0, -15.0, -10.0, -5.0, -2.0, 0.0, 5.0)
 

@@ -142,7 +142,8 @@ def test_missing_file_is_one_line_in_the_cli(tmp_path, capsys):
 
 def test_missing_archive_file_names_the_config_key(tmp_path):
     from hyperdapo.data.assets import load_asset
-    from hyperdapo.data.sources import DataConfig, load_market
+    from hyperdapo.data.config import DataConfig
+    from hyperdapo.data.sources import load_market
 
     cfg = DataConfig(source="hyperliquid_archive", archive_files=[str(tmp_path / "20240101-12-l2Book-BTC.lz4")],
                      cache_dir=str(tmp_path / "cache"))

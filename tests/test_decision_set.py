@@ -5,14 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hyperdapo.features.decision_set import (
-    US_PER_S,
-    DecisionConfig,
-    Objective,
-    Split,
-    build_decisions,
-    split_bounds_us,
-)
+from hyperdapo.features.config import DecisionConfig, Objective
+from hyperdapo.features.decision_set import US_PER_S, Split, build_decisions, split_bounds_us
 
 HOURS = 6
 STEP_S = 1

@@ -10,7 +10,8 @@ import sys
 import pytest
 import torch
 
-from hyperdapo.models.policy import ModelConfig, load_policy
+from hyperdapo.models.config import ModelConfig
+from hyperdapo.models.policy import load_policy
 from tests.pipeline_helpers import REPO, fast
 
 pytestmark = pytest.mark.slow

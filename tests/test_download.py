@@ -12,7 +12,8 @@ import time
 import pytest
 
 from hyperdapo.data.__main__ import main
-from hyperdapo.data.download import KEY_ENV, TardisConfig, download_tardis
+from hyperdapo.data.config import TardisConfig
+from hyperdapo.data.download import KEY_ENV, download_tardis
 
 CSV = "exchange,symbol,timestamp,local_timestamp,id,side,price,amount\nhyperliquid,BTC,1,2,a,buy,100,1\n"
 

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from hyperdapo.data.schema import BookSnapshots, MarketData, Trades
-from hyperdapo.features.compute import TRADE_FEATURES, FeatureConfig, compute_features, ewm_zscore
+from hyperdapo.features.compute import TRADE_FEATURES, compute_features, ewm_zscore
+from hyperdapo.features.config import FeatureConfig
 
 S = 1_000_000
 CFG = FeatureConfig(imbalance_levels=2, window_s=300, ewm_min_rows=1)

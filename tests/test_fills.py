@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from hyperdapo.data.schema import BookSnapshots, Side, Trades
-from hyperdapo.execution.fills import FIELDS, FillConfig, simulate
+from hyperdapo.execution.config import FillConfig
+from hyperdapo.execution.fills import FIELDS, simulate
 from hyperdapo.execution.reference import reference_simulate
 
 S = 1_000_000  # us per second

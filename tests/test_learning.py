@@ -18,7 +18,8 @@ import torch
 from scipy import stats
 
 from hyperdapo.execution.task import Scored
-from hyperdapo.models.policy import ModelConfig, load_policy
+from hyperdapo.models.config import ModelConfig
+from hyperdapo.models.policy import load_policy
 from hyperdapo.pipeline.compare import sft_then_dapo
 from hyperdapo.pipeline.train_run import build_task, fit_policy, run_training
 from hyperdapo.rl.rollout import sample

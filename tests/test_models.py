@@ -6,7 +6,8 @@ import bitsandbytes as bnb
 import pytest
 import torch
 
-from hyperdapo.models.policy import LoraSpec, ModelConfig, TinyArch, load_policy, save_policy, trainable_parameters
+from hyperdapo.models.config import LoraSpec, ModelConfig, TinyArch
+from hyperdapo.models.policy import load_policy, save_policy, trainable_parameters
 from hyperdapo.models.tokenizers import qwen_vocab_tokenizer
 
 CORPUS = ["BTC mid $117,000.5, spread 0.9 bps, imbalance +0.20 (bid-heavy).", "BUY LIMIT -5.0 bps",

@@ -9,11 +9,13 @@ import numpy as np
 import pytest
 
 from hyperdapo.data.assets import load_asset
+from hyperdapo.data.config import SyntheticConfig
 from hyperdapo.data.schema import MarketData, Side
-from hyperdapo.data.synthetic import SyntheticConfig, simulate_market
-from hyperdapo.features.compute import FeatureConfig, compute_features
-from hyperdapo.features.decision_set import Objective
-from hyperdapo.prompts.render import PromptConfig, build_messages
+from hyperdapo.data.synthetic import simulate_market
+from hyperdapo.features.compute import compute_features
+from hyperdapo.features.config import FeatureConfig, Objective
+from hyperdapo.prompts.config import PromptConfig
+from hyperdapo.prompts.render import build_messages
 
 S = 1_000_000
 

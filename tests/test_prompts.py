@@ -7,8 +7,9 @@ import math
 import pytest
 
 from hyperdapo.data.schema import Side
-from hyperdapo.features.decision_set import Objective
-from hyperdapo.prompts.render import PromptConfig, describe_compact
+from hyperdapo.features.config import Objective
+from hyperdapo.prompts.config import PromptConfig
+from hyperdapo.prompts.render import describe_compact
 
 ROW = {"imbalance_top5": 0.3, "trade_flow_5m_z": -1.2, "volatility_5m_bps_z": 0.0, "volatility_5m_bps": 0.5,
        "momentum_5m_bps": -10.0}

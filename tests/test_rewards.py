@@ -8,7 +8,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from hyperdapo.execution.rewards import RewardConfig, RewardName, compute_reward, reward_components
+from hyperdapo.execution.config import RewardConfig, RewardName
+from hyperdapo.execution.rewards import compute_reward, reward_components
 
 HORIZON_S = 300.0
 MAKER_BPS, TAKER_BPS = 1.5, 4.5

@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 
 from hyperdapo.data.assets import load_asset, tick_size
+from hyperdapo.data.config import SyntheticConfig
 from hyperdapo.data.orderbook import reconstruct_snapshots
 from hyperdapo.data.readers import read_market_file
 from hyperdapo.data.stats import imbalance
-from hyperdapo.data.synthetic import SyntheticConfig, simulate_market, write_synthetic_market
+from hyperdapo.data.synthetic import simulate_market, write_synthetic_market
 
 HOURS = 1 / 24
 
@@ -130,7 +131,8 @@ def test_invalid_config_names_the_key(key, value):
 
 
 def test_market_with_other_parameters_is_never_read_from_stale_files(tmp_path):
-    from hyperdapo.data.sources import DataConfig, load_market
+    from hyperdapo.data.config import DataConfig
+    from hyperdapo.data.sources import load_market
 
     books = {}
     for strength in (0.08, 0.25):

@@ -6,15 +6,15 @@ import numpy as np
 import pytest
 
 from hyperdapo.data.assets import load_asset
+from hyperdapo.data.config import SyntheticConfig
 from hyperdapo.data.schema import MarketData
-from hyperdapo.data.synthetic import SyntheticConfig, simulate_market
-from hyperdapo.execution.fills import FillConfig
+from hyperdapo.data.synthetic import simulate_market
+from hyperdapo.execution.config import FillConfig, RewardConfig
 from hyperdapo.execution.preferences import DEFAULT_OFFSETS_BPS, offset_table, preference_pairs
-from hyperdapo.execution.rewards import RewardConfig
 from hyperdapo.execution.task import ExecutionTask
-from hyperdapo.features.compute import FeatureConfig
-from hyperdapo.features.decision_set import DecisionConfig, Split, split_bounds_us
-from hyperdapo.prompts.render import PromptConfig
+from hyperdapo.features.config import DecisionConfig, FeatureConfig
+from hyperdapo.features.decision_set import Split, split_bounds_us
+from hyperdapo.prompts.config import PromptConfig
 
 S = 1_000_000
 

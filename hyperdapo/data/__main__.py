@@ -25,7 +25,8 @@ console = Console(width=120)
 
 
 def _synth(args) -> None:
-    from hyperdapo.data.synthetic import SyntheticConfig, write_synthetic_market
+    from hyperdapo.data.config import SyntheticConfig
+    from hyperdapo.data.synthetic import write_synthetic_market
 
     cfg = SyntheticConfig(start_date=args.start, n_days=args.days, seed=args.seed,
                           signal_strength=args.signal_strength)
@@ -36,7 +37,8 @@ def _synth(args) -> None:
 
 
 def _download(args) -> None:
-    from hyperdapo.data.download import TardisConfig, download_tardis
+    from hyperdapo.data.config import TardisConfig
+    from hyperdapo.data.download import download_tardis
 
     cfg = TardisConfig(symbols=[load_asset(a).tardis_symbol for a in args.asset], from_date=args.from_date,
                        to_date=args.to_date, data_types=args.data_types, download_dir=args.out,

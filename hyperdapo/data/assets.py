@@ -6,55 +6,20 @@ decimals. So BTC near 117,000 USD trades on a 1 USD grid, ETH near 3,700 on 0.1,
 HYPE near 25 on 0.001.
 
 The values of each asset live in ``conf/asset/<name>.yaml`` only; :class:`AssetConfig` is their typed
-schema and checks them.
+schema and checks them (:mod:`hyperdapo.data.config`).
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from omegaconf import MISSING, OmegaConf
+from omegaconf import OmegaConf
 
-MAX_PERP_DECIMALS = 6
+from hyperdapo.data.config import MAX_PERP_DECIMALS, AssetConfig
+
 MAX_SIG_FIGS = 5
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
-
-
-@dataclass
-class AssetConfig:
-    """One perp. Fees in bps of notional (Hyperliquid base tier); prices in USD."""
-
-    name: str = MISSING  # "BTC"
-    sz_decimals: int = MISSING  # Hyperliquid szDecimals
-    taker_fee_bps: float = 4.5
-    maker_fee_bps: float = 1.5
-    price_low_usd: float = MISSING  # synthetic market's typical range (the seeds' ranges)
-    price_high_usd: float = MISSING
-    tardis_symbol: str = MISSING  # Tardis.dev symbol on exchange "hyperliquid"
-    hyperliquid_coin: str = MISSING  # coin in the Hyperliquid S3 archive
-
-    def __post_init__(self) -> None:
-        validate_asset(self)
-
-
-def validate_asset(cfg: AssetConfig) -> None:
-    """Raise ValueError naming the key when a value is out of range."""
-    if cfg.sz_decimals == MISSING:  # the bare schema, before a YAML fills it in
-        return
-    if not 0 <= cfg.sz_decimals <= MAX_PERP_DECIMALS:
-        raise ValueError(f"asset.sz_decimals={cfg.sz_decimals}: must be in 0..{MAX_PERP_DECIMALS}")
-    for key in ("taker_fee_bps", "maker_fee_bps"):
-        value = getattr(cfg, key)
-        if not math.isfinite(value) or abs(value) > 100:
-            raise ValueError(f"asset.{key}={value}: must be a finite fee in bps within +-100")
-    if not 0 < cfg.price_low_usd < cfg.price_high_usd:
-        raise ValueError(
-            f"asset.price_low_usd={cfg.price_low_usd}, asset.price_high_usd={cfg.price_high_usd}: "
-            "need 0 < price_low_usd < price_high_usd"
-        )
 
 
 def load_asset(name: str) -> AssetConfig:

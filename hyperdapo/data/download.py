@@ -25,56 +25,15 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from tardis_dev.download_datasets import default_file_name, download_datasets_async
 from tqdm import tqdm
 
+from hyperdapo.data.config import TardisConfig
+
 log = logging.getLogger(__name__)
 KEY_ENV = "TARDIS_API_KEY"
-DATA_TYPES = ("book_snapshot_25", "book_snapshot_5", "trades", "incremental_book_L2", "derivative_ticker", "quotes")
-
-
-@dataclass
-class TardisConfig:
-    """What to download. Dates are UTC days, ``to_date`` exclusive; the key is read from $TARDIS_API_KEY."""
-
-    exchange: str = "hyperliquid"
-    data_types: list[str] = field(default_factory=lambda: ["book_snapshot_25", "trades"])
-    symbols: list[str] = field(default_factory=lambda: ["BTC"])
-    from_date: str = "2024-01-01"
-    to_date: str = "2024-01-02"
-    download_dir: str = "data/raw/tardis"
-    endpoint: str = "https://datasets.tardis.dev/v1"
-    max_total_s: float = 180.0  # hard bound on the whole download, seconds
-    probe_timeout_s: float = 8.0  # bound on the reachability probe before the download, seconds
-    concurrency: int = 4
-
-    def __post_init__(self) -> None:
-        days = {}
-        for key in ("from_date", "to_date"):
-            try:
-                days[key] = dt.date.fromisoformat(getattr(self, key))
-            except ValueError:
-                raise ValueError(f"data.tardis.{key}={getattr(self, key)!r}: need a date YYYY-MM-DD") from None
-        if days["to_date"] <= days["from_date"]:
-            raise ValueError(f"data.tardis.to_date={self.to_date} must be after from_date={self.from_date} "
-                             "(to_date is exclusive)")
-        unknown = [t for t in self.data_types if t not in DATA_TYPES]
-        if unknown:
-            raise ValueError(f"data.tardis.data_types: unknown {unknown}; use {list(DATA_TYPES)}")
-        if not self.symbols:
-            raise ValueError("data.tardis.symbols: at least one symbol (BTC, ETH, SOL, HYPE)")
-        for key in ("max_total_s", "probe_timeout_s"):
-            if not getattr(self, key) > 0:
-                raise ValueError(f"data.tardis.{key}={getattr(self, key)}: must be > 0")
-        if self.concurrency < 1:
-            raise ValueError(f"data.tardis.concurrency={self.concurrency}: must be >= 1")
-
-    def days(self) -> list[dt.date]:
-        start, end = dt.date.fromisoformat(self.from_date), dt.date.fromisoformat(self.to_date)
-        return [start + dt.timedelta(days=k) for k in range((end - start).days)]
 
 
 def expected_paths(cfg: TardisConfig) -> list[Path]:

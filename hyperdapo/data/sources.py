@@ -16,43 +16,18 @@ Every file goes through the parquet cache; days are concatenated in time order.
 from __future__ import annotations
 
 import glob
-from dataclasses import dataclass, field
-from enum import StrEnum
 from pathlib import Path
 
 import numpy as np
 
-from hyperdapo.data.assets import AssetConfig
 from hyperdapo.data.cache import load_cached
-from hyperdapo.data.download import TardisConfig, download_tardis
+from hyperdapo.data.config import AssetConfig, DataConfig, DataSource, TardisConfig
+from hyperdapo.data.download import download_tardis
 from hyperdapo.data.readers import Kind
 from hyperdapo.data.schema import BookSnapshots, MarketData, Trades
-from hyperdapo.data.synthetic import SyntheticConfig, synthetic_dir_name, write_synthetic_market
+from hyperdapo.data.synthetic import synthetic_dir_name, write_synthetic_market
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]  # the repository: parent of the hyperdapo package
-
-
-class DataSource(StrEnum):
-    SYNTHETIC = "synthetic"
-    TARDIS = "tardis"
-    HYPERLIQUID_ARCHIVE = "hyperliquid_archive"
-
-
-@dataclass
-class DataConfig:
-    source: str = DataSource.SYNTHETIC  # synthetic | tardis | hyperliquid_archive
-    raw_dir: str = "data/raw"  # synthetic files go to <raw_dir>/synthetic/seed<seed>-<hash of the parameters>
-    cache_dir: str = "data/cache"
-    synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
-    tardis: TardisConfig = field(default_factory=TardisConfig)
-    archive_files: list[str] = field(default_factory=list)  # l2Book .lz4 files or glob patterns
-
-    def __post_init__(self) -> None:
-        if self.source not in {s.value for s in DataSource}:
-            raise ValueError(f"data.source={self.source!r}: use one of {[s.value for s in DataSource]}")
-        self.source = DataSource(self.source)
-        if self.source is DataSource.HYPERLIQUID_ARCHIVE and not self.archive_files:
-            raise ValueError("data.archive_files: list the Hyperliquid l2Book .lz4 files (or glob patterns)")
 
 
 def concat_books(books: list[BookSnapshots]) -> BookSnapshots:

@@ -54,79 +54,12 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from hyperdapo.atomic import atomic_path
-from hyperdapo.data.assets import AssetConfig, tick_size
+from hyperdapo.data.assets import tick_size
+from hyperdapo.data.config import AssetConfig, SyntheticConfig
 from hyperdapo.data.schema import BookSnapshots, BookUpdates, MarketData, Side, Trades
 
 US_PER_S = 1_000_000
 DATA_TYPES = ("book_snapshot_25", "trades", "incremental_book_L2")
-
-
-@dataclass
-class SyntheticConfig:
-    """The synthetic market's parameters (see the module docstring for the model)."""
-
-    start_date: str = "2024-01-01"  # first UTC day, YYYY-MM-DD
-    n_days: float = 1.0  # may be fractional (tests use hours); files are written per UTC day
-    snapshot_interval_ms: int = 1000  # book snapshot every this many ms (one model step)
-    n_levels: int = 25
-    seed: int = 0
-    signal_strength: float = 0.08  # alpha: drift per step in units of sigma_t per unit of signal
-    signal_tau_s: float = 120.0  # OU time constant of the latent order-flow signal
-    vol_bps_per_s: float = 0.7  # calm-regime volatility of the mid, bps per sqrt(second)
-    volatile_vol_mult: float = 2.5
-    calm_minutes: float = 40.0  # mean duration of the calm regime
-    volatile_minutes: float = 15.0
-    logvol_persistence: float = 0.999  # AR(1) coefficient of log-volatility per step
-    logvol_std: float = 0.25  # stationary std of log-volatility
-    reversion_half_life_h: float = 24.0  # pull of the log-price toward the range centre
-    spread_extra_p_calm: float = 0.05  # probability of each extra spread tick (geometric), calm regime
-    spread_extra_p_volatile: float = 0.3
-    depth_usd_per_level: float = 60_000.0  # median USD size of a book level
-    size_noise: float = 0.5  # log-normal sigma of level sizes around the median
-    size_refresh_s: float = 10.0  # a level's size noise is redrawn every this many seconds
-    imbalance_levels: int = 5
-    imbalance_gain: float = 0.5  # log-size tilt of the top levels per unit of observed signal
-    imbalance_noise: float = 0.7  # std of the noise on the observed signal (units of signal std)
-    trade_rate_per_s: float = 2.0  # baseline trade intensity, calm regime
-    volatile_rate_mult: float = 2.0
-    hawkes_alpha: float = 0.3  # excitation added per trade (trades per step)
-    hawkes_tau_s: float = 2.0  # decay time of the excitation
-    flow_gain: float = 0.6  # taker buy probability sigmoid(flow_gain * s_t)
-    trade_usd_median: float = 3_000.0
-    trade_size_sigma: float = 1.2  # log-normal sigma of trade sizes (heavy tail)
-    latency_ms_max: float = 30.0  # local_timestamp = timestamp + U(1, max) ms
-
-    def __post_init__(self) -> None:
-        try:
-            dt.date.fromisoformat(self.start_date)
-        except ValueError as exc:
-            raise ValueError(f"data.synthetic.start_date={self.start_date!r}: need YYYY-MM-DD ({exc})") from None
-        if not self.n_days > 0:
-            raise ValueError(f"data.synthetic.n_days={self.n_days}: must be > 0")
-        for key in ("snapshot_interval_ms", "n_levels", "imbalance_levels"):
-            if int(getattr(self, key)) < 1:
-                raise ValueError(f"data.synthetic.{key}={getattr(self, key)}: must be >= 1")
-        if self.imbalance_levels > self.n_levels:
-            raise ValueError(f"data.synthetic.imbalance_levels={self.imbalance_levels}: must be <= n_levels")
-        positive = ("signal_tau_s", "vol_bps_per_s", "volatile_vol_mult", "calm_minutes", "volatile_minutes",
-                    "reversion_half_life_h", "depth_usd_per_level", "size_refresh_s", "trade_rate_per_s",
-                    "volatile_rate_mult",
-                    "hawkes_tau_s", "trade_usd_median", "latency_ms_max")
-        for key in positive:
-            if not (math.isfinite(getattr(self, key)) and getattr(self, key) > 0):
-                raise ValueError(f"data.synthetic.{key}={getattr(self, key)}: must be finite and > 0")
-        nonneg = ("signal_strength", "logvol_std", "size_noise", "imbalance_gain", "imbalance_noise", "hawkes_alpha",
-                  "flow_gain", "trade_size_sigma")
-        for key in nonneg:
-            if not (math.isfinite(getattr(self, key)) and getattr(self, key) >= 0):
-                raise ValueError(f"data.synthetic.{key}={getattr(self, key)}: must be finite and >= 0")
-        for key in ("logvol_persistence", "spread_extra_p_calm", "spread_extra_p_volatile"):
-            if not 0 <= getattr(self, key) < 1:
-                raise ValueError(f"data.synthetic.{key}={getattr(self, key)}: must be in [0, 1)")
-        dt_s = self.snapshot_interval_ms / 1000
-        if self.hawkes_alpha / (1 - math.exp(-dt_s / self.hawkes_tau_s)) >= 1:
-            raise ValueError(f"data.synthetic.hawkes_alpha={self.hawkes_alpha}: the Hawkes branching ratio "
-                             "hawkes_alpha / (1 - exp(-dt / hawkes_tau_s)) must be < 1 (else trades explode)")
 
 
 @dataclass

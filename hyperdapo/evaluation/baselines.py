@@ -15,11 +15,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from hyperdapo.data.assets import round_to_tick
+from hyperdapo.evaluation.config import BaselineConfig
 from hyperdapo.evaluation.metrics import StrategyOutcomes
 from hyperdapo.execution.fills import Outcomes, simulate
 from hyperdapo.execution.preferences import offset_rewards
@@ -28,22 +29,6 @@ from hyperdapo.features.decision_set import Split
 
 MARKET_THROUGH_BPS = 500.0
 US_PER_S = 1_000_000
-
-
-@dataclass
-class BaselineConfig:
-    """Offsets in side-relative bps (negative = passive)."""
-
-    fixed_offsets_bps: dict[str, float] = field(default_factory=lambda: {
-        "aggressive": 0.0, "moderate": -5.0, "conservative": -15.0, "passive": -30.0})
-    n_slices: int = 5
-    child_offset_bps: float = 0.0
-    analytic_grid_bps: list[float] = field(default_factory=lambda: [float(x) for x in range(-60, 6)])
-    oracle_grid_bps: list[float] = field(default_factory=lambda: [-50.0, -30.0, -15.0, -10.0, -5.0, -2.0, 0.0, 5.0])
-
-    def __post_init__(self) -> None:
-        if self.n_slices < 1:
-            raise ValueError(f"evaluate.baselines.n_slices={self.n_slices}: must be >= 1")
 
 
 def outcomes_of(name: str, task: ExecutionTask, idx: np.ndarray, out: Outcomes, target: np.ndarray,

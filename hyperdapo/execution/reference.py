@@ -9,7 +9,8 @@ import math
 import numpy as np
 
 from hyperdapo.data.schema import BookSnapshots, Trades
-from hyperdapo.execution.fills import FIELDS, LOTS_PER_COIN, FillConfig, Outcomes, QueueModel
+from hyperdapo.execution.config import FillConfig, QueueModel
+from hyperdapo.execution.fills import FIELDS, LOTS_PER_COIN, Outcomes
 
 
 def _asof(ts_list, t) -> int:

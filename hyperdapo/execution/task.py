@@ -13,14 +13,18 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from hyperdapo.data.assets import AssetConfig, round_to_tick
+from hyperdapo.data.assets import round_to_tick
+from hyperdapo.data.config import AssetConfig
 from hyperdapo.data.schema import MarketData, Side
-from hyperdapo.execution.fills import FillConfig, Outcomes, simulate
-from hyperdapo.execution.rewards import RewardConfig, compute_reward
-from hyperdapo.features.compute import FeatureConfig, compute_features
-from hyperdapo.features.decision_set import DecisionConfig, DecisionSet, Split, build_decisions
+from hyperdapo.execution.config import FillConfig, RewardConfig
+from hyperdapo.execution.fills import Outcomes, simulate
+from hyperdapo.execution.rewards import compute_reward
+from hyperdapo.features.compute import compute_features
+from hyperdapo.features.config import DecisionConfig, FeatureConfig
+from hyperdapo.features.decision_set import DecisionSet, Split, build_decisions
 from hyperdapo.prompts.answer import format_answer, parse_answer
-from hyperdapo.prompts.render import PromptConfig, build_messages, render_prompt
+from hyperdapo.prompts.config import PromptConfig
+from hyperdapo.prompts.render import build_messages, render_prompt
 
 FEW_SHOT_OFFSETS_BPS = (-50.0, -30.0, -15.0, -5.0, 0.0, 5.0)  # the candidate answers of examples and pairs
 

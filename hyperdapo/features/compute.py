@@ -31,40 +31,17 @@ z-scores (too little history), as has any row whose feature is NaN.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from hyperdapo.data.schema import BookSnapshots, MarketData, Trades
+from hyperdapo.features.config import FeatureConfig
 
 US_PER_S = 1_000_000
 TRADE_FEATURES = ("volume_5m", "vwap_5m_usd", "mid_vs_vwap_5m_bps", "trade_flow_5m", "trade_intensity_per_min",
                   "large_trade_ratio_5m", "volume_profile_ratio")
 RAW_PRICES = ("mid_usd", "best_bid_usd", "best_ask_usd", "vwap_5m_usd")  # kept raw for the prompt, never z-scored
-
-
-@dataclass
-class FeatureConfig:
-    """Feature windows in seconds; ``imbalance_levels`` book levels for the imbalance."""
-
-    imbalance_levels: int = 5
-    window_s: float = 300.0  # the "5-min" window of trade, volatility and update features
-    large_trade_lookback_s: float = 3600.0
-    large_trade_quantile: float = 0.9
-    ewm_tau_s: float = 3600.0
-    ewm_min_rows: int = 5
-
-    def __post_init__(self) -> None:
-        if self.imbalance_levels < 1:
-            raise ValueError(f"features.imbalance_levels={self.imbalance_levels}: must be >= 1")
-        for key in ("window_s", "large_trade_lookback_s", "ewm_tau_s"):
-            if not getattr(self, key) > 0:
-                raise ValueError(f"features.{key}={getattr(self, key)}: must be > 0")
-        if not 0 < self.large_trade_quantile < 1:
-            raise ValueError(f"features.large_trade_quantile={self.large_trade_quantile}: must be in (0, 1)")
-        if self.ewm_min_rows < 1:
-            raise ValueError(f"features.ewm_min_rows={self.ewm_min_rows}: must be >= 1")
 
 
 def _asof(ts_us: np.ndarray, at_us: np.ndarray) -> np.ndarray:

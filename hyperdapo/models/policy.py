@@ -18,65 +18,16 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, Qwen2Config, Qwen2ForCausalLM
 
+from hyperdapo.models.config import DTYPE_NAMES, TINY, TINY_QWEN_VOCAB, ModelConfig, TinyArch
 from hyperdapo.models.tokenizers import qwen_vocab_tokenizer, train_bpe_tokenizer
 
 log = logging.getLogger(__name__)
-TINY, TINY_QWEN_VOCAB = "tiny", "tiny_qwen_vocab"
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-
-
-@dataclass
-class TinyArch:
-    """Sizes of the tiny Qwen2 model (heads must divide hidden; kv heads must divide heads)."""
-
-    hidden_size: int = 128
-    num_layers: int = 2
-    num_heads: int = 4
-    num_kv_heads: int = 2
-    intermediate_size: int = 384
-    vocab_size: int = 1024  # BPE vocabulary of the `tiny` tokenizer (ignored for tiny_qwen_vocab)
-    max_positions: int = 1024
-
-
-@dataclass
-class LoraSpec:
-    r: int = 16
-    alpha: int = 32
-    dropout: float = 0.1
-    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "v_proj"])
-
-
-@dataclass
-class ModelConfig:
-    name: str = TINY  # tiny | tiny_qwen_vocab | a hub id (Qwen/Qwen2.5-7B) | a local checkpoint path
-    quantize: str = "none"  # none | nf4
-    dtype: str = "float32"  # weights / compute dtype
-    lora: LoraSpec | None = None  # None = full fine-tuning
-    gradient_checkpointing: bool = False
-    init_from: str | None = None  # a directory written by save_policy (e.g. the SFT run's policy)
-    tiny: TinyArch = field(default_factory=TinyArch)
-    tokenizer_cache_dir: str = "data/cache/tokenizers"
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if self.quantize not in ("none", "nf4"):
-            raise ValueError(f"model.quantize={self.quantize!r}: use none or nf4")
-        if self.dtype not in DTYPES:
-            raise ValueError(f"model.dtype={self.dtype!r}: use one of {list(DTYPES)}")
-        if self.quantize == "nf4" and self.lora is None:
-            raise ValueError("model.lora: a 4-bit (model.quantize=nf4) model trains through LoRA adapters; set lora")
-        t = self.tiny
-        if t.hidden_size % t.num_heads or t.num_heads % t.num_kv_heads:
-            raise ValueError(f"model.tiny: hidden_size={t.hidden_size} must divide by num_heads={t.num_heads} and "
-                             f"num_heads by num_kv_heads={t.num_kv_heads}")
-        if self.lora is not None and not (self.lora.r >= 1 and 0 <= self.lora.dropout < 1):
-            raise ValueError(f"model.lora: r={self.lora.r} must be >= 1 and dropout={self.lora.dropout} in [0, 1)")
+DTYPES = {name: getattr(torch, name) for name in DTYPE_NAMES}
 
 
 def build_tiny_model(vocab_size: int, arch: TinyArch, pad_token_id: int, seed: int) -> Qwen2ForCausalLM:

@@ -12,7 +12,8 @@ import torch
 from scipy import stats
 
 from hyperdapo.execution.task import ExecutionTask
-from hyperdapo.models.policy import ModelConfig, load_policy
+from hyperdapo.models.config import ModelConfig
+from hyperdapo.models.policy import load_policy
 from hyperdapo.pipeline.config import compose_run_config
 from hyperdapo.pipeline.evaluate_run import greedy_answers
 from hyperdapo.pipeline.train_run import build_task, run_training

@@ -4,6 +4,9 @@
 ConfigStore as ``run_schema``), so every group entry (``asset=``, ``model=``, ...) is type-checked when
 Hydra composes it, and :func:`to_run_config` builds the dataclasses, whose ``__post_init__`` checks values
 and names the offending key (``algo.eps_low=0.3 > algo.eps_high=0.28 ...``).
+
+Every schema comes from a stage's light ``config`` module, so importing this one (as ``train.py --help`` and
+shell completion do) loads neither torch, transformers, numba nor pandas.
 """
 
 from __future__ import annotations
@@ -14,15 +17,12 @@ from pathlib import Path
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
-from hyperdapo.data.assets import AssetConfig
-from hyperdapo.data.sources import DataConfig
-from hyperdapo.evaluation.baselines import BaselineConfig
-from hyperdapo.execution.fills import FillConfig
-from hyperdapo.execution.rewards import RewardConfig
-from hyperdapo.features.compute import FeatureConfig
-from hyperdapo.features.decision_set import DecisionConfig
-from hyperdapo.models.policy import ModelConfig
-from hyperdapo.prompts.render import PromptConfig
+from hyperdapo.data.config import AssetConfig, DataConfig
+from hyperdapo.evaluation.config import BaselineConfig
+from hyperdapo.execution.config import FillConfig, RewardConfig
+from hyperdapo.features.config import DecisionConfig, FeatureConfig
+from hyperdapo.models.config import ModelConfig
+from hyperdapo.prompts.config import PromptConfig
 from hyperdapo.rl.config import AlgoConfig, AlgoName, OptimConfig
 
 
@@ -72,6 +72,7 @@ class EvaluateConfig:
 
     policy: str = "latest"  # latest (newest in <registry_dir>/<ASSET>/) | a policy directory | none
     algo_filter: str = ""  # with latest: only runs whose name starts with this (e.g. "dapo")
+    allow_other_asset: bool = False  # evaluate a policy trained on another asset (otherwise an error)
     fallback: str = "moderate"  # baseline whose offset replaces an invalid llm answer
     split: str = "test"
     batch_size: int = 64  # prompts per generation batch

@@ -270,10 +270,14 @@ class PolicyModule(L.LightningModule):
         checkpoint["counters"] = {"train_batches": self.train_batches, "rollout_step": self.rollout_step}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        missing = sorted(self._trainable_keys() - set(checkpoint["state_dict"]))
-        if missing:
-            raise ValueError(f"the checkpoint lacks {len(missing)} trainable weights of this model "
-                             f"(e.g. {missing[0]}): it was written by a run with another model or LoRA configuration")
+        state, params = checkpoint["state_dict"], {f"model.{n}": p for n, p in self.model.named_parameters()}
+        missing = sorted(self._trainable_keys() - set(state))
+        wrong = sorted(k for k in set(state) & set(params) if state[k].shape != params[k].shape)
+        if missing or wrong:
+            what = (f"lacks {len(missing)} trainable weights of this model (e.g. {missing[0]})" if missing else
+                    f"holds {wrong[0]} with shape {tuple(state[wrong[0]].shape)}, this model "
+                    f"{tuple(params[wrong[0]].shape)}")
+            raise ValueError(f"the checkpoint {what}: it was written by a run with another model or LoRA configuration")
         self.train_batches = checkpoint["counters"]["train_batches"]
         self.rollout_step = checkpoint["counters"]["rollout_step"]
 

@@ -87,14 +87,17 @@ def token_logprobs(model, prompt_ids, prompt_mask, completion_ids,
                    completion_mask) -> tuple[torch.Tensor, torch.Tensor]:
     """Log-prob of each completion token under ``model`` and the per-token entropy, both (N, T).
 
-    The logits at column j predict token j+1, so the completion's logits are columns P-1 .. P+T-2.
+    The logits at column j predict token j+1, so the completion's logits are columns P-1 .. P+T-2: only those
+    T (+1) columns go through the LM head (``logits_to_keep``), not the prompt's (a 151k-word vocabulary makes
+    the prompt's logits the largest tensor of the step).
     """
     input_ids = torch.cat([prompt_ids, completion_ids], dim=1)  # (N, P+T)
     attention = torch.cat([prompt_mask, completion_mask], dim=1)  # (N, P+T)
     position_ids = (attention.cumsum(-1) - 1).clamp(min=0)  # left padding: positions start at the first token
-    logits = model(input_ids=input_ids, attention_mask=attention, position_ids=position_ids).logits
-    p_len = prompt_ids.shape[1]
-    logits = logits[:, p_len - 1:-1, :].float()  # (N, T, V)
+    t_len = completion_ids.shape[1]
+    logits = model(input_ids=input_ids, attention_mask=attention, position_ids=position_ids,
+                   logits_to_keep=t_len + 1).logits  # (N, T+1, V): columns P-1 .. P+T-1
+    logits = logits[:, :-1, :].float()  # (N, T, V)
     logp_all = torch.log_softmax(logits, dim=-1)
     logp = logp_all.gather(-1, completion_ids.unsqueeze(-1)).squeeze(-1)  # (N, T)
     entropy = -(logp_all.exp() * logp_all).sum(-1)  # (N, T)

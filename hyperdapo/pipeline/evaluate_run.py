@@ -31,7 +31,7 @@ from hyperdapo.evaluation.tables import (
     write_table,
 )
 from hyperdapo.execution.task import ExecutionTask
-from hyperdapo.models.policy import ModelConfig, load_policy
+from hyperdapo.models.policy import ModelConfig, load_policy, policy_device
 from hyperdapo.pipeline.config import RunConfig
 from hyperdapo.pipeline.train_run import build_task
 from hyperdapo.rl.rollout import sample
@@ -42,22 +42,37 @@ NOT_STRATEGIES = ("oracle",)  # reported as an upper bound, never compared as a 
 
 
 def find_policy(cfg: RunConfig) -> Path | None:
-    """The policy directory: explicit, or the newest run of the asset in the registry (optionally filtered)."""
+    """The policy directory: explicit, or the newest run of the asset in the registry (optionally filtered).
+    Checked before anything is computed: a run directory, a policy of another asset (unless
+    ``evaluate.allow_other_asset=true``) or an empty registry is an error naming ``evaluate.policy``."""
     choice = cfg.evaluate.policy
     if choice == "none":
         return None
-    if choice != "latest":
+    if choice == "latest":
+        root = Path(cfg.registry_dir) / cfg.asset.name
+        runs = sorted((p for p in root.glob(f"{cfg.evaluate.algo_filter}*") if (p / "summary.json").exists()),
+                      key=lambda p: p.stat().st_mtime)
+        if not runs:
+            raise FileNotFoundError(f"evaluate.policy=latest: no trained policy under {root} (run train.py first, or "
+                                    "pass evaluate.policy=none for the baselines only)")
+        path = runs[-1]
+    else:
         path = Path(choice)
-        if not (path / "summary.json").exists() and not (path / "config.json").exists():
-            raise FileNotFoundError(f"evaluate.policy={path}: not a policy directory written by train.py")
-        return path
-    root = Path(cfg.registry_dir) / cfg.asset.name
-    runs = sorted((p for p in root.glob(f"{cfg.evaluate.algo_filter}*") if (p / "summary.json").exists()),
-                  key=lambda p: p.stat().st_mtime)
-    if not runs:
-        raise FileNotFoundError(f"evaluate.policy=latest: no trained policy under {root} (run train.py first, or "
-                                "pass evaluate.policy=none for the baselines only)")
-    return runs[-1]
+    _check_policy_dir(path, cfg)
+    return path
+
+
+def _check_policy_dir(path: Path, cfg: RunConfig) -> None:
+    summary = json.loads((path / "summary.json").read_text()) if (path / "summary.json").exists() else {}
+    if not any((path / f).exists() for f in ("config.json", "adapter_config.json")):
+        hint = (f"it is a training run's directory; its policy is {summary['policy_dir']}" if "policy_dir" in summary
+                else "expected a policy directory written by train.py (outputs/models/<ASSET>/<run_name>), with "
+                "config.json or adapter_config.json and the tokenizer")
+        raise FileNotFoundError(f"evaluate.policy={path}: {hint}")
+    trained_on = summary.get("asset")
+    if trained_on and trained_on != cfg.asset.name and not cfg.evaluate.allow_other_asset:
+        raise ValueError(f"evaluate.policy={path} was trained on {trained_on}, not asset={cfg.asset.name}; pass "
+                         "evaluate.allow_other_asset=true to evaluate it there anyway")
 
 
 @torch.no_grad()
@@ -82,16 +97,17 @@ def caption(cfg: RunConfig, task: ExecutionTask, n: int) -> str:
 
 def run_evaluation(cfg: RunConfig, out_dir: Path) -> dict:
     out = Path(cfg.evaluate.out_dir or out_dir)
+    policy_dir = find_policy(cfg)  # before any work: a wrong policy fails in a second, not after the baselines
     task = build_task(cfg)
     idx = task.split_index(cfg.evaluate.split)
     if len(idx) < 2:
         raise ValueError(f"the {cfg.evaluate.split} split holds {len(idx)} decisions: use more data or change "
                          "decisions.every_s / train_frac / val_frac")
     strategies: dict[str, StrategyOutcomes] = baseline_outcomes(task, idx, cfg.evaluate.baselines)
-    policy_dir = find_policy(cfg)
     summary = None
     if policy_dir is not None:
-        model, tokenizer = load_policy(ModelConfig(**{**cfg.model.__dict__, "init_from": str(policy_dir)}))
+        model, tokenizer = load_policy(ModelConfig(**{**cfg.model.__dict__, "init_from": str(policy_dir)}),
+                                       device=policy_device(cfg.trainer.accelerator))
         model.eval()
         task.render(tokenizer)
         texts = greedy_answers(model, tokenizer, task, idx, cfg.algo.max_new_tokens, cfg.evaluate.batch_size)

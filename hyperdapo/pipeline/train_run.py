@@ -24,7 +24,7 @@ from hyperdapo.data.sources import load_market
 from hyperdapo.execution.preferences import DEFAULT_OFFSETS_BPS, preference_pairs, save_table
 from hyperdapo.execution.task import ExecutionTask
 from hyperdapo.features.decision_set import Split
-from hyperdapo.models.policy import load_policy, save_policy, trainable_parameters
+from hyperdapo.models.policy import load_policy, policy_device, save_policy, trainable_parameters
 from hyperdapo.pipeline.config import RunConfig
 from hyperdapo.pipeline.run_files import (
     AtomicCheckpointIO,
@@ -94,7 +94,8 @@ def run_training(cfg: RunConfig, out_dir: Path) -> dict:
     task = build_task(cfg)
     log.info("task: %d decisions (train %d, val %d, test %d)", len(task.decisions),
              *(len(task.split_index(s)) for s in Split))
-    model, tokenizer = load_policy(cfg.model, corpus=tokenizer_corpus(task))
+    model, tokenizer = load_policy(cfg.model, corpus=tokenizer_corpus(task),
+                                   device=policy_device(cfg.trainer.accelerator))
     return fit_policy(cfg, task, model, tokenizer, out_dir, t0)
 
 

@@ -47,12 +47,12 @@ def main() -> None:
     reg = f"registry_dir={args.registry}"
     sft = Path(args.registry) / "BTC" / "ablation-sft"
     run(["train.py", "experiment=ablation_base", "algo=sft", f"trainer.max_steps={args.sft_steps}", "optim.lr=3e-3",
-         "run_name=ablation-sft", reg])
+         "run_name=ablation-sft", reg, "overwrite=true"])
     rows = []
     for k, (label, overrides) in enumerate(VARIANTS.items()):
         name = f"ablation-{k}"
         run(["train.py", *overrides, f"model.init_from={sft}", f"trainer.max_steps={args.steps}", f"run_name={name}",
-             reg])
+             "overwrite=true", reg])
         eval_dir = Path("outputs/eval_ablations") / name
         run(["evaluate.py", "experiment=ablation_base", f"evaluate.policy={Path(args.registry) / 'BTC' / name}",
              f"hydra.run.dir={eval_dir}", reg])

@@ -112,3 +112,12 @@ def test_evaluation_checks_the_policy_before_computing_anything(tmp_path, monkey
     choice = "latest" if setup == "empty" else str(policy)
     with pytest.raises((FileNotFoundError, ValueError), match=match):
         run_evaluation(run_config(fast(tmp_path, f"evaluate.policy={choice}"), "evaluate"), tmp_path / "eval")
+
+
+def test_each_rank_places_its_policy_on_its_own_device(monkeypatch):
+    from hyperdapo.models.policy import policy_device
+
+    assert policy_device("cpu") == torch.device("cpu")
+    assert policy_device("gpu", local_rank=1) == torch.device("cuda", 1)
+    monkeypatch.setenv("LOCAL_RANK", "3")  # what Lightning's DDP launcher and torchrun set for each process
+    assert policy_device("gpu") == torch.device("cuda", 3)

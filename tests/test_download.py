@@ -106,7 +106,7 @@ def test_reachable_endpoint_that_keeps_failing_is_bounded_by_max_total_s(tmp_pat
     failing = Server(status=500)  # answers (the probe passes), but every download attempt fails: the client retries
     t0 = time.monotonic()
     try:
-        with pytest.raises(RuntimeError, match=r"did not finish within data\.tardis\.max_total_s=3 s.*Check"):
+        with pytest.raises(ConnectionError, match=r"did not finish within data\.tardis\.max_total_s=3 s.*Check"):
             download_tardis(cfg(tmp_path, failing.url, symbols=["BTC"], data_types=["trades"], max_total_s=3))
     finally:
         failing.close()
@@ -129,7 +129,7 @@ def test_unreachable_endpoint_fails_fast_naming_the_url(tmp_path, monkeypatch, k
     monkeypatch.delenv(KEY_ENV, raising=False)
     url = f"http://127.0.0.1:{_closed_port()}" if kind == "refused" else request.getfixturevalue("silent_url")
     t0 = time.monotonic()
-    with pytest.raises(RuntimeError, match=rf"download from {url} failed: the endpoint is unreachable.*Check"):
+    with pytest.raises(ConnectionError, match=rf"download from {url} failed: the endpoint is unreachable.*Check"):
         download_tardis(cfg(tmp_path, url, symbols=["BTC"], data_types=["trades"], max_total_s=30,
                             probe_timeout_s=2))
     assert time.monotonic() - t0 < 10

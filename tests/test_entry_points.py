@@ -1,17 +1,25 @@
-"""The command-line entry points (train.py, evaluate.py): light to import, thin, with a help page."""
+"""The command-line entry points (train.py, evaluate.py): light to import, thin, with a help page; errors a user
+causes end in one line naming the key or file, without a traceback."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
+import pytest
+from omegaconf.errors import ValidationError
+
+from hyperdapo.pipeline.entry import EXIT_USER_ERROR, reports_user_errors, user_message
 from tests.pipeline_helpers import REPO
 
 HEAVY = ("torch", "transformers", "numba", "pandas", "pyarrow", "lightning")
 
 
-def _python(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True, text=True, timeout=300, env=env)
+def _python(*args: str, **env: str) -> subprocess.CompletedProcess:
+    environ = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"} | env
+    return subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True, text=True, timeout=300,
+                          env=environ)
 
 
 def test_config_schema_and_entry_points_do_not_import_the_heavy_stack():
@@ -33,3 +41,41 @@ def test_help_lists_the_config_groups_and_examples():
     proc = _python("evaluate.py", "--help")
     assert proc.returncode == 0, proc.stderr
     assert "evaluate.policy=" in proc.stdout and "model: " in proc.stdout
+
+
+def test_a_bad_config_value_prints_one_line_naming_the_key(tmp_path):
+    proc = _python("train.py", "algo.eps_low=0.3", f"hydra.run.dir={tmp_path}")
+    assert proc.returncode == EXIT_USER_ERROR
+    assert proc.stderr.startswith("error: algo.eps_low=0.3 > algo.eps_high=0.28")
+    assert "Traceback" not in proc.stderr + proc.stdout
+    full = _python("train.py", "algo.eps_low=0.3", f"hydra.run.dir={tmp_path}", HYDRA_FULL_ERROR="1")
+    assert full.returncode != 0
+    assert "Traceback" in full.stderr and "algo.eps_low" in full.stderr
+
+
+def test_user_errors_exit_cleanly_and_bugs_keep_their_traceback(monkeypatch, capsys):
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+
+    def failing(exc: BaseException):
+        def main(cfg) -> None:
+            raise exc
+        return reports_user_errors(main)
+
+    missing = FileNotFoundError("model.init_from=/nowhere: no such directory")
+    with pytest.raises(SystemExit) as exit_info:
+        failing(missing)(None)
+    assert exit_info.value.code == EXIT_USER_ERROR
+    assert capsys.readouterr().err == "error: model.init_from=/nowhere: no such directory\n"
+    with pytest.raises(KeyError):  # a programming error propagates (Hydra prints it)
+        failing(KeyError("bug"))(None)
+    monkeypatch.setenv("HYDRA_FULL_ERROR", "1")
+    with pytest.raises(FileNotFoundError):
+        failing(missing)(None)
+
+
+def test_user_message_unwraps_omegaconf_to_the_schema_message():
+    cause = ValueError("trainer.max_steps=0: must be >= 1")
+    wrapped = ValidationError("Could not create instance of TrainerConfig")
+    wrapped.__cause__ = cause
+    assert user_message(wrapped) == "trainer.max_steps=0: must be >= 1"
+    assert user_message(cause) == "trainer.max_steps=0: must be >= 1"

@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         args.run(args)
-    except (DataFileError, ValueError, RuntimeError, FileNotFoundError) as exc:
+    except (DataFileError, ValueError, RuntimeError, FileNotFoundError, ConnectionError) as exc:
         console.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
         return 2
     return 0

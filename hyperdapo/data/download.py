@@ -44,7 +44,8 @@ def expected_paths(cfg: TardisConfig) -> list[Path]:
 
 
 def download_tardis(cfg: TardisConfig) -> list[Path]:
-    """Download (or find) every file of ``cfg``; returns their paths. Raises RuntimeError on failure/timeout."""
+    """Download (or find) every file of ``cfg``; returns their paths. Raises ConnectionError when the endpoint is
+    unreachable, the download fails or it exceeds ``max_total_s``."""
     api_key = os.environ.get(KEY_ENV, "")
     if not api_key:
         paid = [d.isoformat() for d in cfg.days() if d.day != 1]
@@ -63,18 +64,18 @@ def download_tardis(cfg: TardisConfig) -> list[Path]:
     try:
         asyncio.run(_download_with_progress(cfg, api_key, paths))
     except TimeoutError:
-        raise RuntimeError(
+        raise ConnectionError(
             f"Tardis.dev download from {cfg.endpoint} did not finish within data.tardis.max_total_s="
             f"{cfg.max_total_s:g} s (gave up after {time.monotonic() - t0:.1f} s; "
             f"{sum(p.exists() for p in paths)} of {len(paths)} files present). Check the network, "
             f"${KEY_ENV} and the dates, or raise max_total_s."
         ) from None
     except Exception as exc:  # the client's own errors (HTTP 401/404, ...), without the key
-        raise RuntimeError(f"Tardis.dev download from {cfg.endpoint} failed: {type(exc).__name__}: "
+        raise ConnectionError(f"Tardis.dev download from {cfg.endpoint} failed: {type(exc).__name__}: "
                            f"{str(exc).replace(api_key, '***') if api_key else exc}") from None
     missing = [p for p in paths if not p.exists()]
     if missing:
-        raise RuntimeError(f"Tardis.dev download finished but {len(missing)} file(s) are missing, e.g. {missing[0]}")
+        raise ConnectionError(f"Tardis.dev download finished but {len(missing)} file(s) are missing, e.g. {missing[0]}")
     log.info("tardis: %d downloaded, %d skipped in %.1f s", len(paths) - present, present, time.monotonic() - t0)
     return paths
 
@@ -101,10 +102,10 @@ def probe_endpoint(url: str, timeout_s: float) -> str | None:
 
 
 def _require_reachable(cfg: TardisConfig) -> None:
-    """Raise RuntimeError naming the endpoint when :func:`probe_endpoint` says it cannot be reached."""
+    """Raise ConnectionError naming the endpoint when :func:`probe_endpoint` says it cannot be reached."""
     why = probe_endpoint(cfg.endpoint, cfg.probe_timeout_s)
     if why is not None:
-        raise RuntimeError(
+        raise ConnectionError(
             f"Tardis.dev download from {cfg.endpoint} failed: the endpoint is unreachable ({why}; probed for at "
             f"most data.tardis.probe_timeout_s={cfg.probe_timeout_s:g} s). Check the network (and any proxy) "
             f"or data.tardis.endpoint."

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 import pytest
 
 from hyperdapo.data.cache import load_cached
@@ -61,7 +62,7 @@ def test_negative_size(tmp_path):
     rows = good_trades(5)
     rows[2] = "hyperliquid,BTC,1002,1003,2,sell,100.5,-0.5"
     p = trades_file(tmp_path, rows)
-    with raises_naming(p, "data row 3", "field 'amount'", "negative"):
+    with raises_naming(p, "data row 3", "field 'amount'", "-0.5", "finite and >= 0"):
         read_market_file(p)
 
 
@@ -175,3 +176,98 @@ def test_shared_sample_default_path_works_from_any_directory(tmp_path, monkeypat
         pytest.skip("the shared Hyperliquid sample is not on this machine")
     monkeypatch.chdir(tmp_path)
     assert [p.resolve() for p in archive_files(patterns)] == [(PROJECT_ROOT / patterns[0]).resolve()]
+
+
+# ------------------------------------------------------------------ bad market data, one test per class
+def _book_file(tmp_path, edit):
+    """book_snapshot_5 rows 1-3 (row 3 a copy of row 1 one second later) with ``edit(fields, cols)`` on row 2."""
+    lines = book5_lines()
+    cols = lines[0].split(",")
+    row2 = lines[1].split(",")
+    row2[2] = "1500000"
+    edit(row2, cols)
+    third = lines[1].replace("1000000", "2000000", 1)
+    return write_gz(tmp_path / "hyperliquid_book_snapshot_5_2024-01-01_BTC.csv.gz",
+                    [lines[0], lines[1], ",".join(row2), third])
+
+
+@pytest.mark.parametrize(("value", "shown"), [("0", "price 0.0"), ("-101", "price -101.0"), ("inf", "price inf")])
+def test_book_price_zero_negative_or_infinite_is_rejected(tmp_path, value, shown):
+    def edit(row, cols):
+        row[cols.index("asks[0].price")] = value
+    p = _book_file(tmp_path, edit)
+    with raises_naming(p, "data row 2", "field 'asks[0].price'", shown):
+        read_market_file(p)
+
+
+def test_book_nan_price_with_a_size_is_rejected(tmp_path):
+    def edit(row, cols):
+        row[cols.index("bids[1].price")] = "nan"
+    p = _book_file(tmp_path, edit)
+    with raises_naming(p, "data row 2", "field 'bids[1].price'", "price nan"):
+        read_market_file(p)
+
+
+def test_book_nan_size_is_rejected(tmp_path):
+    def edit(row, cols):
+        row[cols.index("asks[2].amount")] = "nan"
+    p = _book_file(tmp_path, edit)
+    with raises_naming(p, "data row 2", "field 'asks[2].amount'", "size nan"):
+        read_market_file(p)
+
+
+def test_unsorted_book_levels_are_rejected(tmp_path):
+    def edit(row, cols):
+        row[cols.index("bids[1].price")], row[cols.index("bids[2].price")] = "98", "99"
+    p = _book_file(tmp_path, edit)
+    with raises_naming(p, "data row 2", "field 'bids[2].price'", "not descending"):
+        read_market_file(p)
+
+
+def test_blank_best_level_rows_are_dropped_and_counted(tmp_path):
+    def edit(row, cols):
+        for k in range(5):
+            row[cols.index(f"bids[{k}].price")] = row[cols.index(f"bids[{k}].amount")] = ""
+    p = _book_file(tmp_path, edit)
+    with pytest.warns(UserWarning, match=re.escape(str(p)) + ".*dropped 1 blank_best.*rows \\[2\\]"):
+        r = read_market_file(p)
+    assert r.dropped["blank_best"] == 1 and len(r.table) == 2 and np.isfinite(r.table.mid).all()
+
+
+def test_duplicated_book_rows_are_dropped_and_counted(tmp_path):
+    lines = book5_lines()
+    p = write_gz(tmp_path / "hyperliquid_book_snapshot_5_2024-01-01_BTC.csv.gz", [*lines[:2], lines[1], lines[2]])
+    with pytest.warns(UserWarning, match="dropped 1 duplicate.*rows \\[2\\]"):
+        r = read_market_file(p)
+    assert r.dropped == {"blank_best": 0, "crossed": 0, "duplicate": 1} and len(r.table) == 2
+
+
+@pytest.mark.parametrize(("field", "value"), [("price", "0"), ("price", "-100.5"), ("price", "inf"), ("price", "nan"),
+                                              ("amount", "nan")])
+def test_bad_trade_values_are_rejected(tmp_path, field, value):
+    rows = good_trades(5)
+    parts = rows[3].split(",")
+    parts[6 if field == "price" else 7] = value
+    rows[3] = ",".join(parts)
+    p = trades_file(tmp_path, rows)
+    with raises_naming(p, "data row 4", f"field '{field}'", "must be finite"):
+        read_market_file(p)
+
+
+def test_duplicated_trades_are_dropped_and_counted(tmp_path):
+    rows = good_trades(4)
+    p = trades_file(tmp_path, [*rows[:3], rows[2], rows[3]])
+    with pytest.warns(UserWarning, match="dropped 1 duplicate.*rows \\[4\\]"):
+        r = read_market_file(p)
+    assert r.dropped["duplicate"] == 1 and len(r.table) == 4
+
+
+def test_a_book_that_only_loses_rows_still_feeds_sane_costs(tmp_path):
+    """Dropped rows never reach the simulator: every mid left is finite and inside the quotes."""
+    def edit(row, cols):
+        row[cols.index("asks[0].price")] = ""
+        row[cols.index("asks[0].amount")] = ""
+    p = _book_file(tmp_path, edit)
+    with pytest.warns(UserWarning, match="blank_best"):
+        book = read_market_file(p).table
+    assert (book.bid_px[:, 0] < book.mid).all() and (book.mid < book.ask_px[:, 0]).all()

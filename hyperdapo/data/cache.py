@@ -20,7 +20,7 @@ from hyperdapo.atomic import atomic_path
 from hyperdapo.data.readers import Kind, ReadResult, detect_kind, read_market_file
 from hyperdapo.data.schema import BookSnapshots, BookUpdates, Trades
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 DEFAULT_CACHE_DIR = Path("data/cache")
 MarketTable = BookSnapshots | Trades | BookUpdates
 TABLE_TYPES = {Kind.TRADES: Trades, Kind.INCREMENTAL_BOOK_L2: BookUpdates}  # every other kind is a book
@@ -28,7 +28,7 @@ TABLE_TYPES = {Kind.TRADES: Trades, Kind.INCREMENTAL_BOOK_L2: BookUpdates}  # ev
 
 @dataclass
 class IngestSummary:
-    """What an ingest read: rows kept, time span (UTC), levels a side, crossed rows dropped."""
+    """What an ingest read: rows kept, time span (UTC), levels a side, rows dropped per class."""
 
     path: str
     kind: str
@@ -36,7 +36,7 @@ class IngestSummary:
     first_ts_us: int
     last_ts_us: int
     levels: int  # book levels a side (0 for trades / updates)
-    crossed_dropped: int
+    dropped: dict[str, int]  # rows dropped per class: crossed, blank_best, duplicate
     from_cache: bool
 
     def __str__(self) -> str:
@@ -44,7 +44,8 @@ class IngestSummary:
         return (f"{self.path}\n  kind     {self.kind}\n  rows     {self.rows}\n"
                 f"  span     {utc(self.first_ts_us)} .. {utc(self.last_ts_us)} "
                 f"({(self.last_ts_us - self.first_ts_us) / 1e6:,.1f} s)\n"
-                f"  levels   {self.levels} a side\n  crossed  {self.crossed_dropped} row(s) dropped\n"
+                f"  levels   {self.levels} a side\n"
+                f"  dropped  {', '.join(f'{k} {v}' for k, v in self.dropped.items()) or 'none'}\n"
                 f"  cache    {'hit' if self.from_cache else 'written'}")
 
 
@@ -83,7 +84,7 @@ def summarize(path: Path, result: ReadResult) -> IngestSummary:
     t = result.table
     levels = t.n_levels if isinstance(t, BookSnapshots) else 0
     first, last = (int(t.ts_us[0]), int(t.ts_us[-1])) if len(t) else (0, 0)
-    return IngestSummary(str(path), result.kind.value, len(t), first, last, levels, result.crossed, False)
+    return IngestSummary(str(path), result.kind.value, len(t), first, last, levels, result.dropped, False)
 
 
 def _write_atomic(table: pa.Table, entry: Path, meta: dict) -> None:

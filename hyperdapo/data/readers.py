@@ -14,7 +14,8 @@ Formats (``kind``), detected from Tardis's default file names or the Hyperliquid
 
 Tardis timestamps are microseconds since the epoch, UTC. CSVs are parsed by pyarrow with explicit types
 (the fast path); when that fails, a slower second pass finds the offending row and field for the error.
-Crossed book rows are dropped with a warning and counted (``ReadResult.crossed``).
+Bad values are rejected or dropped class by class (see :mod:`hyperdapo.data.validation`); dropped rows are
+counted per class in ``ReadResult.dropped`` (crossed, blank best level, duplicate).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import io
 import json
 import re
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
@@ -38,11 +39,14 @@ import pyarrow.csv as pacsv
 from hyperdapo.data.schema import BookSnapshots, BookUpdates, Side, Trades
 from hyperdapo.data.validation import (
     DataFileError,
+    check_levels,
     check_non_decreasing,
     check_non_negative,
+    check_trade_values,
     crossed_rows,
+    drop_rows,
+    duplicate_rows,
     require_columns,
-    warn_crossed,
 )
 
 
@@ -60,7 +64,11 @@ class ReadResult:
 
     kind: Kind
     table: BookSnapshots | Trades | BookUpdates
-    crossed: int = 0  # crossed book rows dropped
+    dropped: dict[str, int] = field(default_factory=dict)  # rows dropped per class (crossed, blank_best, duplicate)
+
+    @property
+    def crossed(self) -> int:
+        return self.dropped.get("crossed", 0)
 
 
 HEAD = ["exchange", "symbol", "timestamp", "local_timestamp"]
@@ -195,14 +203,18 @@ def _quotes_from_table(path: Path, table: pa.Table) -> ReadResult:
 
 def _finish_book(path, ts_us, local_ts_us, bid_px, bid_sz, ask_px, ask_sz, unit: str = "data row") -> ReadResult:
     check_non_decreasing(path, ts_us, unit=unit)
-    check_non_negative(path, {"bids[*].amount": bid_sz, "asks[*].amount": ask_sz}, unit=unit)
-    crossed = crossed_rows(bid_px[:, 0], ask_px[:, 0])
-    n_crossed = warn_crossed(path, crossed, unit=unit)
+    check_levels(path, "bids", bid_px, bid_sz, unit=unit)
+    check_levels(path, "asks", ask_px, ask_sz, unit=unit)
+    keep, dropped = drop_rows(path, {
+        "blank_best": np.isnan(bid_px[:, 0]) | np.isnan(ask_px[:, 0]),
+        "crossed": crossed_rows(bid_px[:, 0], ask_px[:, 0]),
+        "duplicate": duplicate_rows(ts_us, bid_px, bid_sz, ask_px, ask_sz),
+    }, unit=unit)
     book = BookSnapshots(np.asarray(ts_us, dtype=np.int64), np.asarray(local_ts_us, dtype=np.int64), bid_px, bid_sz,
                          ask_px, ask_sz)
-    if n_crossed:  # copy only when rows are dropped
-        book = book.take(~crossed)
-    return ReadResult(Kind.BOOK_SNAPSHOT, book, n_crossed)
+    if not keep.all():  # copy only when rows are dropped
+        book = book.take(keep)
+    return ReadResult(Kind.BOOK_SNAPSHOT, book, dropped)
 
 
 def _side_codes(path: Path, table: pa.Table, pos: str, neg: str, allow_unknown: bool) -> np.ndarray:
@@ -221,9 +233,13 @@ def _side_codes(path: Path, table: pa.Table, pos: str, neg: str, allow_unknown: 
 def _trades_from_table(path: Path, table: pa.Table) -> ReadResult:
     ts_us, price, amount = _column(table, "timestamp"), _column(table, "price"), _column(table, "amount")
     check_non_decreasing(path, ts_us)
-    check_non_negative(path, {"amount": amount, "price": price})
+    check_trade_values(path, price, amount)
     side = _side_codes(path, table, "buy", "sell", allow_unknown=True)
-    return ReadResult(Kind.TRADES, Trades(ts_us, _column(table, "local_timestamp"), price, amount, side))
+    ids = np.asarray(table.column("id").to_pylist(), dtype=object)
+    keep, dropped = drop_rows(path, {"duplicate": duplicate_rows(ts_us, price, amount, side)
+                                     & np.r_[False, ids[1:] == ids[:-1]]})
+    trades = Trades(ts_us, _column(table, "local_timestamp"), price, amount, side)
+    return ReadResult(Kind.TRADES, trades.take(keep) if not keep.all() else trades, dropped)
 
 
 def _updates_from_table(path: Path, table: pa.Table) -> ReadResult:

@@ -1,8 +1,15 @@
 """Checks on parsed market data, and the one error type that names the file, the row and the field.
 
 Row numbers are 1-based *data rows* (the header is not counted) for CSV files and 1-based *lines* for
-JSON-lines files; the message says which. A crossed book (best bid >= best ask) is not an error: the row
-is dropped with a warning and counted in the ingest summary.
+JSON-lines files; the message says which.
+
+Bad market data, class by class (README "Bad market data"):
+
+- rejected (DataFileError naming file, row, field): a price that is zero, negative, infinite or NaN where its
+  level has a size (books) or on any trade; a NaN or negative size where a level has a price, or on a trade;
+  book levels out of order (bids must fall, asks rise, best first); timestamps going backwards;
+- dropped with a warning and counted (:func:`drop_rows`, ``ReadResult.dropped``): crossed books (best bid >=
+  best ask), rows with a blank best level on either side (no mid), and exact duplicates of the previous row.
 """
 
 from __future__ import annotations
@@ -54,16 +61,60 @@ def check_non_negative(path: Path, columns: dict[str, np.ndarray], unit: str = "
                                 field=name)
 
 
+def check_levels(path: Path, side: str, px: np.ndarray, sz: np.ndarray, unit: str = "data row") -> None:
+    """A book side ``side`` ("bids" / "asks"), (N, L) prices and sizes, NaN = empty level: every present level
+    has a finite price > 0 and a finite size >= 0, and levels are strictly ordered away from the best."""
+    present = ~np.isnan(px) | ~np.isnan(sz)
+    bad_px = present & ~(np.isfinite(px) & (px > 0))
+    bad_sz = present & ~(np.isfinite(sz) & (sz >= 0))
+    for bad, field, what in ((bad_px, "price", "price"), (bad_sz, "amount", "size")):
+        if bad.any():
+            k, lvl = np.argwhere(bad)[0]
+            raise DataFileError(path, f"{what} {(px if field == 'price' else sz)[k, lvl]} at level {lvl}: must be "
+                                f"finite and {'> 0' if field == 'price' else '>= 0'}", row=int(k) + 1, unit=unit,
+                                field=f"{side}[{lvl}].{field}")
+    step = np.diff(px, axis=1)  # NaN where a level is empty: never counted as out of order
+    wrong = (step >= 0) if side == "bids" else (step <= 0)
+    if wrong.any():
+        k, lvl = np.argwhere(wrong)[0]
+        order = "descending" if side == "bids" else "ascending"
+        raise DataFileError(path, f"levels not {order}: level {lvl + 1} at {px[k, lvl + 1]} after {px[k, lvl]}",
+                            row=int(k) + 1, unit=unit, field=f"{side}[{lvl + 1}].price")
+
+
+def check_trade_values(path: Path, price: np.ndarray, amount: np.ndarray) -> None:
+    """Every trade has a finite price > 0 and a finite amount >= 0."""
+    for name, values, ok in (("price", price, np.isfinite(price) & (price > 0)),
+                             ("amount", amount, np.isfinite(amount) & (amount >= 0))):
+        if not ok.all():
+            k = int(np.flatnonzero(~ok)[0])
+            raise DataFileError(path, f"{name} {values[k]}: must be finite and {'> 0' if name == 'price' else '>= 0'}",
+                                row=k + 1, field=name)
+
+
+def duplicate_rows(*columns: np.ndarray) -> np.ndarray:
+    """(N,) rows identical to the previous row in every column (NaN equal to NaN)."""
+    same = np.zeros(len(columns[0]), dtype=bool)
+    same[1:] = True
+    for c in columns:
+        c = c.reshape(len(c), -1)
+        same[1:] &= ((c[1:] == c[:-1]) | (np.isnan(c[1:]) & np.isnan(c[:-1])) if c.dtype.kind == "f"
+                     else (c[1:] == c[:-1])).all(axis=1)
+    return same
+
+
+def drop_rows(path: Path, masks: dict[str, np.ndarray], unit: str = "data row") -> tuple[np.ndarray, dict[str, int]]:
+    """Warn about each class of dropped rows (``masks``: class -> (N,) bool) and return (keep mask, counts)."""
+    keep, counts = np.ones(len(next(iter(masks.values()))), dtype=bool), {}
+    for name, mask in masks.items():
+        counts[name] = int((mask & keep).sum())
+        if counts[name]:
+            first = (np.flatnonzero(mask & keep)[:5] + 1).tolist()
+            warnings.warn(f"{path}: dropped {counts[name]} {name} row(s), first at {unit}s {first}", stacklevel=3)
+        keep &= ~mask
+    return keep, counts
+
+
 def crossed_rows(best_bid: np.ndarray, best_ask: np.ndarray) -> np.ndarray:
     """Rows whose best bid >= best ask (both present)."""
     return (best_bid >= best_ask) & ~np.isnan(best_bid) & ~np.isnan(best_ask)
-
-
-def warn_crossed(path: Path, crossed: np.ndarray, unit: str = "data row") -> int:
-    """Warn about crossed rows (they are dropped by the caller) and return how many there were."""
-    n = int(crossed.sum())
-    if n:
-        first = (np.flatnonzero(crossed)[:5] + 1).tolist()
-        warnings.warn(f"{path}: dropped {n} crossed book row(s) (best bid >= best ask), first at {unit}s {first}",
-                      stacklevel=3)
-    return n

@@ -16,9 +16,10 @@ import time
 
 import numpy as np
 
-from hyperdapo.data.assets import load_asset, round_to_tick
+from hyperdapo.data.assets import load_asset
 from hyperdapo.data.config import SyntheticConfig
 from hyperdapo.data.synthetic import simulate_market
+from hyperdapo.data.venues import Instrument, load_venue
 from hyperdapo.execution.config import FillConfig
 from hyperdapo.execution.fills import simulate
 from hyperdapo.execution.reference import reference_simulate
@@ -33,25 +34,25 @@ def main() -> None:
     asset = load_asset("btc")
     market = simulate_market(asset, SyntheticConfig(n_days=1))
     book, trades = market.book, market.trades
-    cfg = FillConfig()
+    cfg, venue = FillConfig(), load_venue("hyperliquid")
     ts = np.arange(book.ts_us[0] + 60_000_000, book.ts_us[-1] - 400_000_000, 60_000_000)
     side = np.where(np.arange(len(ts)) % 2 == 0, 1, -1)
     mid = book.mid[np.searchsorted(book.ts_us, ts, side="right") - 1]
     offsets = np.linspace(-50, 5, args.offsets)
-    px = round_to_tick(mid[:, None] * (1 + side[:, None] * offsets[None, :] / 1e4), asset.sz_decimals)
+    px = Instrument(venue, asset).round_to_tick(mid[:, None] * (1 + side[:, None] * offsets[None, :] / 1e4))
     qty = np.full(len(ts), 0.1)
-    simulate(book, trades, ts[:2], side[:2], px[:2], qty[:2], cfg)  # JIT warm-up
+    simulate(book, trades, ts[:2], side[:2], px[:2], qty[:2], cfg, venue)  # JIT warm-up
     times = []
     for _ in range(args.repeats):
         t0 = time.perf_counter()
-        simulate(book, trades, ts, side, px, qty, cfg)
+        simulate(book, trades, ts, side, px, qty, cfg, venue)
         times.append(time.perf_counter() - t0)
     n_orders = px.size
     fast_per_s = n_orders / statistics.median(times)
     sub = slice(0, args.ref_decisions)
     cols = slice(0, 4)
     t0 = time.perf_counter()
-    reference_simulate(book, trades, ts[sub], side[sub], px[sub, cols], qty[sub], cfg)
+    reference_simulate(book, trades, ts[sub], side[sub], px[sub, cols], qty[sub], cfg, venue)
     ref_per_s = px[sub, cols].size / (time.perf_counter() - t0)
     print(f"{len(ts)} decisions x {args.offsets} offsets = {n_orders} orders, {len(trades)} trades, horizon 300 s")
     med_ms = statistics.median(times) * 1e3

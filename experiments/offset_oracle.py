@@ -18,6 +18,7 @@ import numpy as np
 from hyperdapo.data.assets import load_asset
 from hyperdapo.data.config import SyntheticConfig
 from hyperdapo.data.synthetic import simulate_market
+from hyperdapo.data.venues import load_venue
 from hyperdapo.execution.config import FillConfig, RewardConfig
 from hyperdapo.execution.preferences import offset_rewards, offset_table
 from hyperdapo.execution.task import ExecutionTask
@@ -45,7 +46,8 @@ def main() -> None:
     decisions = DecisionConfig(every_s=args.every_s, horizon_s=args.horizon_s,
                                embargo_s=max(DecisionConfig.embargo_s, args.horizon_s + 60.0))
     fills = FillConfig(horizon_s=args.horizon_s)
-    task = ExecutionTask.build(asset, market, decisions, FeatureConfig(), fills, RewardConfig(), PromptConfig())
+    task = ExecutionTask.build(asset, load_venue("hyperliquid"), market, decisions, FeatureConfig(), fills,
+                               RewardConfig(), PromptConfig())
     train, test = task.split_index(Split.TRAIN), task.split_index(Split.TEST)
     edges = np.quantile(task.book_lean(train), [0.25, 0.5, 0.75])
     r_train = offset_rewards(task, train, OFFSETS_BPS)

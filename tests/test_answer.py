@@ -8,15 +8,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hyperdapo.data.assets import load_asset
 from hyperdapo.data.schema import Side
+from hyperdapo.data.venues import Instrument, load_venue
 from hyperdapo.prompts.answer import RejectReason, format_answer, parse_answer
 
 MID = 117_000.5  # BTC arrival mid, USD
-BTC_SZ_DECIMALS = 5  # 1 USD tick near 117k
+BTC_HL = Instrument(load_venue("hyperliquid"), load_asset("BTC"))  # 5 significant figures: 1 USD tick near 117k
+BTC_BINANCE = Instrument(load_venue("binance_futures"), load_asset("BTC"))  # BTCUSDT: 0.1 USD tick
 
 
-def parse(text, side=Side.BUY, mid=MID, band_bps=200.0):
-    return parse_answer(text, side=side, mid_usd=mid, sz_decimals=BTC_SZ_DECIMALS, band_bps=band_bps)
+def parse(text, side=Side.BUY, mid=MID, band_bps=200.0, instrument=BTC_HL):
+    return parse_answer(text, side=side, mid_usd=mid, instrument=instrument, band_bps=band_bps)
 
 
 def test_absolute_price_on_tick():
@@ -54,6 +57,17 @@ def test_reason_on_second_line_is_ignored():
 def test_off_tick_price_is_rounded_and_flagged():
     a = parse("BUY LIMIT 116883.4")
     assert a.valid and a.off_tick and a.limit_px == 116_883.0
+
+
+def test_prices_round_to_the_venues_tick():
+    # Binance BTCUSDT ticks by 0.1 USD: 116883.4 is on its grid, 116883.44 is not (-> 116883.4)
+    assert parse("BUY LIMIT 116883.4", instrument=BTC_BINANCE).limit_px == 116_883.4
+    a = parse("BUY LIMIT 116883.44", instrument=BTC_BINANCE)
+    assert a.valid and a.off_tick and a.limit_px == 116_883.4
+    # -11 bps from 117000.5: 116871.79945 -> 116871.8 on Binance's 0.1 grid (116872 on Hyperliquid's 1 USD grid)
+    assert parse("BUY LIMIT -11.0 bps", instrument=BTC_BINANCE).limit_px == 116_871.8
+    assert BTC_BINANCE.lot_size == 0.001 and BTC_HL.lot_size == 1e-5
+    assert BTC_BINANCE.round_to_lot(0.01234) == 0.012 and BTC_HL.round_to_lot(0.000001) == 1e-5  # at least one lot
 
 
 @pytest.mark.parametrize(

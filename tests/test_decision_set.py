@@ -5,8 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from hyperdapo.data.assets import load_asset
+from hyperdapo.data.venues import Instrument, load_venue
 from hyperdapo.features.config import DecisionConfig, Objective
 from hyperdapo.features.decision_set import US_PER_S, Split, build_decisions, split_bounds_us
+
+SOL_LOTS = Instrument(load_venue("hyperliquid"), load_asset("SOL")).round_to_lot  # 0.01 coin
 
 HOURS = 6
 STEP_S = 1
@@ -21,7 +25,7 @@ def _book():
 def test_splits_are_chronological_and_embargoed():
     ts_us, mid = _book()
     cfg = DecisionConfig(every_s=30, jitter_s=10)
-    d = build_decisions("SOL", ts_us, mid, 2, cfg)
+    d = build_decisions("SOL", ts_us, mid, SOL_LOTS, cfg)
     window_us = int(cfg.window_s * US_PER_S)
     train, val, test = (d.of_split(s) for s in Split)
     assert len(train) and len(val) and len(test)
@@ -43,8 +47,8 @@ def test_splits_are_chronological_and_embargoed():
 def test_draws_are_seeded_and_follow_config():
     ts_us, mid = _book()
     cfg = DecisionConfig(every_s=10, buy_share=0.25, objective_weights={"patient": 1.0}, seed=3)
-    a = build_decisions("SOL", ts_us, mid, 2, cfg)
-    b = build_decisions("SOL", ts_us, mid, 2, cfg)
+    a = build_decisions("SOL", ts_us, mid, SOL_LOTS, cfg)
+    b = build_decisions("SOL", ts_us, mid, SOL_LOTS, cfg)
     assert np.array_equal(a.ts_us, b.ts_us) and np.array_equal(a.side, b.side) and np.array_equal(a.qty, b.qty)
     assert abs((a.side == 1).mean() - 0.25) < 0.05
     assert set(a.objective) == {Objective.PATIENT.value}

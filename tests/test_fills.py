@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
 from hyperdapo.data.schema import BookSnapshots, Side, Trades
+from hyperdapo.data.venues import load_venue
 from hyperdapo.execution.config import FillConfig
 from hyperdapo.execution.fills import FIELDS, simulate
 from hyperdapo.execution.reference import reference_simulate
@@ -13,8 +16,9 @@ from hyperdapo.execution.reference import reference_simulate
 S = 1_000_000  # us per second
 BID, ASK = 100.0, 101.0  # best levels; second levels 99 / 102
 MID = 100.5
-TAKER, MAKER = 4.5, 1.5
-CFG = FillConfig(latency_ms=20, horizon_s=300, adverse_horizon_s=60, taker_fee_bps=TAKER, maker_fee_bps=MAKER)
+VENUE = load_venue("hyperliquid")  # latency 20 ms, fees below
+TAKER, MAKER = VENUE.taker_fee_bps, VENUE.maker_fee_bps  # 4.5, 1.5 bps
+CFG = FillConfig(horizon_s=300, adverse_horizon_s=60)
 
 
 def flat_book(seconds: int = 500, bid=BID, ask=ASK, moves: dict[int, float] | None = None) -> BookSnapshots:
@@ -36,8 +40,9 @@ def tape(*rows: tuple[float, float, float, int]) -> Trades:
                   np.array([r[2] for r in rows], dtype=float), np.array([r[3] for r in rows], dtype=np.int8))
 
 
-def one(book, trades, px, side=Side.BUY, qty=0.5, t0=10.0, cfg=CFG):
-    out = simulate(book, trades, np.array([int(t0 * S)]), np.array([side]), np.array([[px]]), np.array([qty]), cfg)
+def one(book, trades, px, side=Side.BUY, qty=0.5, t0=10.0, cfg=CFG, venue=VENUE):
+    out = simulate(book, trades, np.array([int(t0 * S)]), np.array([side]), np.array([[px]]), np.array([qty]), cfg,
+                   venue)
     return {f: getattr(out, f)[0, 0] for f in FIELDS} | {"mid": out.arrival_mid[0]}
 
 
@@ -84,7 +89,8 @@ def test_queue_exactly_consumed_is_not_a_fill_in_lots(sim):
     queue = FillConfig(**{**CFG.__dict__, "queue_model": "conservative"})
 
     def run(trades):
-        out = sim(book, trades, np.array([10 * S]), np.array([Side.BUY]), np.array([[100.0]]), np.array([0.5]), queue)
+        out = sim(book, trades, np.array([10 * S]), np.array([Side.BUY]), np.array([[100.0]]), np.array([0.5]), queue,
+                  VENUE)
         return out.filled[0, 0], out.time_to_fill_s[0, 0]
 
     assert not run(tape((30, 100, 0.1, -1), (40, 100, 0.2, -1)))[0]
@@ -133,9 +139,12 @@ def test_invalid_inputs():
         one(flat_book(), None, 100.0, t0=-1.0)
     with pytest.raises(ValueError, match="horizon"):
         one(flat_book(seconds=200), None, 100.0)
-    for key, value in (("latency_ms", -1.0), ("horizon_s", 0.0), ("queue_model", "fifo"), ("taker_fee_bps", np.inf)):
+    for key, value in (("adverse_horizon_s", -1.0), ("horizon_s", 0.0), ("queue_model", "fifo")):
         with pytest.raises(ValueError, match=f"execution.{key}"):
             FillConfig(**{key: value})
+    for key, value in (("latency_ms", -1.0), ("taker_fee_bps", np.inf), ("tick_rule", "round")):
+        with pytest.raises(ValueError, match=f"venue.{key}"):
+            replace(VENUE, **{key: value})
 
 
 def random_market(rng, seconds=900):
@@ -168,10 +177,11 @@ def test_fast_path_equals_reference_loop(queue, book_only):
     mid = book.mid[np.searchsorted(book.ts_us, ts, side="right") - 1]
     px = np.round(mid[:, None] + side[:, None] * rng.integers(-6, 4, (d, k)))  # passive, at-the-touch, marketable
     qty = rng.uniform(0.1, 4.0, d)  # some exceed the visible depth
-    cfg = FillConfig(queue_model=queue, latency_ms=float(rng.integers(5, 50)))
+    cfg = FillConfig(queue_model=queue)
+    venue = replace(VENUE, latency_ms=float(rng.integers(5, 50)))
     tr = None if book_only else trades
-    fast = simulate(book, tr, ts, side, px, qty, cfg)
-    slow = reference_simulate(book, tr, ts, side, px, qty, cfg)
+    fast = simulate(book, tr, ts, side, px, qty, cfg, venue)
+    slow = reference_simulate(book, tr, ts, side, px, qty, cfg, venue)
     np.testing.assert_allclose(fast.arrival_mid, slow.arrival_mid)
     for f in FIELDS:
         np.testing.assert_allclose(getattr(fast, f).astype(float), getattr(slow, f).astype(float), rtol=1e-12,

@@ -84,6 +84,7 @@ def test_resume_after_interruption_matches_an_uninterrupted_run(tmp_path):
     ("algo.eps_low=0.3", "algo.eps_low"),
     ("algo.group_size=1", "algo.group_size"),
     ("model.quantize=int3", "model.quantize"),
+    ("venue.taker_fee_bps=200", "venue.taker_fee_bps"),
 ])
 def test_invalid_configs_name_the_key(tmp_path, override, key):
     with pytest.raises(Exception, match=key.replace(".", r"\.")):
@@ -100,7 +101,7 @@ def test_every_config_group_option_builds_the_validated_run_config(tmp_path):
     group used to be merged into the schema's and failed here)."""
     from tests.pipeline_helpers import REPO
 
-    for group in ("asset", "data", "model", "algo", "reward", "hardware", "logger", "trainer"):
+    for group in ("asset", "venue", "data", "model", "algo", "reward", "hardware", "logger", "trainer"):
         for option in sorted((REPO / "conf" / group).glob("*.yaml")):
             cfg = run_config([f"{group}={option.stem}"])
             assert cfg is not None, (group, option)

@@ -8,12 +8,13 @@ import hashlib
 import numpy as np
 import pytest
 
-from hyperdapo.data.assets import load_asset, tick_size
+from hyperdapo.data.assets import load_asset
 from hyperdapo.data.config import SyntheticConfig
 from hyperdapo.data.orderbook import reconstruct_snapshots
 from hyperdapo.data.readers import read_market_file
 from hyperdapo.data.stats import imbalance
 from hyperdapo.data.synthetic import simulate_market, write_synthetic_market
+from hyperdapo.data.venues import Instrument, load_venue
 
 HOURS = 1 / 24
 
@@ -77,7 +78,7 @@ def test_price_rules_ranges_and_spreads(name):
     asset = load_asset(name)
     m = simulate_market(asset, SyntheticConfig(n_days=HOURS, seed=1))
     b = m.book
-    tick = tick_size(b.mid, asset.sz_decimals)
+    tick = Instrument(load_venue("hyperliquid"), asset).tick_size(b.mid)
     # on the tick grid, at most 5 significant figures, monotone, never crossed
     for px in (b.bid_px, b.ask_px):
         np.testing.assert_allclose(px / tick[:, None], np.round(px / tick[:, None]), atol=1e-6)

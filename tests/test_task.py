@@ -9,6 +9,7 @@ from hyperdapo.data.assets import load_asset
 from hyperdapo.data.config import SyntheticConfig
 from hyperdapo.data.schema import MarketData
 from hyperdapo.data.synthetic import simulate_market
+from hyperdapo.data.venues import load_venue
 from hyperdapo.execution.config import FillConfig, RewardConfig
 from hyperdapo.execution.preferences import DEFAULT_OFFSETS_BPS, offset_table, preference_pairs
 from hyperdapo.execution.task import ExecutionTask
@@ -17,11 +18,12 @@ from hyperdapo.features.decision_set import Split, split_bounds_us
 from hyperdapo.prompts.config import PromptConfig
 
 S = 1_000_000
+HYPERLIQUID = load_venue("hyperliquid")
 
 
 def build(market: MarketData, prompt: PromptConfig) -> ExecutionTask:
-    return ExecutionTask.build(load_asset(market.asset), market, DecisionConfig(), FeatureConfig(), FillConfig(),
-                               RewardConfig(), prompt)
+    return ExecutionTask.build(load_asset(market.asset), HYPERLIQUID, market, DecisionConfig(), FeatureConfig(),
+                               FillConfig(), RewardConfig(), prompt)
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +88,7 @@ def test_embargo_shorter_than_the_reward_window_is_rejected():
 
 def test_simulator_horizon_must_match_the_decisions_reward_window(market):
     with pytest.raises(ValueError, match=r"execution\.horizon_s=60.0 != decisions\.horizon_s=300.0"):
-        ExecutionTask.build(load_asset(market.asset), market, DecisionConfig(), FeatureConfig(),
+        ExecutionTask.build(load_asset(market.asset), HYPERLIQUID, market, DecisionConfig(), FeatureConfig(),
                             FillConfig(horizon_s=60.0), RewardConfig(), PromptConfig())
 
 
@@ -124,7 +126,7 @@ def test_features_prompts_and_book_only_fills_on_the_real_hyperliquid_hour(hl_sa
     from hyperdapo.data.readers import read_market_file
 
     book = read_market_file(hl_sample).table
-    t = ExecutionTask.build(load_asset("BTC"), MarketData("BTC", book, None),
+    t = ExecutionTask.build(load_asset("BTC"), HYPERLIQUID, MarketData("BTC", book, None),
                             DecisionConfig(every_s=10, warmup_s=300, train_frac=0.5, val_frac=0.1), FeatureConfig(),
                             FillConfig(), RewardConfig(), PromptConfig(prefill_side=False))
     test = t.split_index(Split.TEST)

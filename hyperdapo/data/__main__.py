@@ -20,6 +20,7 @@ from hyperdapo.data.readers import Kind
 from hyperdapo.data.schema import BookSnapshots, Trades
 from hyperdapo.data.stats import market_statistics
 from hyperdapo.data.validation import DataFileError
+from hyperdapo.data.venues import Instrument, load_venue
 
 console = Console(width=120)
 
@@ -66,8 +67,8 @@ def _inspect(args) -> None:
     if args.trades:
         trades, _ = load_cached(args.trades, Kind.TRADES, args.cache_dir)
         assert isinstance(trades, Trades)
-    sz_decimals = load_asset(args.asset).sz_decimals if args.asset else None
-    stats = market_statistics(book, trades, sz_decimals)
+    instrument = Instrument(load_venue(args.venue), load_asset(args.asset)) if args.asset else None
+    stats = market_statistics(book, trades, instrument)
     table = Table(title=f"market statistics: {Path(args.book).name}")
     table.add_column("statistic")
     table.add_column("value", justify="right")
@@ -105,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("book")
     p.add_argument("trades", nargs="?")
     p.add_argument("--asset", default=None, help="asset name, for the one-tick spread share")
+    p.add_argument("--venue", default="hyperliquid", help="venue (conf/venue/) whose tick the one-tick share uses")
     p.add_argument("--cache-dir", default=str(DEFAULT_CACHE_DIR))
     p.set_defaults(run=_inspect)
     args = parser.parse_args(argv)

@@ -1,7 +1,8 @@
-"""The typed configuration of the data stage (``asset=`` and ``data=`` groups): light, no numerical imports.
+"""The typed configuration of the data stage (``asset=``, ``venue=`` and ``data=`` groups): light, no numerical imports.
 
-These dataclasses are the Hydra schema of ``conf/asset/`` and ``conf/data/``; each ``__post_init__`` checks
-its values and names the offending key. The modules that use them (:mod:`hyperdapo.data.assets`,
+These dataclasses are the Hydra schema of ``conf/asset/``, ``conf/venue/`` and ``conf/data/``; each ``__post_init__``
+checks its values and names the offending key. The modules that use them (:mod:`hyperdapo.data.assets`,
+:mod:`~hyperdapo.data.venues`,
 :mod:`~hyperdapo.data.synthetic`, :mod:`~hyperdapo.data.download`, :mod:`~hyperdapo.data.sources`) import
 them from here, so composing a config never loads numba, pyarrow or the Tardis client.
 """
@@ -22,12 +23,11 @@ TARDIS_DATA_TYPES = ("book_snapshot_25", "book_snapshot_5", "trades", "increment
 
 @dataclass
 class AssetConfig:
-    """One perp. Fees in bps of notional (Hyperliquid base tier); prices in USD."""
+    """One perp: what is the asset's (its names, size decimals, price range in USD); the venue's facts (tick, lot,
+    fees, latency) are in :class:`VenueConfig`."""
 
     name: str = MISSING  # "BTC"
     sz_decimals: int = MISSING  # Hyperliquid szDecimals
-    taker_fee_bps: float = 4.5
-    maker_fee_bps: float = 1.5
     price_low_usd: float = MISSING  # synthetic market's typical range (the seeds' ranges)
     price_high_usd: float = MISSING
     tardis_symbol: str = MISSING  # Tardis.dev symbol on exchange "hyperliquid"
@@ -43,15 +43,73 @@ def validate_asset(cfg: AssetConfig) -> None:
         return
     if not 0 <= cfg.sz_decimals <= MAX_PERP_DECIMALS:
         raise ValueError(f"asset.sz_decimals={cfg.sz_decimals}: must be in 0..{MAX_PERP_DECIMALS}")
-    for key in ("taker_fee_bps", "maker_fee_bps"):
-        value = getattr(cfg, key)
-        if not math.isfinite(value) or abs(value) > 100:
-            raise ValueError(f"asset.{key}={value}: must be a finite fee in bps within +-100")
     if not 0 < cfg.price_low_usd < cfg.price_high_usd:
         raise ValueError(
             f"asset.price_low_usd={cfg.price_low_usd}, asset.price_high_usd={cfg.price_high_usd}: "
             "need 0 < price_low_usd < price_high_usd"
         )
+
+
+class TickRule(StrEnum):
+    SIGNIFICANT = "significant"  # tick_sig_figs significant figures, at most tick_max_decimals - szDecimals decimals
+    FIXED = "fixed"  # one tick per asset: tick_usd[<asset name>]
+
+
+class LotRule(StrEnum):
+    SZ_DECIMALS = "sz_decimals"  # 10 ** -szDecimals coins
+    FIXED = "fixed"  # one lot per asset: lot_size[<asset name>]
+
+
+@dataclass
+class VenueConfig:
+    """Where the orders go: price tick (USD), lot (coins), maker / taker fees (bps of notional), latency (ms).
+
+    The values live in ``conf/venue/<name>.yaml`` only; the rules are applied by
+    :class:`hyperdapo.data.venues.Instrument`. Per-asset maps are keyed by the asset's ``name`` (``BTC``).
+    """
+
+    name: str = MISSING  # "hyperliquid"
+    tick_rule: str = MISSING  # significant | fixed
+    tick_sig_figs: int | None = None  # significant rule: significant figures of a price
+    tick_max_decimals: int | None = None  # significant rule: a price has at most this - szDecimals decimals
+    tick_usd: dict[str, float] = field(default_factory=dict)  # fixed rule: tick per asset, USD
+    lot_rule: str = MISSING  # sz_decimals | fixed
+    lot_size: dict[str, float] = field(default_factory=dict)  # fixed rule: lot per asset, coins
+    maker_fee_bps: float = MISSING
+    taker_fee_bps: float = MISSING
+    latency_ms: float = MISSING  # decision -> order at the venue
+
+    def __post_init__(self) -> None:
+        if self.tick_rule == MISSING:  # the bare schema, before a YAML fills it in
+            return
+        self.tick_rule = _choice("venue.tick_rule", self.tick_rule, TickRule)
+        self.lot_rule = _choice("venue.lot_rule", self.lot_rule, LotRule)
+        if self.tick_rule is TickRule.SIGNIFICANT and not (
+                (self.tick_sig_figs or 0) >= 1 and 0 <= (self.tick_max_decimals or -1) <= 12):
+            raise ValueError(f"venue.tick_sig_figs={self.tick_sig_figs}, venue.tick_max_decimals="
+                             f"{self.tick_max_decimals}: the significant rule needs sig_figs >= 1 and 0..12 decimals")
+        for key in ("tick_usd", "lot_size"):
+            for asset, value in getattr(self, key).items():
+                if not (math.isfinite(value) and value > 0):
+                    raise ValueError(f"venue.{key}.{asset}={value}: must be finite and > 0")
+        for key in ("taker_fee_bps", "maker_fee_bps"):
+            if not (math.isfinite(getattr(self, key)) and abs(getattr(self, key)) <= 100):
+                raise ValueError(f"venue.{key}={getattr(self, key)}: must be a finite fee within +-100 bps")
+        if not (math.isfinite(self.latency_ms) and self.latency_ms >= 0):
+            raise ValueError(f"venue.latency_ms={self.latency_ms}: must be finite and >= 0")
+
+    def check_asset(self, asset: str) -> None:
+        """Raise ValueError naming the key when the venue has no tick or lot for ``asset``."""
+        for key, rule in (("tick_usd", self.tick_rule is TickRule.FIXED), ("lot_size", self.lot_rule is LotRule.FIXED)):
+            if rule and asset not in getattr(self, key):
+                raise ValueError(f"venue.{key}.{asset}: venue {self.name!r} lists no {asset} (it has "
+                                 f"{sorted(getattr(self, key))}); add it to conf/venue/{self.name}.yaml")
+
+
+def _choice(key: str, value: str, kind: type[StrEnum]) -> StrEnum:
+    if value not in {k.value for k in kind}:
+        raise ValueError(f"{key}={value!r}: use one of {[k.value for k in kind]}")
+    return kind(value)
 
 
 @dataclass

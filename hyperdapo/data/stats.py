@@ -12,8 +12,8 @@ import math
 
 import numpy as np
 
-from hyperdapo.data.assets import tick_size
 from hyperdapo.data.schema import BookSnapshots, Trades
+from hyperdapo.data.venues import Instrument
 
 US_PER_S = 1_000_000
 SECONDS_PER_YEAR = 365 * 86_400
@@ -26,8 +26,9 @@ def imbalance(book: BookSnapshots, n_levels: int = 5) -> np.ndarray:
     return (bid - ask) / np.maximum(bid + ask, 1e-300)
 
 
-def market_statistics(book: BookSnapshots, trades: Trades | None, sz_decimals: int | None = None,
+def market_statistics(book: BookSnapshots, trades: Trades | None, instrument: Instrument | None = None,
                       horizon_s: float = 30.0) -> dict[str, float]:
+    """The statistics of the module docstring; the one-tick share needs ``instrument`` (the venue's tick)."""
     grid = np.arange(book.ts_us[0], book.ts_us[-1] + 1, US_PER_S)
     asof = np.searchsorted(book.ts_us, grid, side="right") - 1
     mid = book.mid[asof]
@@ -48,8 +49,8 @@ def market_statistics(book: BookSnapshots, trades: Trades | None, sz_decimals: i
         f"corr_imbalance_next_{h}s": float(np.corrcoef(imb, fwd)[0, 1]) if np.std(imb) > 0 else math.nan,
         "trades_per_min": math.nan,
     }
-    if sz_decimals is not None:
-        tick = tick_size(mid, sz_decimals)
+    if instrument is not None:
+        tick = instrument.tick_size(mid)
         gap = book.ask_px[asof, 0] - book.bid_px[asof, 0]
         stats["share_one_tick"] = float(np.mean(np.isclose(gap, tick)))
     if trades is not None and len(trades):

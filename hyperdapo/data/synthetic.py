@@ -54,9 +54,9 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from hyperdapo.atomic import atomic_path
-from hyperdapo.data.assets import tick_size
 from hyperdapo.data.config import AssetConfig, SyntheticConfig
 from hyperdapo.data.schema import BookSnapshots, BookUpdates, MarketData, Side, Trades
+from hyperdapo.data.venues import Instrument, load_venue
 
 US_PER_S = 1_000_000
 DATA_TYPES = ("book_snapshot_25", "trades", "incremental_book_L2")
@@ -152,7 +152,8 @@ def simulate_market(asset: AssetConfig, cfg: SyntheticConfig) -> SyntheticMarket
     mid_true = np.exp(x)
 
     # book on the tick grid
-    tick = tick_size(mid_true[0], asset.sz_decimals)  # the grid of the range (5 significant figures)
+    # the grid of the range (Hyperliquid's 5 significant figures): the synthetic market is a Hyperliquid perp
+    tick = Instrument(load_venue("hyperliquid"), asset).tick_size(mid_true[0])
     p_extra = np.where(volatile, cfg.spread_extra_p_volatile, cfg.spread_extra_p_calm)
     spread_ticks = rng.geometric(1 - p_extra)  # 1 tick + geometric extra ticks
     bid0 = np.floor(mid_true / tick - spread_ticks / 2)  # in ticks

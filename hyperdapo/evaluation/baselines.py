@@ -19,7 +19,6 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from hyperdapo.data.assets import round_to_tick
 from hyperdapo.evaluation.config import BaselineConfig
 from hyperdapo.evaluation.metrics import StrategyOutcomes
 from hyperdapo.execution.fills import Outcomes, simulate
@@ -84,13 +83,13 @@ def sliced(name: str, task: ExecutionTask, idx: np.ndarray, cfg: BaselineConfig,
         minute = (t_child // (60 * US_PER_S)) % 60
         w = profile[minute] + 1e-12
         w = w / w.sum(axis=1, keepdims=True)
-    qty = np.maximum(np.round(d.qty[idx][:, None] * w, task.asset.sz_decimals), 10.0 ** -task.asset.sz_decimals)
+    qty = task.instrument.round_to_lot(d.qty[idx][:, None] * w)
     book = task.market.book
     mid_child = book.mid[np.searchsorted(book.ts_us, t_child.ravel(), side="right") - 1]
     side = np.repeat(d.side[idx], n).astype(float)
-    px = round_to_tick(mid_child * (1 + side * cfg.child_offset_bps / 1e4), task.asset.sz_decimals)
+    px = task.instrument.round_to_tick(mid_child * (1 + side * cfg.child_offset_bps / 1e4))
     child_cfg = replace(task.fill_cfg, horizon_s=d.horizon_s / n)
-    out = simulate(book, task.market.trades, t_child.ravel(), side, px, qty.ravel(), child_cfg)
+    out = simulate(book, task.market.trades, t_child.ravel(), side, px, qty.ravel(), child_cfg, task.venue)
     shape = (len(idx), n)
     filled = out.filled.reshape(shape)
     q = qty
@@ -132,7 +131,7 @@ def fit_analytic(task: ExecutionTask, cfg: BaselineConfig) -> AnalyticFit:
     k, log_a = np.polyfit(delta, np.log(lam), 1)
     cleanup = float(np.mean(out.is_bps[out.cleanup])) if out.cleanup.any() else 0.0
     p_model = 1 - np.exp(-np.exp(log_a) * np.exp(k * delta))
-    expected = p_model * (delta - task.fill_cfg.maker_fee_bps) + (1 - p_model) * (-cleanup)
+    expected = p_model * (delta - task.venue.maker_fee_bps) + (1 - p_model) * (-cleanup)
     return AnalyticFit(float(np.exp(log_a)), float(-k), cleanup, float(grid[int(np.argmax(expected))]))
 
 

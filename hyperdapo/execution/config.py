@@ -18,27 +18,20 @@ class QueueModel(StrEnum):
 
 @dataclass
 class FillConfig:
-    """Execution assumptions (times in ms / s, fees in bps of notional, Hyperliquid base tier by default)."""
+    """Execution assumptions (times in s); the venue's latency and fees are in ``venue`` (:class:`VenueConfig`)."""
 
-    latency_ms: float = 20.0
     horizon_s: float = 300.0
     adverse_horizon_s: float = 60.0
     queue_model: str = QueueModel.NONE  # none | conservative
-    taker_fee_bps: float = 4.5
-    maker_fee_bps: float = 1.5
 
     def __post_init__(self) -> None:
         if self.queue_model not in {q.value for q in QueueModel}:
             raise ValueError(f"execution.queue_model={self.queue_model!r}: use one of {[q.value for q in QueueModel]}")
         self.queue_model = QueueModel(self.queue_model)
-        for key in ("latency_ms", "adverse_horizon_s"):
-            if not (math.isfinite(getattr(self, key)) and getattr(self, key) >= 0):
-                raise ValueError(f"execution.{key}={getattr(self, key)}: must be finite and >= 0")
+        if not (math.isfinite(self.adverse_horizon_s) and self.adverse_horizon_s >= 0):
+            raise ValueError(f"execution.adverse_horizon_s={self.adverse_horizon_s}: must be finite and >= 0")
         if not (math.isfinite(self.horizon_s) and self.horizon_s > 0):
             raise ValueError(f"execution.horizon_s={self.horizon_s}: must be finite and > 0")
-        for key in ("taker_fee_bps", "maker_fee_bps"):
-            if not (math.isfinite(getattr(self, key)) and abs(getattr(self, key)) <= 100):
-                raise ValueError(f"execution.{key}={getattr(self, key)}: must be a finite fee within +-100 bps")
 
 
 class RewardName(StrEnum):

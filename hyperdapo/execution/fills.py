@@ -4,11 +4,11 @@ Orders: D decisions x K candidate limit prices (a flat list of orders is D x 1).
 with side s (+1 buy, -1 sell), quantity q (coins) and limit price p (USD):
 
 1. **Arrival mid** = mid of the last snapshot with ``ts_us <= t``. Every bps figure is relative to it.
-2. **Placement** at ``t + latency_ms``; the book at placement is the last snapshot at or before it.
+2. **Placement** at ``t + venue.latency_ms``; the book at placement is the last snapshot at or before it.
 3. **Marketable** (buy ``p >= best ask``, sell ``p <= best bid`` at placement): fills at once by walking
-   the visible levels up to ``p`` (taker fee). If the visible depth within the limit does not cover ``q``,
+   the visible levels up to ``p`` (the venue's taker fee). If the visible depth within the limit does not cover ``q``,
    the rest is assumed to fill at ``p`` (counted in ``depth_short``; rare at the decision sizes used).
-4. **Resting** orders fill whole (partial fills are not modelled) at ``p`` with the maker fee:
+4. **Resting** orders fill whole (partial fills are not modelled) at ``p`` with the venue's maker fee:
    - with trades (default rule, conservative): at the first trade after placement that prints strictly
      through ``p`` (below a buy's price, above a sell's), any taker side;
    - ``queue_model="conservative"`` adds: trades printing exactly at ``p`` consume the queue ahead, the
@@ -41,7 +41,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from hyperdapo.data.config import MAX_PERP_DECIMALS
+from hyperdapo.data.config import MAX_PERP_DECIMALS, VenueConfig
 from hyperdapo.data.schema import BookSnapshots, Trades
 from hyperdapo.execution.config import FillConfig, QueueModel
 
@@ -76,8 +76,9 @@ FIELDS = ("filled", "marketable", "cleanup", "fill_ts_us", "time_to_fill_s", "fi
 
 
 def simulate(book: BookSnapshots, trades: Trades | None, decision_ts_us: np.ndarray, side: np.ndarray,
-             limit_px: np.ndarray, qty: np.ndarray, cfg: FillConfig) -> Outcomes:
-    """Simulate D x K limit orders (see the module docstring). ``limit_px`` is (D, K) or (D,)."""
+             limit_px: np.ndarray, qty: np.ndarray, cfg: FillConfig, venue: VenueConfig) -> Outcomes:
+    """Simulate D x K limit orders on ``venue`` (its latency and fees; see the module docstring).
+    ``limit_px`` is (D, K) or (D,)."""
     ts = np.asarray(decision_ts_us, dtype=np.int64)
     px = np.asarray(limit_px, dtype=np.float64)
     px = px[:, None] if px.ndim == 1 else px
@@ -91,9 +92,9 @@ def simulate(book: BookSnapshots, trades: Trades | None, decision_ts_us: np.ndar
     t_amt = np.zeros(0) if book_only else trades.amount
     out = _simulate_numba(
         book.ts_us, book.mid, book.bid_px, book.bid_sz, book.ask_px, book.ask_sz, t_ts, t_px, t_amt, book_only,
-        ts, sd, px, q, int(cfg.latency_ms * 1000), int(cfg.horizon_s * US_PER_S),
+        ts, sd, px, q, int(venue.latency_ms * 1000), int(cfg.horizon_s * US_PER_S),
         int(cfg.adverse_horizon_s * US_PER_S), cfg.queue_model is QueueModel.CONSERVATIVE,
-        cfg.taker_fee_bps, cfg.maker_fee_bps,
+        venue.taker_fee_bps, venue.maker_fee_bps,
     )
     arrival_mid, *arrays = out
     return Outcomes(arrival_mid, *(a.reshape(d, k) for a in arrays), book_only=book_only)

@@ -8,6 +8,7 @@ import math
 
 import numpy as np
 
+from hyperdapo.data.config import VenueConfig
 from hyperdapo.data.schema import BookSnapshots, Trades
 from hyperdapo.execution.config import FillConfig, QueueModel
 from hyperdapo.execution.fills import FIELDS, LOTS_PER_COIN, Outcomes
@@ -24,11 +25,11 @@ def _asof(ts_list, t) -> int:
 
 
 def reference_order(book: BookSnapshots, trades: Trades | None, t0: int, s: int, p: float, qty: float,
-                    cfg: FillConfig) -> dict:
+                    cfg: FillConfig, venue: VenueConfig) -> dict:
     ts = book.ts_us.tolist()
     i0 = _asof(ts, t0)
     mid0 = float(book.mid[i0])
-    tp, th = t0 + int(cfg.latency_ms * 1000), t0 + int(cfg.horizon_s * 1e6)
+    tp, th = t0 + int(venue.latency_ms * 1000), t0 + int(cfg.horizon_s * 1e6)
     ip, ih = _asof(ts, tp), _asof(ts, th)
     opp = list(zip(book.ask_px[ip], book.ask_sz[ip], strict=True)) if s > 0 else \
         list(zip(book.bid_px[ip], book.bid_sz[ip], strict=True))
@@ -46,12 +47,12 @@ def reference_order(book: BookSnapshots, trades: Trades | None, t0: int, s: int,
             take = min(left, lz)
             cost, left = cost + take * lp, left - take
         r.update(filled=True, marketable=True, fill_ts_us=tp, fill_price=(cost + max(left, 0) * p) / qty,
-                 fee_bps=cfg.taker_fee_bps, depth_short=left > 1e-12)
+                 fee_bps=venue.taker_fee_bps, depth_short=left > 1e-12)
     elif trades is None:
         for j in range(ip + 1, ih + 1):
             best = book.ask_px[j, 0] if s > 0 else book.bid_px[j, 0]
             if through(best):
-                r.update(filled=True, fill_ts_us=int(ts[j]), fill_price=p, fee_bps=cfg.maker_fee_bps)
+                r.update(filled=True, fill_ts_us=int(ts[j]), fill_price=p, fee_bps=venue.maker_fee_bps)
                 break
     else:
         ahead_lots = next((round(z * LOTS_PER_COIN) for lp, z in own if lp == p), 0)
@@ -66,7 +67,7 @@ def reference_order(book: BookSnapshots, trades: Trades | None, t0: int, s: int,
             if at_p:
                 lots_at_p += round(amount * LOTS_PER_COIN)
             if strictly or (at_p and lots_at_p > ahead_lots):
-                r.update(filled=True, fill_ts_us=t, fill_price=p, fee_bps=cfg.maker_fee_bps)
+                r.update(filled=True, fill_ts_us=t, fill_price=p, fee_bps=venue.maker_fee_bps)
                 break
     if r["filled"]:
         r["exec_price"] = r["fill_price"]
@@ -85,17 +86,18 @@ def reference_order(book: BookSnapshots, trades: Trades | None, t0: int, s: int,
             take = min(left, lz)
             cost, left, last = cost + take * lp, left - take, lp
         r.update(cleanup=True, exec_price=(cost + max(left, 0) * last) / qty, depth_short=left > 1e-12,
-                 fee_bps=cfg.taker_fee_bps, fill_ts_us=th)
+                 fee_bps=venue.taker_fee_bps, fill_ts_us=th)
     r["is_bps"] = s * (r["exec_price"] - mid0) / mid0 * 1e4 + r["fee_bps"]
     r["arrival_mid"] = mid0
     return r
 
 
-def reference_simulate(book, trades, decision_ts_us, side, limit_px, qty, cfg: FillConfig) -> Outcomes:
+def reference_simulate(book, trades, decision_ts_us, side, limit_px, qty, cfg: FillConfig,
+                       venue: VenueConfig) -> Outcomes:
     px = np.atleast_2d(np.asarray(limit_px, dtype=np.float64))
     d, k = px.shape
     q = np.broadcast_to(np.asarray(qty, dtype=np.float64).reshape(d, -1), (d, k))
-    rows = [[reference_order(book, trades, int(decision_ts_us[i]), int(side[i]), float(px[i, c]), float(q[i, c]), cfg)
-             for c in range(k)] for i in range(d)]
+    rows = [[reference_order(book, trades, int(decision_ts_us[i]), int(side[i]), float(px[i, c]), float(q[i, c]),
+                             cfg, venue) for c in range(k)] for i in range(d)]
     cols = {f: np.array([[r[f] for r in row] for row in rows]) for f in FIELDS}
     return Outcomes(np.array([row[0]["arrival_mid"] for row in rows]), **cols, book_only=trades is None)

@@ -1,8 +1,8 @@
 """The execution task: decisions with their prompts, and the scorer that turns any answer into a reward.
 
 Training (RL rewards, SFT / DPO datasets), validation and the backtest all score orders through
-:meth:`ExecutionTask.score_prices`, i.e. the same fill simulator, fee schedule and reward, so a reward in
-training and a number in a table mean the same thing.
+:meth:`ExecutionTask.score_prices`, i.e. the same fill simulator, venue (tick, fees, latency) and reward, so a
+reward in training and a number in a table mean the same thing.
 
 Indices are global positions in ``task.decisions`` (sorted by time); :meth:`split_index` gives a split's.
 """
@@ -13,9 +13,9 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from hyperdapo.data.assets import round_to_tick
-from hyperdapo.data.config import AssetConfig
+from hyperdapo.data.config import AssetConfig, VenueConfig
 from hyperdapo.data.schema import MarketData, Side
+from hyperdapo.data.venues import Instrument
 from hyperdapo.execution.config import FillConfig, RewardConfig
 from hyperdapo.execution.fills import Outcomes, simulate
 from hyperdapo.execution.rewards import compute_reward
@@ -42,9 +42,10 @@ class Scored:
 
 @dataclass
 class ExecutionTask:
-    """One asset's decisions, their features and chat prompts, and how to score answers."""
+    """One asset's decisions on one venue, their features and chat prompts, and how to score answers."""
 
     asset: AssetConfig
+    venue: VenueConfig  # tick, lot, fees and latency of the orders
     market: MarketData
     decisions: DecisionSet  # D decisions, all splits, sorted by time
     features: list[dict[str, float]]  # (D,) one feature row per decision (raw + z-scored)
@@ -59,6 +60,7 @@ class ExecutionTask:
     def build(
         cls,
         asset: AssetConfig,
+        venue: VenueConfig,
         market: MarketData,
         decision_cfg: DecisionConfig,
         feature_cfg: FeatureConfig,
@@ -71,10 +73,11 @@ class ExecutionTask:
                 raise ValueError(f"execution.{key}={getattr(fill_cfg, key)} != decisions.{key}="
                                  f"{getattr(decision_cfg, key)}: the simulator must use the decisions' reward window")
         book = market.book
-        decisions = build_decisions(asset.name, book.ts_us, book.mid, asset.sz_decimals, decision_cfg)
+        decisions = build_decisions(asset.name, book.ts_us, book.mid, Instrument(venue, asset).round_to_lot,
+                                    decision_cfg)
         rows = compute_features(market, decisions.ts_us, feature_cfg).to_dict("records")
         mid_usd = np.array([r["mid_usd"] for r in rows], dtype=np.float64)
-        task = cls(asset, market, decisions, rows, mid_usd, [], fill_cfg, reward_cfg, prompt_cfg)
+        task = cls(asset, venue, market, decisions, rows, mid_usd, [], fill_cfg, reward_cfg, prompt_cfg)
         few_shot = task._few_shot(decision_cfg.window_s) if prompt_cfg.n_few_shot else []
         task.messages = [task._messages(i, few_shot) for i in range(len(decisions))]
         return task
@@ -99,6 +102,11 @@ class ExecutionTask:
         split[(split == Split.TRAIN.value) & (self.decisions.ts_us < known_us)] = ""
         self.decisions = replace(self.decisions, split=split)
         return examples
+
+    @property
+    def instrument(self) -> Instrument:
+        """The asset on the venue: its tick (USD) and lot (coins)."""
+        return Instrument(self.venue, self.asset)
 
     # ------------------------------------------------------------------------------------------ prompts
     def split_index(self, split: Split | str) -> np.ndarray:
@@ -143,14 +151,14 @@ class ExecutionTask:
         idx = np.asarray(idx)
         side = self.decisions.side[idx].astype(np.float64)[:, None]
         raw = self.mid_usd[idx][:, None] * (1 + side * np.asarray(offsets_bps, dtype=np.float64) / 1e4)
-        return round_to_tick(raw, self.asset.sz_decimals)
+        return self.instrument.round_to_tick(raw)
 
     def score_prices(self, idx: np.ndarray, limit_px: np.ndarray) -> tuple[np.ndarray, Outcomes]:
         """Reward (bps) and outcomes of limit orders ``limit_px`` (B, K) for decisions ``idx`` (B,)."""
         idx = np.asarray(idx)
         d = self.decisions
         out = simulate(self.market.book, self.market.trades, d.ts_us[idx], d.side[idx], limit_px, d.qty[idx],
-                       self.fill_cfg)
+                       self.fill_cfg, self.venue)
         return compute_reward(out, self.reward_cfg, self.fill_cfg.horizon_s), out
 
     def score_offsets(self, idx: np.ndarray, offsets_bps: np.ndarray) -> tuple[np.ndarray, Outcomes]:
@@ -163,7 +171,7 @@ class ExecutionTask:
         b, g = len(idx), group_size
         parsed = [
             parse_answer(self.answer_prefix(i) + t, side=Side(int(self.decisions.side[i])),
-                         mid_usd=float(self.mid_usd[i]), sz_decimals=self.asset.sz_decimals,
+                         mid_usd=float(self.mid_usd[i]), instrument=self.instrument,
                          band_bps=self.prompt_cfg.band_bps)
             for i, t in zip(np.repeat(idx, g), texts, strict=True)
         ]

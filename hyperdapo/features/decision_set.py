@@ -14,6 +14,7 @@ overlaps the training period, and features (which look back, never forward) cann
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -76,12 +77,14 @@ def assign_splits(ts_us: np.ndarray, start_us: int, end_us: int, cfg: DecisionCo
 
 
 def build_decisions(
-    asset: str, book_ts_us: np.ndarray, mid_usd: np.ndarray, sz_decimals: int, cfg: DecisionConfig
+    asset: str, book_ts_us: np.ndarray, mid_usd: np.ndarray, round_lot: Callable[[np.ndarray], np.ndarray],
+    cfg: DecisionConfig
 ) -> DecisionSet:
     """Decisions over the span of a book (its snapshot times and mids), deterministic by ``cfg.seed``.
 
     Quantity is drawn as a USD notional in [notional_min_usd, notional_max_usd] and converted at the mid of
-    the last snapshot at or before t (no look-ahead), rounded to ``sz_decimals``.
+    the last snapshot at or before t (no look-ahead), rounded by ``round_lot`` to whole lots of the venue, at
+    least one (:meth:`hyperdapo.data.venues.Instrument.round_to_lot`).
     """
     rng = np.random.default_rng(cfg.seed)
     start_us, end_us = int(book_ts_us[0]), int(book_ts_us[-1])
@@ -98,5 +101,5 @@ def build_decisions(
     objective = np.array([Objective(k).value for k in names])[rng.choice(len(names), n, p=probs / probs.sum())]
     notional_usd = rng.uniform(cfg.notional_min_usd, cfg.notional_max_usd, n)
     asof = np.searchsorted(book_ts_us, ts_us, side="right") - 1
-    qty = np.maximum(np.round(notional_usd / mid_usd[asof], sz_decimals), 10.0**-sz_decimals)
+    qty = round_lot(notional_usd / mid_usd[asof])
     return DecisionSet(asset, ts_us, side, qty, objective, split, cfg.horizon_s)

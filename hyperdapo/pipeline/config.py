@@ -1,7 +1,7 @@
 """The typed schema of a run (Hydra structured configs).
 
 ``conf/train.yaml`` and ``conf/evaluate.yaml`` start from :class:`RunConfig` (registered in Hydra's
-ConfigStore as ``run_schema``), so every group entry (``asset=``, ``model=``, ...) is type-checked when
+ConfigStore as ``run_schema``), so every group entry (``asset=``, ``venue=``, ``model=``, ...) is type-checked when
 Hydra composes it, and :func:`to_run_config` builds the dataclasses, whose ``__post_init__`` checks values
 and names the offending key (``algo.eps_low=0.3 > algo.eps_high=0.28 ...``).
 
@@ -17,7 +17,7 @@ from pathlib import Path
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
-from hyperdapo.data.config import AssetConfig, DataConfig
+from hyperdapo.data.config import AssetConfig, DataConfig, VenueConfig
 from hyperdapo.evaluation.config import BaselineConfig
 from hyperdapo.execution.config import FillConfig, RewardConfig
 from hyperdapo.features.config import DecisionConfig, FeatureConfig
@@ -90,6 +90,7 @@ class EvaluateConfig:
 @dataclass
 class RunConfig:
     asset: AssetConfig = MISSING
+    venue: VenueConfig = MISSING
     data: DataConfig = field(default_factory=DataConfig)
     features: FeatureConfig = field(default_factory=FeatureConfig)
     decisions: DecisionConfig = field(default_factory=DecisionConfig)
@@ -109,6 +110,7 @@ class RunConfig:
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
 
     def __post_init__(self) -> None:
+        self.venue.check_asset(self.asset.name)
         a = self.algo
         if a.name in (AlgoName.DAPO, AlgoName.GRPO) and a.sft_warmup_steps >= self.trainer.max_steps:
             raise ValueError(f"algo.sft_warmup_steps={a.sft_warmup_steps} >= trainer.max_steps="

@@ -89,7 +89,9 @@ def greedy_answers(model, tokenizer, task: ExecutionTask, idx: np.ndarray, max_n
 def caption(cfg: RunConfig, task: ExecutionTask, n: int) -> str:
     fills = ("book-only fills (a resting order fills when the opposite best reaches its price; no trades in "
              "the data)" if task.market.trades is None else "fills by trades printing through the limit price")
-    return (f"{cfg.asset.name}, {cfg.data.source} data, {cfg.evaluate.split} split ({n} decisions), horizon "
+    venue = (f"{cfg.venue.name} (maker {cfg.venue.maker_fee_bps:g} / taker {cfg.venue.taker_fee_bps:g} bps, latency "
+             f"{cfg.venue.latency_ms:g} ms)")
+    return (f"{cfg.asset.name} on {venue}, {cfg.data.source} data, {cfg.evaluate.split} split ({n} decisions), horizon "
             f"{cfg.execution.horizon_s:g} s, IS in bps incl. fees and cleanup; {fills}. Oracle = ex-post best "
             "offset (upper bound, not a strategy). Diff vs llm = IS(strategy) - IS(llm): negative = the strategy "
             "is cheaper than llm; p-values of paired tests over decisions, Bonferroni over the baselines.")

@@ -52,7 +52,8 @@ class StopAfter(L.Callback):
 
 def build_task(cfg: RunConfig) -> ExecutionTask:
     market = load_market(cfg.asset, cfg.data)
-    return ExecutionTask.build(cfg.asset, market, cfg.decisions, cfg.features, cfg.execution, cfg.reward, cfg.prompt)
+    return ExecutionTask.build(cfg.asset, cfg.venue, market, cfg.decisions, cfg.features, cfg.execution, cfg.reward,
+                               cfg.prompt)
 
 
 def tokenizer_corpus(task: ExecutionTask) -> list[str]:

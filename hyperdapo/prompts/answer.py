@@ -13,7 +13,7 @@ The decoder is lenient about case, ``$``, thousands separators, ``+`` signs, and
 strict about meaning: a wrong side, a non-positive price, or a price outside the band around mid (default
 +-200 bps) is invalid with a named :class:`RejectReason`; so is every answer when the arrival mid is not a
 finite positive price, and an answer whose price or offset overflows to inf / nan. An off-tick price is
-rounded to the asset's tick grid and flagged (``off_tick``), not rejected. It never raises on any string.
+rounded to the venue's tick grid for the asset and flagged (``off_tick``), not rejected. It never raises on any string.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 
-from hyperdapo.data.assets import round_to_tick
 from hyperdapo.data.schema import Side
+from hyperdapo.data.venues import Instrument
 
 
 class RejectReason(StrEnum):
@@ -76,9 +76,10 @@ def price_to_offset(mid_usd: float, side: Side, price_usd: float) -> float:
 
 
 def parse_answer(
-    text: str, *, side: Side, mid_usd: float, sz_decimals: int, band_bps: float = 200.0
+    text: str, *, side: Side, mid_usd: float, instrument: Instrument, band_bps: float = 200.0
 ) -> ParsedAction:
-    """Decode ``text`` into an order for a decision on ``side`` at arrival mid ``mid_usd``.
+    """Decode ``text`` into an order for a decision on ``side`` at arrival mid ``mid_usd``, its price on the tick
+    grid of ``instrument`` (the asset on its venue).
 
     The first ``BUY|SELL [LIMIT] <number> [bps]`` in the text is the order; anything else is ignored.
     Never raises: anything it cannot read is ``RejectReason.UNPARSABLE``; a non-finite or non-positive
@@ -103,7 +104,7 @@ def parse_answer(
     raw_px = offset_to_price(mid_usd, side, value) if match["bps"] else value
     if not raw_px > 0:
         return ParsedAction(False, RejectReason.NON_POSITIVE_PRICE, side=side)
-    limit_px = round_to_tick(raw_px, sz_decimals)
+    limit_px = instrument.round_to_tick(raw_px)
     offset_bps = price_to_offset(mid_usd, side, limit_px)
     if not (math.isfinite(limit_px) and math.isfinite(offset_bps)):
         return ParsedAction(False, RejectReason.NON_FINITE_PRICE, side=side)

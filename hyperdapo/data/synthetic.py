@@ -52,6 +52,7 @@ import numba
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
+from tqdm import tqdm
 
 from hyperdapo.atomic import atomic_path
 from hyperdapo.data.config import AssetConfig, SyntheticConfig
@@ -294,21 +295,25 @@ def write_synthetic_market(asset: AssetConfig, cfg: SyntheticConfig, out_dir: Pa
     paths = {t: [out_dir / tardis_file_name(t, d, asset.tardis_symbol) for d in days] for t in DATA_TYPES}
     if all(p.exists() for ps in paths.values() for p in ps):
         return paths
-    market = simulate_market(asset, cfg)
+    todo = [k for k in range(n_files) if not all(paths[t][k].exists() for t in DATA_TYPES)]
     day_us = (np.datetime64(start.isoformat(), "us").astype(np.int64)
               + np.arange(n_files + 1, dtype=np.int64) * 86_400 * US_PER_S)
-    for k in range(n_files):
-        if all(paths[t][k].exists() for t in DATA_TYPES):
-            continue
-        lo, hi = day_us[k], day_us[k + 1]
-        b = np.flatnonzero((market.book.ts_us >= lo) & (market.book.ts_us < hi))
-        tr = np.flatnonzero((market.trades.ts_us >= lo) & (market.trades.ts_us < hi))
-        day_book = market.book.take(b)
-        _write_csv_gz(book_table(day_book, asset.tardis_symbol),
-                      paths["book_snapshot_25"][k])
-        _write_csv_gz(trades_table(market.trades.take(tr), asset.tardis_symbol,
-                                   int(tr[0]) if len(tr) else 0), paths["trades"][k])
-        _write_csv_gz(updates_table(book_updates(day_book), asset.tardis_symbol),
-                      paths["incremental_book_L2"][k])
+    # the simulation, then each file; disable=None: a bar on a terminal only (no redraws in a log file)
+    with tqdm(total=1 + len(todo) * len(DATA_TYPES), desc=f"synthetic {asset.name} market", unit="part",
+              disable=None) as bar:
+        market = simulate_market(asset, cfg)
+        bar.update()
+        for k in todo:
+            lo, hi = day_us[k], day_us[k + 1]
+            b = np.flatnonzero((market.book.ts_us >= lo) & (market.book.ts_us < hi))
+            tr = np.flatnonzero((market.trades.ts_us >= lo) & (market.trades.ts_us < hi))
+            day_book = market.book.take(b)
+            _write_csv_gz(book_table(day_book, asset.tardis_symbol), paths["book_snapshot_25"][k])
+            bar.update()
+            _write_csv_gz(trades_table(market.trades.take(tr), asset.tardis_symbol, int(tr[0]) if len(tr) else 0),
+                          paths["trades"][k])
+            bar.update()
+            _write_csv_gz(updates_table(book_updates(day_book), asset.tardis_symbol), paths["incremental_book_L2"][k])
+            bar.update()
     return paths
 

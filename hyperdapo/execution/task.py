@@ -9,6 +9,7 @@ Indices are global positions in ``task.decisions`` (sorted by time); :meth:`spli
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -25,7 +26,9 @@ from hyperdapo.features.decision_set import DecisionSet, Split, build_decisions
 from hyperdapo.prompts.answer import format_answer, parse_answer
 from hyperdapo.prompts.config import PromptConfig
 from hyperdapo.prompts.render import build_messages, render_prompt
+from hyperdapo.timing import timed
 
+log = logging.getLogger(__name__)
 FEW_SHOT_OFFSETS_BPS = (-50.0, -30.0, -15.0, -5.0, 0.0, 5.0)  # the candidate answers of examples and pairs
 
 
@@ -73,13 +76,16 @@ class ExecutionTask:
                 raise ValueError(f"execution.{key}={getattr(fill_cfg, key)} != decisions.{key}="
                                  f"{getattr(decision_cfg, key)}: the simulator must use the decisions' reward window")
         book = market.book
-        decisions = build_decisions(asset.name, book.ts_us, book.mid, Instrument(venue, asset).round_to_lot,
-                                    decision_cfg)
-        rows = compute_features(market, decisions.ts_us, feature_cfg).to_dict("records")
+        with timed(log, "decisions"):
+            decisions = build_decisions(asset.name, book.ts_us, book.mid, Instrument(venue, asset).round_to_lot,
+                                        decision_cfg)
+        with timed(log, f"features ({len(decisions)} decisions)"):
+            rows = compute_features(market, decisions.ts_us, feature_cfg).to_dict("records")
         mid_usd = np.array([r["mid_usd"] for r in rows], dtype=np.float64)
         task = cls(asset, venue, market, decisions, rows, mid_usd, [], fill_cfg, reward_cfg, prompt_cfg)
         few_shot = task._few_shot(decision_cfg.window_s) if prompt_cfg.n_few_shot else []
-        task.messages = [task._messages(i, few_shot) for i in range(len(decisions))]
+        with timed(log, "prompts"):
+            task.messages = [task._messages(i, few_shot) for i in range(len(decisions))]
         return task
 
     def _messages(self, i: int, few_shot: list[tuple[str, str]] = ()) -> list[dict[str, str]]:

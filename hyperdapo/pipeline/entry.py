@@ -25,6 +25,7 @@ from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
 from hyperdapo.pipeline.config import CONF_DIR, register_configs, to_run_config
+from hyperdapo.pipeline.console import quiet_third_party
 
 USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, ConnectionError, OmegaConfBaseException)
 EXIT_USER_ERROR = 2  # as `python -m hyperdapo.data`; Hydra's own composition errors exit with 1
@@ -61,6 +62,7 @@ def reports_user_errors(main: Callable[[DictConfig], None]) -> Callable[[DictCon
 @reports_user_errors
 def train(cfg: DictConfig) -> None:
     """Train a limit-order policy (``conf/train.yaml``)."""
+    quiet_third_party()
     from hyperdapo.pipeline.train_run import run_training
 
     run_training(to_run_config(cfg), HydraConfig.get().runtime.output_dir)
@@ -70,6 +72,7 @@ def train(cfg: DictConfig) -> None:
 @reports_user_errors
 def evaluate(cfg: DictConfig) -> None:
     """Backtest the baselines and the trained policy (``conf/evaluate.yaml``)."""
+    quiet_third_party()
     from hyperdapo.pipeline.evaluate_run import run_evaluation
 
     run_evaluation(to_run_config(cfg), HydraConfig.get().runtime.output_dir)

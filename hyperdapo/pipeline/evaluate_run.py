@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from tqdm import tqdm
 
 from hyperdapo.atomic import atomic_path, write_text_atomic
 from hyperdapo.evaluation.baselines import baseline_outcomes, llm_outcomes
@@ -35,6 +36,7 @@ from hyperdapo.models.policy import ModelConfig, load_policy, policy_device
 from hyperdapo.pipeline.config import RunConfig
 from hyperdapo.pipeline.train_run import build_task
 from hyperdapo.rl.rollout import sample
+from hyperdapo.timing import timed
 
 log = logging.getLogger(__name__)
 CANDIDATE = "llm"
@@ -78,8 +80,10 @@ def _check_policy_dir(path: Path, cfg: RunConfig) -> None:
 @torch.no_grad()
 def greedy_answers(model, tokenizer, task: ExecutionTask, idx: np.ndarray, max_new_tokens: int,
                    batch_size: int) -> list[str]:
+    """The policy's greedy answer to each decision of ``idx`` (a progress bar on a terminal)."""
     texts = []
-    for chunk in np.array_split(idx, max(1, int(np.ceil(len(idx) / batch_size)))):
+    chunks = np.array_split(idx, max(1, int(np.ceil(len(idx) / batch_size))))
+    for chunk in tqdm(chunks, desc="policy answers", unit="batch", disable=None):
         roll = sample(model, tokenizer, task.prompts(chunk), group_size=1, max_new_tokens=max_new_tokens,
                       temperature=1.0, greedy=True)
         texts += roll.texts
@@ -105,16 +109,18 @@ def run_evaluation(cfg: RunConfig, out_dir: Path) -> dict:
     if len(idx) < 2:
         raise ValueError(f"the {cfg.evaluate.split} split holds {len(idx)} decisions: use more data or change "
                          "decisions.every_s / train_frac / val_frac")
-    strategies: dict[str, StrategyOutcomes] = baseline_outcomes(task, idx, cfg.evaluate.baselines)
+    with timed(log, f"backtest: baselines ({len(idx)} decisions)"):
+        strategies: dict[str, StrategyOutcomes] = baseline_outcomes(task, idx, cfg.evaluate.baselines)
     summary = None
     if policy_dir is not None:
         model, tokenizer = load_policy(ModelConfig(**{**cfg.model.__dict__, "init_from": str(policy_dir)}),
                                        device=policy_device(cfg.trainer.accelerator))
         model.eval()
         task.render(tokenizer)
-        texts = greedy_answers(model, tokenizer, task, idx, cfg.algo.max_new_tokens, cfg.evaluate.batch_size)
-        fallback = cfg.evaluate.baselines.fixed_offsets_bps[cfg.evaluate.fallback]
-        strategies[CANDIDATE] = llm_outcomes(task, idx, texts, fallback)
+        with timed(log, f"backtest: policy {policy_dir.name}"):
+            texts = greedy_answers(model, tokenizer, task, idx, cfg.algo.max_new_tokens, cfg.evaluate.batch_size)
+            fallback = cfg.evaluate.baselines.fixed_offsets_bps[cfg.evaluate.fallback]
+            strategies[CANDIDATE] = llm_outcomes(task, idx, texts, fallback)
         if (policy_dir / "summary.json").exists():
             summary = json.loads((policy_dir / "summary.json").read_text())
     per_day = 86_400 / cfg.decisions.every_s

@@ -26,6 +26,8 @@ from hyperdapo.execution.task import ExecutionTask
 from hyperdapo.features.decision_set import Split
 from hyperdapo.models.policy import load_policy, policy_device, save_policy, trainable_parameters
 from hyperdapo.pipeline.config import RunConfig
+from hyperdapo.pipeline.console import quiet_third_party
+from hyperdapo.pipeline.progress import StepProgressBar
 from hyperdapo.pipeline.run_files import (
     AtomicCheckpointIO,
     MetricsCSV,
@@ -35,6 +37,7 @@ from hyperdapo.pipeline.run_files import (
 )
 from hyperdapo.rl.data import ExecutionDataModule, OfflineBatches
 from hyperdapo.rl.module import PolicyModule, optimizer_steps
+from hyperdapo.timing import timed
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +54,9 @@ class StopAfter(L.Callback):
 
 
 def build_task(cfg: RunConfig) -> ExecutionTask:
-    market = load_market(cfg.asset, cfg.data)
+    quiet_third_party()  # every run (train, evaluate, in-process) builds its task first
+    with timed(log, f"market data ({cfg.asset.name}, {cfg.data.source.value})"):
+        market = load_market(cfg.asset, cfg.data)
     return ExecutionTask.build(cfg.asset, cfg.venue, market, cfg.decisions, cfg.features, cfg.execution, cfg.reward,
                                cfg.prompt)
 
@@ -97,7 +102,8 @@ def run_training(cfg: RunConfig, out_dir: Path) -> dict:
              *(len(task.split_index(s)) for s in Split))
     model, tokenizer = load_policy(cfg.model, corpus=tokenizer_corpus(task),
                                    device=policy_device(cfg.trainer.accelerator))
-    return fit_policy(cfg, task, model, tokenizer, out_dir, t0)
+    with timed(log, f"training ({cfg.algo.name.value}, {cfg.trainer.max_steps} steps)"):
+        return fit_policy(cfg, task, model, tokenizer, out_dir, t0)
 
 
 def policy_dir_of(cfg: RunConfig, out_dir: Path) -> Path:
@@ -140,7 +146,7 @@ def fit_policy(cfg: RunConfig, task: ExecutionTask, model, tokenizer, out_dir: P
         num_nodes=cfg.trainer.num_nodes, strategy=cfg.trainer.strategy, precision=cfg.trainer.precision,
         logger=make_loggers(cfg, out_dir, tags, resume_step), check_val_every_n_epoch=None,
         callbacks=[StepCheckpoints(out_dir / "checkpoints", cfg.trainer.ckpt_every_n_steps), StopAfter(stop_at),
-                   *(extra_callbacks or [])],
+                   StepProgressBar(cfg.trainer.max_steps, cfg.algo.name.value), *(extra_callbacks or [])],
         plugins=[AtomicCheckpointIO()], enable_checkpointing=False,
         val_check_interval=cfg.trainer.val_every_n_steps, log_every_n_steps=cfg.trainer.log_every_n_steps,
         num_sanity_val_steps=0, enable_progress_bar=True, default_root_dir=str(out_dir), deterministic=False,

@@ -225,16 +225,44 @@ class DataSource(StrEnum):
     SYNTHETIC = "synthetic"
     TARDIS = "tardis"
     HYPERLIQUID_ARCHIVE = "hyperliquid_archive"
+    FILES = "files"
+
+
+BOOK_TYPES = ("book_snapshot_25", "book_snapshot_5", "quotes")  # Tardis data types that give a book as they are
+
+
+@dataclass
+class FilesConfig:
+    """Local market-data files (``data=files``): paths or glob patterns per kind, any venue, no API key.
+
+    ``book``: Tardis ``book_snapshot_25`` / ``book_snapshot_5`` / ``quotes`` (a one-level book) CSV(.gz) or
+    Hyperliquid ``l2Book`` .lz4; ``incremental``: Tardis ``incremental_book_L2``, replayed into a snapshot every
+    ``snapshot_every_s`` seconds (``n_levels`` a side); ``trades``: Tardis ``trades`` (optional: without trades,
+    fills use the book-only rule). The format comes from the file name, else from the CSV header.
+    """
+
+    book: list[str] = field(default_factory=list)
+    incremental: list[str] = field(default_factory=list)
+    trades: list[str] = field(default_factory=list)
+    snapshot_every_s: float = 1.0  # seconds between snapshots reconstructed from incremental_book_L2
+    n_levels: int = 25  # levels a side kept from incremental_book_L2
+
+    def __post_init__(self) -> None:
+        if not self.snapshot_every_s > 0:
+            raise ValueError(f"data.files.snapshot_every_s={self.snapshot_every_s}: must be > 0")
+        if self.n_levels < 1:
+            raise ValueError(f"data.files.n_levels={self.n_levels}: must be >= 1")
 
 
 @dataclass
 class DataConfig:
-    source: str = DataSource.SYNTHETIC  # synthetic | tardis | hyperliquid_archive
+    source: str = DataSource.SYNTHETIC  # synthetic | tardis | hyperliquid_archive | files
     raw_dir: str = "data/raw"  # synthetic files go to <raw_dir>/synthetic/seed<seed>-<hash of the parameters>
     cache_dir: str = "data/cache"
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
     tardis: TardisConfig = field(default_factory=TardisConfig)
     archive_files: list[str] = field(default_factory=list)  # l2Book .lz4 files or glob patterns
+    files: FilesConfig = field(default_factory=FilesConfig)
 
     def __post_init__(self) -> None:
         if self.source not in {s.value for s in DataSource}:
@@ -242,3 +270,13 @@ class DataConfig:
         self.source = DataSource(self.source)
         if self.source is DataSource.HYPERLIQUID_ARCHIVE and not self.archive_files:
             raise ValueError("data.archive_files: list the Hyperliquid l2Book .lz4 files (or glob patterns)")
+        if self.source is DataSource.FILES and bool(self.files.book) == bool(self.files.incremental):
+            raise ValueError("data.files.book / data.files.incremental: give the book as snapshots (book) or as "
+                             "incremental_book_L2 (incremental), one of the two")
+        if self.source is DataSource.TARDIS:
+            books = [t for t in self.tardis.data_types if t in (*BOOK_TYPES, "incremental_book_L2")]
+            unusable = [t for t in self.tardis.data_types if t not in (*BOOK_TYPES, "incremental_book_L2", "trades")]
+            if unusable or len(books) != 1:
+                raise ValueError(f"data.tardis.data_types={list(self.tardis.data_types)}: need exactly one book type "
+                                 f"({', '.join((*BOOK_TYPES, 'incremental_book_L2'))}) and optionally trades"
+                                 + (f"; cannot use {unusable}" if unusable else ""))

@@ -21,6 +21,7 @@ import datetime as dt
 import http.client
 import logging
 import os
+import re
 import threading
 import time
 import urllib.error
@@ -46,18 +47,22 @@ def expected_paths(cfg: TardisConfig) -> list[Path]:
 def download_tardis(cfg: TardisConfig) -> list[Path]:
     """Download (or find) every file of ``cfg``; returns their paths. Raises ConnectionError when the endpoint is
     unreachable, the download fails or it exceeds ``max_total_s``."""
+    paths = expected_paths(cfg)
+    missing = [p for p in paths if not p.exists()]
+    if not missing:  # everything on disk: no key, no network
+        log.info("tardis: all %d file(s) present in %s", len(paths), cfg.download_dir)
+        return paths
+    present = len(paths) - len(missing)
     api_key = os.environ.get(KEY_ENV, "")
     if not api_key:
-        paid = [d.isoformat() for d in cfg.days() if d.day != 1]
+        paid = [p for p in missing if not re.search(r"_\d{4}-\d{2}-01_", p.name)]  # free: the 1st of a month
         if paid:
             raise ValueError(
-                f"${KEY_ENV} is not set: without an API key Tardis.dev serves only the first day of each month, "
-                f"and {len(paid)} requested day(s) are not (e.g. {paid[:3]}). Set {KEY_ENV} or ask for the 1st only."
+                f"${KEY_ENV} is not set: without an API key Tardis.dev serves only the first day of each month, and "
+                f"{len(paid)} file(s) still needed are not on disk, e.g. {[str(p) for p in paid[:3]]}. Set "
+                f"{KEY_ENV}, put those files there, or ask for the 1st only."
             )
-    paths = expected_paths(cfg)
-    present = sum(p.exists() for p in paths)
-    if present < len(paths):
-        _require_reachable(cfg)
+    _require_reachable(cfg)
     Path(cfg.download_dir).mkdir(parents=True, exist_ok=True)
     log.info("tardis: %d file(s) wanted, %d already present (skipped), endpoint %s", len(paths), present, cfg.endpoint)
     t0 = time.monotonic()

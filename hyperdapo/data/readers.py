@@ -86,7 +86,8 @@ _LEVEL = re.compile(r"^(asks|bids)\[(\d+)\]\.(price|amount)$")
 
 
 def detect_kind(path: Path) -> Kind:
-    """The format from the file name (Tardis default names, the Hyperliquid archive layout)."""
+    """The format from the file name (Tardis default names, the Hyperliquid archive layout), else from a CSV
+    file's header (so a user's own file names work)."""
     name = Path(path).name
     if name.endswith(".lz4") or "l2Book" in Path(path).parts:
         return Kind.HYPERLIQUID_L2BOOK
@@ -96,7 +97,14 @@ def detect_kind(path: Path) -> Kind:
     ):
         if pattern in name:
             return kind
-    raise DataFileError(path, "cannot tell the format from the file name; pass kind= one of "
+    header = set(_csv_header(Path(path))) if ".csv" in name else set()
+    for kind, columns in (
+        (Kind.INCREMENTAL_BOOK_L2, {"is_snapshot"}), (Kind.BOOK_SNAPSHOT, {"asks[0].price", "bids[0].price"}),
+        (Kind.QUOTES, {"ask_price", "bid_price"}), (Kind.TRADES, {"id", "side", "price", "amount"}),
+    ):
+        if columns <= header:
+            return kind
+    raise DataFileError(path, "cannot tell the format from the file name or the CSV header; pass kind= one of "
                               f"{[k.value for k in Kind]}")
 
 

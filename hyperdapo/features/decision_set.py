@@ -103,3 +103,12 @@ def build_decisions(
     asof = np.searchsorted(book_ts_us, ts_us, side="right") - 1
     qty = round_lot(notional_usd / mid_usd[asof])
     return DecisionSet(asset, ts_us, side, qty, objective, split, cfg.horizon_s)
+
+
+def too_few_decisions(split: Split | str, n: int, cfg: DecisionConfig) -> str:
+    """The error text for a split with too few decisions, naming the keys that decide how many it gets."""
+    keys = ("warmup_s", "every_s", "horizon_s", "adverse_horizon_s", "embargo_s", "train_frac", "val_frac")
+    values = ", ".join(f"decisions.{k}={getattr(cfg, k):g}" for k in keys)
+    return (f"the {Split(split).value} split holds {n} decisions. On this data the splits are decided by {values} "
+            "(each split's period loses the reward window, horizon_s + adverse_horizon_s, at its end, and an "
+            "embargo_s gap separates the periods): use more data or lower these")

@@ -32,6 +32,7 @@ from hyperdapo.evaluation.tables import (
     write_table,
 )
 from hyperdapo.execution.task import ExecutionTask
+from hyperdapo.features.decision_set import too_few_decisions
 from hyperdapo.models.policy import ModelConfig, load_policy, policy_device
 from hyperdapo.pipeline.config import RunConfig
 from hyperdapo.pipeline.train_run import build_task
@@ -107,8 +108,7 @@ def run_evaluation(cfg: RunConfig, out_dir: Path) -> dict:
     task = build_task(cfg)
     idx = task.split_index(cfg.evaluate.split)
     if len(idx) < 2:
-        raise ValueError(f"the {cfg.evaluate.split} split holds {len(idx)} decisions: use more data or change "
-                         "decisions.every_s / train_frac / val_frac")
+        raise ValueError(too_few_decisions(cfg.evaluate.split, len(idx), cfg.decisions))
     with timed(log, f"backtest: baselines ({len(idx)} decisions)"):
         strategies: dict[str, StrategyOutcomes] = baseline_outcomes(task, idx, cfg.evaluate.baselines)
     summary = None

@@ -16,7 +16,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from hyperdapo.execution.task import ExecutionTask
-from hyperdapo.features.decision_set import Split
+from hyperdapo.features.config import DecisionConfig
+from hyperdapo.features.decision_set import Split, too_few_decisions
 
 
 class OfflineBatches:
@@ -40,14 +41,14 @@ class OfflineBatches:
 class ExecutionDataModule(L.LightningDataModule):
     """Step ticker for training, validation decisions in fixed batches."""
 
-    def __init__(self, task: ExecutionTask, max_steps: int, val_decisions: int, val_batch_size: int = 32):
+    def __init__(self, task: ExecutionTask, max_steps: int, val_decisions: int, decision_cfg: DecisionConfig,
+                 val_batch_size: int = 32):
         super().__init__()
         self.task, self.max_steps = task, max_steps
         self.val_index = task.split_index(Split.VAL)[:val_decisions]
         self.val_batch_size = val_batch_size
         if len(self.val_index) == 0:
-            raise ValueError("the validation split holds no decisions: lengthen the data (data.synthetic.n_days) "
-                             "or change decisions.train_frac / decisions.val_frac / decisions.embargo_s")
+            raise ValueError(too_few_decisions(Split.VAL, 0, decision_cfg))
 
     def train_dataloader(self) -> DataLoader:
         return DataLoader(range(self.max_steps), batch_size=1, shuffle=False)

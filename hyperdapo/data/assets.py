@@ -6,13 +6,10 @@ schema and checks them (:mod:`hyperdapo.data.config`).
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from omegaconf import OmegaConf
 
+from hyperdapo import CONF_DIR
 from hyperdapo.data.config import AssetConfig
-
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 
 
 def load_asset(name: str) -> AssetConfig:

@@ -12,11 +12,11 @@ shell completion do) loads neither torch, transformers, numba nor pandas.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
+from hyperdapo import CONF_DIR
 from hyperdapo.data.config import AssetConfig, DataConfig, VenueConfig
 from hyperdapo.evaluation.config import BaselineConfig
 from hyperdapo.execution.config import FillConfig, RewardConfig
@@ -125,9 +125,6 @@ def register_configs() -> None:
 def to_run_config(cfg: DictConfig) -> RunConfig:
     """The composed Hydra config as typed, validated dataclasses (errors name the key)."""
     return OmegaConf.to_object(cfg)  # type: ignore[return-value]
-
-
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 
 
 def compose(overrides: list[str], config_name: str = "train") -> DictConfig:

@@ -103,7 +103,8 @@ def test_every_config_group_option_builds_the_validated_run_config(tmp_path):
 
     for group in ("asset", "venue", "data", "model", "algo", "reward", "hardware", "logger", "trainer"):
         for option in sorted((REPO / "conf" / group).glob("*.yaml")):
-            cfg = run_config([f"{group}={option.stem}"])
+            needs = {"data/files": ["data.files.book=[my_quotes.csv.gz]"]}.get(f"{group}/{option.stem}", [])
+            cfg = run_config([f"{group}={option.stem}", *needs])
             assert cfg is not None, (group, option)
     for name, weights in (("fill_improve_pnl", {"fill": 0.4, "price_improvement": 0.3, "pnl_if_filled": 0.3}),
                           ("exec_risk_cost", {"execution": 0.5, "risk": 0.3, "cost": 0.2})):

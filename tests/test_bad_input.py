@@ -191,36 +191,20 @@ def _book_file(tmp_path, edit):
                     [lines[0], lines[1], ",".join(row2), third])
 
 
-@pytest.mark.parametrize(("value", "shown"), [("0", "price 0.0"), ("-101", "price -101.0"), ("inf", "price inf")])
-def test_book_price_zero_negative_or_infinite_is_rejected(tmp_path, value, shown):
+@pytest.mark.parametrize(("cells", "field", "shown"), [
+    ({"asks[0].price": "0"}, "asks[0].price", "price 0.0"),  # zero
+    ({"asks[0].price": "-101"}, "asks[0].price", "price -101.0"),  # negative
+    ({"asks[0].price": "inf"}, "asks[0].price", "price inf"),  # infinite
+    ({"bids[1].price": "nan"}, "bids[1].price", "price nan"),  # NaN price on a level with a size
+    ({"asks[2].amount": "nan"}, "asks[2].amount", "size nan"),  # NaN size
+    ({"bids[1].price": "98", "bids[2].price": "99"}, "bids[2].price", "not descending"),  # unsorted levels
+])
+def test_bad_book_values_are_rejected_naming_row_and_field(tmp_path, cells, field, shown):
     def edit(row, cols):
-        row[cols.index("asks[0].price")] = value
+        for name, value in cells.items():
+            row[cols.index(name)] = value
     p = _book_file(tmp_path, edit)
-    with raises_naming(p, "data row 2", "field 'asks[0].price'", shown):
-        read_market_file(p)
-
-
-def test_book_nan_price_with_a_size_is_rejected(tmp_path):
-    def edit(row, cols):
-        row[cols.index("bids[1].price")] = "nan"
-    p = _book_file(tmp_path, edit)
-    with raises_naming(p, "data row 2", "field 'bids[1].price'", "price nan"):
-        read_market_file(p)
-
-
-def test_book_nan_size_is_rejected(tmp_path):
-    def edit(row, cols):
-        row[cols.index("asks[2].amount")] = "nan"
-    p = _book_file(tmp_path, edit)
-    with raises_naming(p, "data row 2", "field 'asks[2].amount'", "size nan"):
-        read_market_file(p)
-
-
-def test_unsorted_book_levels_are_rejected(tmp_path):
-    def edit(row, cols):
-        row[cols.index("bids[1].price")], row[cols.index("bids[2].price")] = "98", "99"
-    p = _book_file(tmp_path, edit)
-    with raises_naming(p, "data row 2", "field 'bids[2].price'", "not descending"):
+    with raises_naming(p, "data row 2", f"field '{field}'", shown):
         read_market_file(p)
 
 

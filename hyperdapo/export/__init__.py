@@ -1,0 +1,1 @@
+"""Export a trained policy as a folder that loads with transformers / peft alone (``python -m hyperdapo.export``)."""

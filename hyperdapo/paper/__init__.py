@@ -1,0 +1,1 @@
+"""Paper trading a trained policy on recorded market data (``python -m hyperdapo.paper``)."""

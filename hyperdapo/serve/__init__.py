@@ -1,0 +1,1 @@
+"""The decision service: a trained policy behind ``POST /v1/decide`` (``python -m hyperdapo.serve``)."""

@@ -1,0 +1,60 @@
+"""``python -m hyperdapo.serve [policy=outputs/models/BTC/<run>[,<dir>...]] [key=value ...]``
+
+Loads one policy per asset (explicit directories, or ``policy=latest assets=BTC,ETH``: the newest registry
+entry of each asset) and serves them with uvicorn on ``host:port`` (127.0.0.1:8000 by default). Keys:
+:class:`hyperdapo.serve.config.ServeConfig`. A bad key, value or policy prints ``error: <message>`` and exits 2.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+from hyperdapo.pipeline.entry import EXIT_USER_ERROR, USER_ERRORS, user_message
+from hyperdapo.serve.config import ServeConfig, parse_serve_args
+
+log = logging.getLogger("hyperdapo.serve")
+
+
+def policy_dirs(cfg: ServeConfig) -> list[Path]:
+    """The policy directories to serve: explicit, or the newest registry entry of each asset."""
+    if cfg.policy != "latest":
+        return [Path(p) for p in cfg.policy_dirs]
+    from hyperdapo.pipeline.config import compose_run_config
+    from hyperdapo.pipeline.evaluate_run import find_policy
+
+    return [find_policy(compose_run_config([f"asset={a}", f"registry_dir={cfg.registry_dir}"]))
+            for a in cfg.asset_names]
+
+
+def main(argv: list[str]) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        cfg = parse_serve_args(argv)
+        import torch
+        import uvicorn
+
+        from hyperdapo.pipeline.trained import default_device, load_trained
+        from hyperdapo.serve.app import create_app
+
+        if cfg.torch_threads:
+            torch.set_num_threads(cfg.torch_threads)
+        device = default_device() if cfg.device == "auto" else torch.device(cfg.device)
+        policies = {}
+        for path in policy_dirs(cfg):
+            p = load_trained(path, device)
+            if p.asset in policies:
+                raise ValueError(f"policy={cfg.policy}: two policies for {p.asset} ({policies[p.asset].path}, {path})")
+            policies[p.asset] = p
+    except USER_ERRORS as exc:
+        print(f"error: {user_message(exc)}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    app = create_app(policies, cfg.max_batch, cfg.max_wait_ms)
+    log.info("serving %s on http://%s:%d (device %s)", sorted(policies), cfg.host, cfg.port, device)
+    uvicorn.run(app, host=cfg.host, port=cfg.port, log_level="warning")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

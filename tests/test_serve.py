@@ -1,0 +1,173 @@
+"""The decision service: batched answers equal unbatched ones, metrics, 422s naming the field, book requests, the
+online features, and the command line. A real uvicorn on 127.0.0.1 only (a free port); a tiny policy trained here."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+
+import httpx
+import numpy as np
+import pytest
+import uvicorn
+
+from hyperdapo.data.schema import BookSnapshots, MarketData, Trades
+from hyperdapo.features.compute import compute_features
+from hyperdapo.features.config import FeatureConfig
+from hyperdapo.pipeline.trained import load_trained
+from hyperdapo.serve.__main__ import main as serve_main
+from hyperdapo.serve.app import create_app
+from hyperdapo.serve.market_state import MarketState
+from tests.policy_helpers import decision_inputs, train_tiny_policy
+
+N_CONCURRENT = 12
+
+
+@pytest.fixture(scope="module")
+def policy(tmp_path_factory):
+    return load_trained(train_tiny_policy(tmp_path_factory.mktemp("serve")))
+
+
+@pytest.fixture(scope="module")
+def server(policy):
+    """The app under a real uvicorn on 127.0.0.1 (a free port), max 16 decisions per batch, 50 ms to gather."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    srv = uvicorn.Server(uvicorn.Config(create_app({"BTC": policy}, max_batch=16, max_wait_ms=50.0),
+                                        host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not srv.started:
+        assert time.monotonic() < deadline, "uvicorn did not start within 30 s"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    srv.should_exit = True
+    thread.join(timeout=10)
+
+
+def body(d, **extra) -> dict:
+    return {"asset": "BTC", "side": d.side.name.lower(), "quantity": d.qty, "objective": d.objective.value,
+            "horizon_s": d.horizon_s, "features": dict(d.features), "return_answer": True, **extra}
+
+
+async def post_all(url: str, bodies: list[dict]) -> list[httpx.Response]:
+    async with httpx.AsyncClient(timeout=60.0) as http:
+        return await asyncio.gather(*(http.post(f"{url}/v1/decide", json=b) for b in bodies))
+
+
+def metric(text: str, name: str) -> float:
+    """Sum of a metric's samples in Prometheus text (0 when absent)."""
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith(name) and line[len(name)] in " {")
+
+
+def test_concurrent_requests_are_batched_and_answer_as_unbatched(policy, server):
+    decisions = decision_inputs(N_CONCURRENT)
+    unbatched = [policy.decide([d])[0] for d in decisions]
+    assert [o.answer for o in policy.decide(decisions)] == [o.answer for o in unbatched]
+    before = metric(httpx.get(f"{server}/metrics").text, "hyperdapo_batch_size_count")
+    responses = asyncio.run(post_all(server, [body(d) for d in decisions]))
+    assert all(r.status_code == 200 for r in responses), [r.text for r in responses]
+    got = [r.json() for r in responses]
+    assert [g["answer"] for g in got] == [o.answer for o in unbatched]
+    for g, o in zip(got, unbatched, strict=True):
+        assert g["valid"] == o.valid and g["limit_px"] == o.limit_px and g["offset_bps"] == o.offset_bps
+        assert g["reason"] == (None if o.valid else o.reason)
+    batches = metric(httpx.get(f"{server}/metrics").text, "hyperdapo_batch_size_count") - before
+    assert batches < N_CONCURRENT  # at least two requests shared a generate call
+
+
+def test_metrics_expose_the_counters_after_requests(policy, server):
+    text = httpx.get(f"{server}/metrics").text
+    n_before = metric(text, 'hyperdapo_decide_requests_total{asset="BTC",code="200"}')
+    invalid_before = metric(text, "hyperdapo_invalid_answers_total")
+    responses = asyncio.run(post_all(server, [body(d) for d in decision_inputs(3)]))
+    invalid = sum(not r.json()["valid"] for r in responses)
+    httpx.post(f"{server}/v1/decide", json={"asset": "BTC"})  # a 422
+    text = httpx.get(f"{server}/metrics").text
+    assert metric(text, 'hyperdapo_decide_requests_total{asset="BTC",code="200"}') == n_before + 3
+    assert metric(text, 'hyperdapo_decide_requests_total{asset="unknown",code="422"}') >= 1
+    assert metric(text, "hyperdapo_decide_latency_seconds_count") >= n_before + 3
+    assert metric(text, "hyperdapo_batch_size_sum") >= n_before + 3
+    assert metric(text, 'hyperdapo_model_load_seconds{asset="BTC"}') == pytest.approx(policy.load_s)
+    assert metric(text, "hyperdapo_invalid_answers_total") - invalid_before == invalid
+    health = httpx.get(f"{server}/healthz").json()
+    assert health["status"] == "ok" and health["policies"]["BTC"]["device"] == "cpu"
+
+
+@pytest.mark.parametrize(("change", "field"), [
+    ({"quantity": -1.0}, "quantity"),
+    ({"side": "hold"}, "side"),
+    ({"objective": "greedy"}, "objective"),
+    ({"features": {"mid_usd": 42_000.5}}, "features"),
+    ({"asset": "ETH"}, "asset"),
+    ({"quantity": None}, "quantity"),
+])
+def test_bad_request_is_422_naming_the_field(server, change, field):
+    b = {**body(decision_inputs(1)[0]), **change}
+    r = httpx.post(f"{server}/v1/decide", json={k: v for k, v in b.items() if v is not None})
+    assert r.status_code == 422
+    assert any(field in err["loc"] for err in r.json()["detail"]), r.json()
+
+
+def test_book_and_features_together_is_422(server):
+    both = {**body(decision_inputs(1)[0]), "book": {"ts_ms": 1, "bids": [{"px": 1, "sz": 1}],
+                                                   "asks": [{"px": 2, "sz": 1}]}}
+    r = httpx.post(f"{server}/v1/decide", json=both)
+    assert r.status_code == 422 and "exactly one of book" in r.text
+
+
+def test_book_request_gives_the_order_and_stale_book_is_422(server):
+    book = {"ts_ms": 1_704_110_399_915, "bids": [{"px": "42000.0", "sz": "1.5", "n": 2}, {"px": 41999, "sz": 2}],
+            "asks": [{"px": 42001, "sz": 1}, {"px": 42002, "sz": 3}]}
+    req = {"asset": "BTC", "side": "buy", "quantity": 0.1, "objective": "patient", "book": book,
+           "trades": [{"ts_ms": book["ts_ms"] - 5, "px": 42000.5, "sz": 0.3, "side": "sell"}]}
+    r = httpx.post(f"{server}/v1/decide", json=req)
+    assert r.status_code == 200, r.text
+    assert r.json()["mid_usd"] == 42000.5
+    stale = {**req, "book": {**book, "ts_ms": book["ts_ms"] - 1000}}
+    r = httpx.post(f"{server}/v1/decide", json=stale)
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "book"]
+    crossed = {**req, "book": {**book, "asks": [{"px": 41990, "sz": 1}]}}
+    assert httpx.post(f"{server}/v1/decide", json=crossed).status_code == 422
+
+
+def test_market_state_features_equal_the_training_features():
+    """Fed snapshot by snapshot, the service's features (raw and causal z-scores) are the feature table's."""
+    rng = np.random.default_rng(0)
+    n, levels = 40, 5
+    ts = 1_704_110_400_000_000 + np.arange(n, dtype=np.int64) * 1_000_000
+    mid = 42_000 + np.cumsum(rng.normal(0, 2, n)).round()
+    bid_px = (mid - 0.5)[:, None] - np.arange(levels)[None, :]
+    ask_px = (mid + 0.5)[:, None] + np.arange(levels)[None, :]
+    bid_sz, ask_sz = rng.uniform(0.1, 2, (n, levels)), rng.uniform(0.1, 2, (n, levels))
+    t_ts = np.sort(rng.integers(ts[0], ts[-1], 120))
+    t_px, t_amt, t_side = mid[np.searchsorted(ts, t_ts) - 1], rng.uniform(0.01, 1, 120), rng.choice([-1, 1], 120)
+    cfg = FeatureConfig(ewm_min_rows=3)
+    state = MarketState("BTC", cfg)
+    for i in range(n):
+        prev = ts[i - 1] if i else 0
+        sel = (t_ts > prev) & (t_ts <= ts[i])
+        row = state.update(int(ts[i]), list(zip(bid_px[i], bid_sz[i], strict=True)),
+                           list(zip(ask_px[i], ask_sz[i], strict=True)),
+                           list(zip(t_ts[sel].tolist(), t_px[sel], t_amt[sel], t_side[sel].tolist(), strict=True)))
+    market = MarketData("BTC", BookSnapshots(ts, ts, bid_px, bid_sz, ask_px, ask_sz),
+                        Trades(t_ts, t_ts, t_px, t_amt, t_side.astype(np.int8)))
+    expected = compute_features(market, ts, cfg).iloc[-1]
+    for key, value in row.items():
+        assert value == pytest.approx(float(expected[key]), nan_ok=True, rel=1e-9), key
+    assert np.isfinite(row["trade_flow_5m_z"]) and np.isfinite(row["imbalance_top5_z"])
+
+
+def test_cli_bad_value_or_policy_exits_2(tmp_path, capsys):
+    assert serve_main(["max_batch=0"]) == 2
+    assert "max_batch=0" in capsys.readouterr().err
+    assert serve_main(["port=abc"]) == 2
+    assert "port" in capsys.readouterr().err
+    assert serve_main([f"policy={tmp_path}"]) == 2
+    assert "config.yaml" in capsys.readouterr().err
+

@@ -1,17 +1,26 @@
-"""Seconds per DAPO step and generated + trained tokens per second of the tiny model on the CPU.
+"""Seconds per DAPO step and prompt + answer tokens per second of the tiny model on the CPU.
 
     .venv/bin/python benchmarks/bench_train.py [--steps 20]
 
 A synthetic BTC day (Tardis files written to benchmarks/.out on first use), the default tiny model with the
 compact prompt, DAPO with the default batch (8 prompts x 8 answers, 2 optimiser steps per rollout batch),
-dynamic sampling off so that every step does the same work. Times the Lightning fit after one warm-up step;
-tokens = prompt + answer tokens of every sequence generated and trained on. Last line:
-``RESULT dapo_tokens_per_s=<median over steps>``.
+dynamic sampling off so that every step does the same work, no validation (every 1000 steps). Runs ``--steps`` + 1
+training steps; the first one (warm-up) is not counted; step 20 also writes a checkpoint (the median ignores it).
+
+- seconds per step: wall clock of Lightning's whole training step, ``on_train_batch_start`` -> ``on_train_batch_end``
+  (generation, scoring, the old-log-prob forward, every forward and backward, the optimiser steps, logging), median
+  over the steps;
+- tokens per step: the prompt + answer tokens of the 64 sequences (``train/tokens_total`` differences);
+- tokens per second: ``train/tokens_per_s`` as logged (tokens / the step's wall clock from the start of
+  ``training_step`` to its logging), median over the steps.
+
+Last line: ``RESULT dapo_seconds_per_step=<median> dapo_tokens_per_s=<median>``.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import statistics
 import tempfile
 import time
@@ -26,15 +35,14 @@ from hyperdapo.pipeline.train_run import build_task, fit_policy, tokenizer_corpu
 
 class StepTimer(L.Callback):
     def __init__(self):
-        self.t, self.times, self.tokens = None, [], []
+        self.t, self.times, self.logged = None, [], []
 
     def on_train_batch_start(self, trainer, module, batch, batch_idx):
         self.t = time.perf_counter()
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
         self.times.append(time.perf_counter() - self.t)
-        tps = trainer.callback_metrics.get("train/tokens_per_s")
-        self.tokens.append(float(tps) if tps is not None else float("nan"))
+        self.logged.append({k: float(trainer.callback_metrics[f"train/{k}"]) for k in ("tokens_per_s", "tokens_total")})
 
 
 def main() -> None:
@@ -50,10 +58,13 @@ def main() -> None:
         model, tokenizer = load_policy(cfg.model, corpus=tokenizer_corpus(task))
         timer = StepTimer()
         fit_policy(cfg, task, model, tokenizer, Path(tmp) / "run", time.perf_counter(), extra_callbacks=[timer])
+    totals = [m["tokens_total"] for m in timer.logged]
     step_s = statistics.median(timer.times[1:])
-    tps = statistics.median(timer.tokens[1:])
-    print(f"{args.steps} DAPO steps (B=8 prompts x G=8 answers), tiny model, CPU: median {step_s:.2f} s/step")
-    print(f"RESULT dapo_tokens_per_s={tps:.0f}")
+    tokens = statistics.median(b - a for a, b in itertools.pairwise(totals))
+    tps = statistics.median(m["tokens_per_s"] for m in timer.logged[1:])
+    print(f"{args.steps} DAPO steps (B=8 prompts x G=8 answers), tiny model, CPU: median {step_s:.2f} s/step, "
+          f"{tokens:.0f} tokens/step, {tps:.0f} tokens/s")
+    print(f"RESULT dapo_seconds_per_step={step_s:.3f} dapo_tokens_per_s={tps:.0f}")
 
 
 if __name__ == "__main__":

@@ -6,8 +6,9 @@ One training step = one optimisation batch:
   ``mu`` passes x ``minibatches`` optimiser steps of the clipped surrogate. Gradients are accumulated over
   micro-batches with the global token count, so micro-batching never changes the loss.
 - ``sft``: cross-entropy on the chosen answers; ``dpo``: the DPO loss on (chosen, rejected) pairs.
-Validation: greedy answers on the validation prompts, scored by the same simulator and reward.
-Metrics: ``train/...`` and ``val/...`` (reward in bps).
+Validation: greedy answers on the validation prompts (in the val loader's batches of 32), scored by the same
+simulator and reward.
+Metrics: ``train/...`` and ``val/...`` (reward in bps); see :meth:`PolicyModule._rl_metrics` for the RL step's.
 """
 
 from __future__ import annotations
@@ -61,6 +62,8 @@ class PolicyModule(L.LightningModule):
         # counters saved in checkpoints, so that a resumed run draws exactly the batches an uninterrupted one would
         self.train_batches = 0  # training steps done (one SFT/DPO batch or one RL rollout batch each)
         self.rollout_step = 0  # RL generation batches drawn (dynamic sampling may draw several per step)
+        self.tokens_total = 0  # prompt + answer tokens of the RL steps so far, all ranks (train/tokens_total)
+        self._step_t0 = 0.0  # perf_counter at the start of the current training step
         if algo.name in (AlgoName.DAPO, AlgoName.GRPO):
             disable_dropout(model)  # sampling (eval) and training log-probs must be the same function
         self.strict_loading = False  # checkpoints hold the trainable weights only (see on_save_checkpoint)
@@ -79,22 +82,29 @@ class PolicyModule(L.LightningModule):
             s, warmup_steps=o.warmup_steps, total_steps=self.total_optimizer_steps, min_lr_ratio=o.min_lr_ratio))
         return [opt], [{"scheduler": sched, "interval": "step"}]
 
-    def _optimizer_step(self) -> None:
+    def _optimizer_step(self) -> torch.Tensor:
+        """Clip, step, zero, schedule; returns the gradient norm before clipping (``optim.grad_clip`` <= 0: no clip).
+        Under DDP every rank holds the all-reduced gradients, so every rank clips by the same norm (as Lightning's
+        ``clip_gradients``, which does not return the norm)."""
         opt, sched = self.optimizers(), self.lr_schedulers()
-        self.clip_gradients(opt, gradient_clip_val=self.optim.grad_clip, gradient_clip_algorithm="norm")
+        params = [p for group in opt.param_groups for p in group["params"]]
+        max_norm = self.optim.grad_clip if self.optim.grad_clip > 0 else float("inf")
+        norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
         opt.step()
         opt.zero_grad(set_to_none=True)
         sched.step()
+        return norm.detach()
 
     def _ref_logprobs(self, *tensors) -> torch.Tensor:
         with torch.no_grad():
             if self.ref_model is not None:
-                return token_logprobs(self.ref_model, *tensors)[0]
+                return token_logprobs(self.ref_model, *tensors, with_entropy=False)[0]
             with self.model.disable_adapter():
-                return token_logprobs(self.model, *tensors)[0]
+                return token_logprobs(self.model, *tensors, with_entropy=False)[0]
 
     # ----------------------------------------------------------------------------------------- training
     def training_step(self, batch, batch_idx):
+        self._step_t0 = time.perf_counter()  # step_seconds and tokens_per_s time the whole step (see _rl_metrics)
         step, name = self.train_batches, self.algo.name
         if name is AlgoName.SFT or (name in (AlgoName.DAPO, AlgoName.GRPO) and step < self.algo.sft_warmup_steps):
             self._sft_step(self._my_rows(self.offline(step)))
@@ -111,9 +121,11 @@ class PolicyModule(L.LightningModule):
         return {k: v[rank::world] for k, v in batch.items()}
 
     def _collect(self) -> tuple[Rollout, torch.Tensor, dict]:
-        """Dynamic sampling: generate groups until B informative ones are kept (DAPO Sec. 3.2)."""
-        a, t0 = self.algo, time.perf_counter()
-        kept_rolls, kept_rewards, stats = [], [], {"valid": [], "reward": [], "len": [], "groups": 0, "kept": 0}
+        """Dynamic sampling: generate groups until B informative ones are kept (DAPO Sec. 3.2). ``stats`` holds
+        every generated answer's (not only the kept ones') reward parts, length, validity and truncation."""
+        a = self.algo
+        kept_rolls, kept_rewards = [], []
+        stats = {k: [] for k in ("market", "overlong", "valid", "lengths", "truncated", "zero_std")} | {"kept": 0}
         for n_gen in range(1, a.max_gen_batches + 1):
             rank, world = self.global_rank, _world_size()
             torch.manual_seed((self.seed * 1_000_003 + self.rollout_step) * 64 + rank)  # resumable sampling
@@ -121,17 +133,19 @@ class PolicyModule(L.LightningModule):
             self.rollout_step += 1
             roll = sample(self.model, self.tokenizer, self.task.prompts(idx), group_size=a.group_size,
                           max_new_tokens=a.max_new_tokens, temperature=a.temperature, top_p=a.top_p)
-            scored = self.task.score(idx, roll.texts, a.group_size)  # rewards (B, G) bps
-            rewards = torch.as_tensor(scored.rewards, dtype=torch.float32)
-            if a.overlong_shaping:  # soft overlong punishment, in [-1, 0], scaled to bps
-                pen = overlong_penalty(roll.lengths, a.max_new_tokens, a.overlong_cache_len)
-                rewards = rewards + a.overlong_penalty_bps * pen.view_as(rewards).float()
-            stats["valid"].append(scored.valid.mean())
-            stats["reward"].append(rewards.mean().item())
-            stats["len"].append(roll.lengths.float().mean().item())
-            keep = dynamic_sampling_mask(rewards, a.min_reward_std) if a.dynamic_sampling else \
-                torch.ones(len(idx), dtype=torch.bool)
-            stats["groups"] += len(idx)
+            scored = self.task.score(idx, roll.texts, a.group_size)
+            market = torch.as_tensor(scored.rewards, dtype=torch.float32)  # (B, G) bps
+            overlong = torch.zeros_like(market)  # (B, G) bps: soft overlong punishment, in [-1, 0] x its scale
+            if a.overlong_shaping:
+                pen = overlong_penalty(roll.lengths, a.max_new_tokens, a.overlong_cache_len).cpu()
+                overlong = a.overlong_penalty_bps * pen.view_as(market).float()
+            rewards = market + overlong
+            informative = dynamic_sampling_mask(rewards, a.min_reward_std)  # (B,)
+            keep = informative if a.dynamic_sampling else torch.ones_like(informative)
+            for key, value in (("market", market), ("overlong", overlong), ("valid", torch.as_tensor(scored.valid)),
+                               ("lengths", roll.lengths.cpu()), ("truncated", roll.truncated.cpu()),
+                               ("zero_std", ~informative)):
+                stats[key].append(value.flatten().float())
             stats["kept"] += int(keep.sum())
             rows = torch.arange(len(idx) * a.group_size).view(len(idx), a.group_size)[keep].flatten()
             kept_rolls.append(roll.select(rows))
@@ -141,65 +155,122 @@ class PolicyModule(L.LightningModule):
                 break
         else:
             raise RuntimeError(
-                f"dynamic sampling kept {sum(len(r) for r in kept_rewards)} of {stats['groups']} groups after "
-                f"algo.max_gen_batches={a.max_gen_batches} generation batches (need algo.prompts_per_batch="
-                f"{a.prompts_per_batch} with reward std >= algo.min_reward_std={a.min_reward_std} bps): raise "
-                "max_gen_batches or temperature, lower min_reward_std, or set algo.dynamic_sampling=false"
+                f"dynamic sampling kept {sum(len(r) for r in kept_rewards)} of {len(stats['zero_std']) * len(idx)} "
+                f"groups after algo.max_gen_batches={a.max_gen_batches} generation batches (need "
+                f"algo.prompts_per_batch={a.prompts_per_batch} with reward std >= algo.min_reward_std="
+                f"{a.min_reward_std} bps): raise max_gen_batches or temperature, lower min_reward_std, or set "
+                "algo.dynamic_sampling=false"
             )
         rewards = torch.cat(kept_rewards)[: len(idx)]  # (B / world, G)
-        n_rows = rewards.numel()
-        roll = _concat_rollouts(kept_rolls).select(torch.arange(n_rows))
-        stats["seconds"] = time.perf_counter() - t0
-        return roll, rewards, stats
+        roll = _concat_rollouts(kept_rolls).select(torch.arange(rewards.numel()))
+        return roll, rewards, {k: torch.cat(v) if isinstance(v, list) else v for k, v in stats.items()}
 
     def _rl_step(self) -> None:
-        a = self.algo
         roll, rewards, stats = self._collect()  # (N,) rows, rewards (B, G)
+        metrics, grad_norms = self._policy_update(roll, rewards)
+        self._log_train(self._rl_metrics(roll, rewards, stats, metrics, grad_norms))
+
+    def _policy_update(self, roll: Rollout, rewards: torch.Tensor,
+                       reuse_on_policy: bool = True) -> tuple[list[dict], list[torch.Tensor]]:
+        """``mu`` passes x ``minibatches`` optimiser steps of the clipped surrogate on one rollout batch; returns the
+        micro-batches' metrics and the optimiser steps' pre-clip gradient norms.
+
+        The first mini-batch of the first pass is on-policy (no update yet), so its old log-probs are its own
+        log-probs, detached (as TRL): with ``reuse_on_policy`` only the rows of the other mini-batches get a no-grad
+        old-log-prob forward, before the first update. ``reuse_on_policy=False`` computes them for every row (the
+        same loss and gradients, bitwise: ``tests/test_throughput.py``)."""
+        a = self.algo
         adv = group_advantages(rewards, scale=a.adv_scale_bps).flatten()  # (N,)
         mask = roll.completion_mask.float()  # (N, T)
         if a.mask_truncated:
             mask = mask * (~roll.truncated).float().unsqueeze(-1)
         tensors = (roll.prompt_ids, roll.prompt_mask, roll.completion_ids, roll.completion_mask)
-        with torch.no_grad():
-            old_logp = torch.cat([token_logprobs(self.model, *(t[r] for t in tensors))[0]
-                                  for r in _chunks(len(adv), a.micro_batch_size)])  # (N, T)
-        t_train, metrics = time.perf_counter(), []
         groups = torch.randperm(rewards.shape[0], generator=torch.Generator().manual_seed(self.rollout_step))
-        for _ in range(a.mu):
-            for mb_groups in groups.tensor_split(a.minibatches):
-                rows = (mb_groups.unsqueeze(1) * a.group_size + torch.arange(a.group_size)).flatten()
-                n_tokens = _global_sum(mask[rows].sum())  # global token count of this mini-batch
-                n_seqs = _global_sum(torch.tensor(float(len(rows))))
-                for micro in _chunks(len(rows), a.micro_batch_size):
-                    r = rows[micro]
-                    logp, entropy = token_logprobs(self.model, *(t[r] for t in tensors))
-                    loss, m = dapo_policy_loss(
-                        logp, old_logp[r], adv[r], mask[r], eps_low=a.eps_low, eps_high=a.eps_high,
-                        n_tokens=n_tokens, n_seqs=n_seqs, mode=a.loss_agg.value)
-                    if a.kl_beta > 0:
-                        ref_logp = self._ref_logprobs(*(t[r] for t in tensors))
-                        loss = loss + a.kl_beta * kl_penalty(logp, ref_logp, mask[r], n_tokens=n_tokens)
-                    # DDP averages gradients over ranks; the loss is already a global mean, so undo the average
-                    self.manual_backward(loss * _world_size())
-                    m["entropy"] = (entropy.detach() * mask[r]).sum() / mask[r].sum().clamp(min=1)
-                    m["loss"] = loss.detach()
-                    metrics.append(m)
-                self._optimizer_step()
-        n_tok = float(mask.sum() + roll.prompt_mask.sum())
-        seconds = stats["seconds"] + time.perf_counter() - t_train
+        minibatches = [(g.unsqueeze(1) * a.group_size + torch.arange(a.group_size)).flatten()  # rows of whole groups
+                       for g in groups.tensor_split(a.minibatches)]
+        old_logp = self._old_logprobs(tensors, minibatches[1:] if reuse_on_policy else minibatches)  # (N, T)
+        metrics, grad_norms = [], []
+        for n_pass in range(a.mu):
+            for k, rows in enumerate(minibatches):
+                on_policy = reuse_on_policy and n_pass == 0 and k == 0
+                metrics += self._minibatch_backward(tensors, rows, old_logp, adv, mask, on_policy)
+                grad_norms.append(self._optimizer_step())
+        return metrics, grad_norms
+
+    @torch.no_grad()
+    def _old_logprobs(self, tensors: tuple, minibatches: list[torch.Tensor]) -> torch.Tensor:
+        """Log-probs (N, T) of the sampling policy on the rows of ``minibatches``, in the micro-batches of the
+        update (NaN on the other rows, which :meth:`_minibatch_backward` fills on-policy)."""
+        old_logp = torch.full(tensors[2].shape, float("nan"), device=tensors[2].device)
+        for rows in minibatches:
+            for micro in _chunks(len(rows), self.algo.micro_batch_size):
+                r = rows[micro]
+                old_logp[r] = token_logprobs(self.model, *(t[r] for t in tensors), with_entropy=False)[0]
+        return old_logp
+
+    def _minibatch_backward(self, tensors: tuple, rows: torch.Tensor, old_logp: torch.Tensor, adv: torch.Tensor,
+                            mask: torch.Tensor, on_policy: bool) -> list[dict]:
+        """Accumulate the gradient of one mini-batch (``rows``) over micro-batches; ``on_policy`` writes the
+        detached log-probs into ``old_logp`` first (ratio exactly 1)."""
+        a = self.algo
+        n_tokens = _global_sum(mask[rows].sum())  # global token count of this mini-batch
+        n_seqs = _global_sum(torch.tensor(float(len(rows))))
+        metrics = []
+        for micro in _chunks(len(rows), a.micro_batch_size):
+            r = rows[micro]
+            logp, entropy = token_logprobs(self.model, *(t[r] for t in tensors))  # (n, T) each
+            if on_policy:
+                old_logp[r] = logp.detach()
+            loss, m = dapo_policy_loss(logp, old_logp[r], adv[r], mask[r], eps_low=a.eps_low, eps_high=a.eps_high,
+                                       n_tokens=n_tokens, n_seqs=n_seqs, mode=a.loss_agg.value)
+            if a.kl_beta > 0:
+                ref_logp = self._ref_logprobs(*(t[r] for t in tensors))
+                loss = loss + a.kl_beta * kl_penalty(logp, ref_logp, mask[r], n_tokens=n_tokens)
+            # DDP averages gradients over ranks; the loss is already a global mean, so undo the average
+            self.manual_backward(loss * _world_size())
+            m["entropy"] = (entropy * mask[r]).sum() / mask[r].sum().clamp(min=1)
+            m["loss"] = loss.detach()
+            metrics.append(m)
+        return metrics
+
+    def _rl_metrics(self, roll: Rollout, rewards: torch.Tensor, stats: dict, metrics: list[dict],
+                    grad_norms: list[torch.Tensor]) -> dict:
+        """The RL step's ``train/...`` metrics. Loss terms: means over micro-batches; ``grad_norm``: mean pre-clip
+        norm of the optimiser steps. Answers (every generated one, also groups dynamic sampling dropped):
+        ``reward_mean`` = ``reward_market_mean`` (simulator reward, invalid answers' penalty included) +
+        ``reward_overlong_mean`` (overlong shaping), ``valid_rate``, ``truncated_share`` (no <|im_end|> within
+        max_new_tokens), ``answer_len`` (mean tokens incl. <|im_end|>) and ``answer_len_min``/``_max``.
+        Groups: ``zero_std_group_share`` (reward std < ``algo.min_reward_std`` bps: no signal; measured whether or
+        not dynamic sampling drops them), ``kept_group_share``, ``gen_batches``. Throughput: ``tokens_total``
+        (prompt + answer tokens of the sequences trained on, all ranks, cumulative over the run's RL steps, resumed
+        from checkpoints), ``step_seconds`` (wall clock from the start of ``training_step`` to this call:
+        generation, scoring, every forward and backward, the optimiser steps) and ``tokens_per_s`` (this step's
+        tokens / ``step_seconds``)."""
+        n_tok = int(_global_sum(roll.completion_mask.sum() + roll.prompt_mask.sum()))
+        self.tokens_total += n_tok
         log = {f"train/{k}": torch.stack([m[k] for m in metrics]).float().mean() for k in metrics[0]}
+        lengths = stats["lengths"]
         log.update({
-            "train/reward_mean": float(np.mean(stats["reward"])),
+            "train/grad_norm": torch.stack(grad_norms).float().mean(),
+            "train/reward_mean": (stats["market"] + stats["overlong"]).mean().item(),
+            "train/reward_market_mean": stats["market"].mean().item(),
+            "train/reward_overlong_mean": stats["overlong"].mean().item(),
             "train/reward_std": rewards.std().item(),
             "train/kept_reward_mean": rewards.mean().item(),
-            "train/valid_rate": float(np.mean(stats["valid"])),
-            "train/kept_group_share": stats["kept"] / stats["groups"],
+            "train/valid_rate": stats["valid"].mean().item(),
+            "train/truncated_share": stats["truncated"].mean().item(),
+            "train/answer_len": lengths.mean().item(),
+            "train/answer_len_min": lengths.min().item(),
+            "train/answer_len_max": lengths.max().item(),
+            "train/zero_std_group_share": stats["zero_std"].mean().item(),
+            "train/kept_group_share": stats["kept"] / len(stats["zero_std"]),
             "train/gen_batches": float(stats["gen_batches"]),
-            "train/answer_len": float(np.mean(stats["len"])),
-            "train/tokens_per_s": n_tok / seconds,
+            "train/tokens_total": float(self.tokens_total),
             "train/lr": self.lr_schedulers().get_last_lr()[0],
         })
-        self._log_train(log)
+        seconds = time.perf_counter() - self._step_t0
+        log.update({"train/step_seconds": seconds, "train/tokens_per_s": n_tok / seconds})
+        return log
 
     def _log_train(self, metrics: dict) -> None:
         """Every training metric is logged per step with the same arguments (SFT warm-up and RL steps mix)."""
@@ -209,8 +280,9 @@ class PolicyModule(L.LightningModule):
         logp, mask = self._answer_logprobs(batch["prompt"], batch["answer"])
         loss = -(logp * mask).sum() / _global_sum(mask.sum())  # token-mean cross-entropy over the global batch
         self.manual_backward(loss * _world_size())  # DDP averages gradients over ranks; the loss is a global mean
-        self._optimizer_step()
-        self._log_train({"train/loss": loss.detach(), "train/lr": self.lr_schedulers().get_last_lr()[0]})
+        grad_norm = self._optimizer_step()
+        self._log_train({"train/loss": loss.detach(), "train/grad_norm": grad_norm,
+                         "train/lr": self.lr_schedulers().get_last_lr()[0]})
 
     def _dpo_step(self, batch: dict) -> None:
         logps = {}
@@ -221,8 +293,9 @@ class PolicyModule(L.LightningModule):
         loss, m = dpo_loss(logps["chosen"][0], logps["rejected"][0], logps["chosen"][1], logps["rejected"][1],
                            beta=self.algo.dpo_beta)
         self.manual_backward(loss)
-        self._optimizer_step()
-        self._log_train({"train/loss": loss.detach(), "train/lr": self.lr_schedulers().get_last_lr()[0],
+        grad_norm = self._optimizer_step()
+        self._log_train({"train/loss": loss.detach(), "train/grad_norm": grad_norm,
+                         "train/lr": self.lr_schedulers().get_last_lr()[0],
                          **{f"train/{k}": v for k, v in m.items()}})
 
     def _answer_tensors(self, prompts: list[str], answers: list[str]):
@@ -241,6 +314,9 @@ class PolicyModule(L.LightningModule):
 
     # ----------------------------------------------------------------------------------------- validation
     def validation_step(self, batch, batch_idx):
+        """Greedy answers for one validation batch: the val loader yields ``val_batch_size`` (32) decisions at a
+        time (:class:`hyperdapo.rl.data.ExecutionDataModule`), so generation memory is bounded by 32 rows x
+        (prompt + ``max_new_tokens``) whatever ``trainer.val_decisions`` is."""
         idx = batch["index"].cpu().numpy()  # global decision indices of the validation split
         roll = sample(self.model, self.tokenizer, self.task.prompts(idx), group_size=1,
                       max_new_tokens=self.algo.max_new_tokens, temperature=1.0, greedy=True)
@@ -267,7 +343,8 @@ class PolicyModule(L.LightningModule):
         base (e.g. 4-bit Qwen2.5-7B, ~5 GB) is reloaded from ``model.name``, the reference from the start policy."""
         keys = self._trainable_keys()
         checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in keys}
-        checkpoint["counters"] = {"train_batches": self.train_batches, "rollout_step": self.rollout_step}
+        checkpoint["counters"] = {"train_batches": self.train_batches, "rollout_step": self.rollout_step,
+                                  "tokens_total": self.tokens_total}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         state, params = checkpoint["state_dict"], {f"model.{n}": p for n, p in self.model.named_parameters()}
@@ -280,6 +357,7 @@ class PolicyModule(L.LightningModule):
             raise ValueError(f"the checkpoint {what}: it was written by a run with another model or LoRA configuration")
         self.train_batches = checkpoint["counters"]["train_batches"]
         self.rollout_step = checkpoint["counters"]["rollout_step"]
+        self.tokens_total = checkpoint["counters"].get("tokens_total", 0)  # checkpoints before it was counted: 0
 
 
 def disable_dropout(model: torch.nn.Module) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from transformers import DynamicCache
 
 
 @dataclass
@@ -50,6 +51,23 @@ def completion_mask_from_ids(completion_ids: torch.Tensor, eos_id: int) -> tuple
     return mask, ~is_eos.any(-1)
 
 
+def positions(mask: torch.Tensor) -> torch.Tensor:
+    """Position ids (N, L) of left-padded rows: 0 at each row's first token (pads get 0 too, as in ``generate``)."""
+    return (mask.cumsum(-1) - 1).clamp(min=0)
+
+
+def prompt_cache(model, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, n_rep: int) -> DynamicCache:
+    """Keys and values of each prompt's first P-1 columns, computed once per prompt (B rows) and repeated for its
+    ``n_rep`` samples (N = B * n_rep rows): ``generate`` then runs only the last prompt column and the answers.
+    Without it ``generate`` would run the whole prompt G times (the prompt is most of the rollout's columns)."""
+    head_ids, head_mask = prompt_ids[:, :-1], prompt_mask[:, :-1]  # (B, P-1)
+    cache = DynamicCache()
+    model(input_ids=head_ids, attention_mask=head_mask, position_ids=positions(head_mask), past_key_values=cache,
+          use_cache=True, logits_to_keep=1)
+    cache.batch_repeat_interleave(n_rep)  # (N, heads, P-1, head_dim) per layer
+    return cache
+
+
 @torch.no_grad()
 def sample(model, tokenizer, prompts: list[str], *, group_size: int, max_new_tokens: int, temperature: float,
            top_p: float = 1.0, greedy: bool = False) -> Rollout:
@@ -57,35 +75,36 @@ def sample(model, tokenizer, prompts: list[str], *, group_size: int, max_new_tok
     device = next(model.parameters()).device
     prompt_ids, prompt_mask = encode_prompts(tokenizer, prompts, device)  # (B, P)
     eos_id = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    n_rep = 1 if greedy else group_size
     was_training = model.training
     model.eval()
+    cache = prompt_cache(model, prompt_ids, prompt_mask, n_rep)
+    prompt_ids = prompt_ids.repeat_interleave(n_rep, dim=0)  # (N, P)
+    prompt_mask = prompt_mask.repeat_interleave(n_rep, dim=0)
     out = model.generate(
         input_ids=prompt_ids,
         attention_mask=prompt_mask,
+        past_key_values=cache,
         do_sample=not greedy,
         temperature=temperature if not greedy else None,
         top_p=top_p if not greedy else None,
         top_k=0 if not greedy else None,
-        num_return_sequences=1 if greedy else group_size,
         max_new_tokens=max_new_tokens,
         eos_token_id=eos_id,
         pad_token_id=tokenizer.pad_token_id,
     )  # (N, P + T')
     model.train(was_training)
-    n_rep = 1 if greedy else group_size
-    prompt_ids = prompt_ids.repeat_interleave(n_rep, dim=0)  # (N, P)
-    prompt_mask = prompt_mask.repeat_interleave(n_rep, dim=0)
     completion_ids = out[:, prompt_ids.shape[1]:]  # (N, T')
     completion_mask, truncated = completion_mask_from_ids(completion_ids, eos_id)
     completion_ids = completion_ids.masked_fill(completion_mask == 0, tokenizer.pad_token_id)
-    texts = tokenizer.batch_decode(completion_ids * completion_mask + tokenizer.pad_token_id * (1 - completion_mask),
-                                   skip_special_tokens=True)
+    texts = tokenizer.batch_decode(completion_ids, skip_special_tokens=True)
     return Rollout(prompt_ids, prompt_mask, completion_ids, completion_mask, truncated, texts)
 
 
-def token_logprobs(model, prompt_ids, prompt_mask, completion_ids,
-                   completion_mask) -> tuple[torch.Tensor, torch.Tensor]:
-    """Log-prob of each completion token under ``model`` and the per-token entropy, both (N, T).
+def token_logprobs(model, prompt_ids, prompt_mask, completion_ids, completion_mask,
+                   with_entropy: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Log-prob of each completion token under ``model`` and the per-token entropy (None unless ``with_entropy``),
+    both (N, T). The entropy is a metric: it is computed without autograd, so the backward never sees it.
 
     The logits at column j predict token j+1, so the completion's logits are columns P-1 .. P+T-2: only those
     T (+1) columns go through the LM head (``logits_to_keep``), not the prompt's (a 151k-word vocabulary makes
@@ -93,12 +112,14 @@ def token_logprobs(model, prompt_ids, prompt_mask, completion_ids,
     """
     input_ids = torch.cat([prompt_ids, completion_ids], dim=1)  # (N, P+T)
     attention = torch.cat([prompt_mask, completion_mask], dim=1)  # (N, P+T)
-    position_ids = (attention.cumsum(-1) - 1).clamp(min=0)  # left padding: positions start at the first token
     t_len = completion_ids.shape[1]
-    logits = model(input_ids=input_ids, attention_mask=attention, position_ids=position_ids,
+    logits = model(input_ids=input_ids, attention_mask=attention, position_ids=positions(attention),
                    logits_to_keep=t_len + 1).logits  # (N, T+1, V): columns P-1 .. P+T-1
     logits = logits[:, :-1, :].float()  # (N, T, V)
     logp_all = torch.log_softmax(logits, dim=-1)
     logp = logp_all.gather(-1, completion_ids.unsqueeze(-1)).squeeze(-1)  # (N, T)
-    entropy = -(logp_all.exp() * logp_all).sum(-1)  # (N, T)
+    if not with_entropy:
+        return logp, None
+    with torch.no_grad():
+        entropy = -(logp_all.exp() * logp_all).sum(-1)  # (N, T) nats
     return logp, entropy

@@ -32,6 +32,14 @@ log = logging.getLogger(__name__)
 FEW_SHOT_OFFSETS_BPS = (-50.0, -30.0, -15.0, -5.0, 0.0, 5.0)  # the candidate answers of examples and pairs
 
 
+def check_reward_window(fill_cfg: FillConfig, decision_cfg: DecisionConfig) -> None:
+    """The simulator must use the decisions' reward window: the splits' embargo is computed from it."""
+    for key in ("horizon_s", "adverse_horizon_s"):
+        if getattr(fill_cfg, key) != getattr(decision_cfg, key):
+            raise ValueError(f"execution.{key}={getattr(fill_cfg, key)} != decisions.{key}="
+                             f"{getattr(decision_cfg, key)}: the simulator must use the decisions' reward window")
+
+
 @dataclass
 class Scored:
     """Scores of G answers for each of B decisions."""
@@ -71,10 +79,7 @@ class ExecutionTask:
         reward_cfg: RewardConfig,
         prompt_cfg: PromptConfig,
     ) -> ExecutionTask:
-        for key in ("horizon_s", "adverse_horizon_s"):  # the splits' embargo is computed from the decisions' window
-            if getattr(fill_cfg, key) != getattr(decision_cfg, key):
-                raise ValueError(f"execution.{key}={getattr(fill_cfg, key)} != decisions.{key}="
-                                 f"{getattr(decision_cfg, key)}: the simulator must use the decisions' reward window")
+        check_reward_window(fill_cfg, decision_cfg)
         book = market.book
         with timed(log, "decisions"):
             decisions = build_decisions(asset.name, book.ts_us, book.mid, Instrument(venue, asset).round_to_lot,

@@ -26,11 +26,17 @@ Normalisation: each feature also gets ``<name>_z``, a z-score against an exponen
 variance over the decision rows with time constant ``ewm_tau_s`` (3,600 s): row i's statistics use rows
 <= i only (weights ``1 - exp(-dt / tau)``), so they are causal. The first ``ewm_min_rows`` rows have NaN
 z-scores (too little history), as has any row whose feature is NaN.
+
+Carrying across markets (day-by-day builds, :mod:`hyperdapo.execution.daily`): on a market cut from a longer one
+(keeping every row the look-back ``lookback_s`` reaches), :func:`compute_features_carried` with a :class:`Carry`
+gives bitwise the rows of the longer one: the window sums are differences of cumulative sums started from the
+sums of the trades before the cut (:class:`TradeSums`), and each z-score continues from its :class:`EwmState`.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import astuple, dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -42,6 +48,46 @@ US_PER_S = 1_000_000
 TRADE_FEATURES = ("volume_5m", "vwap_5m_usd", "mid_vs_vwap_5m_bps", "trade_flow_5m", "trade_intensity_per_min",
                   "large_trade_ratio_5m", "volume_profile_ratio")
 RAW_PRICES = ("mid_usd", "best_bid_usd", "best_ask_usd", "vwap_5m_usd")  # kept raw for the prompt, never z-scored
+MOMENTUM_MINUTES = (1, 5, 15)
+
+
+@dataclass(frozen=True)
+class TradeSums:
+    """Sums over trades in time order, added one trade at a time as ``np.cumsum`` adds them: volume (coins),
+    notional (USD) and signed taker flow (coins)."""
+
+    volume: float = 0.0
+    notional_usd: float = 0.0
+    flow: float = 0.0
+
+    def plus(self, trades: Trades) -> TradeSums:
+        """These sums with ``trades`` added after them."""
+        return TradeSums(*(float(c[-1]) for c in _cumulative(trades, self)))
+
+
+@dataclass(frozen=True)
+class EwmState:
+    """One feature's exponentially weighted mean and variance after the rows seen so far (``last_t_us``: the time
+    of the last row seen, None before any)."""
+
+    mean: float = 0.0
+    var: float = 0.0
+    seen: int = 0
+    last_t_us: int | None = None
+
+
+@dataclass(frozen=True)
+class Carry:
+    """What a market cut from a longer one needs from before the cut: the sums of the trades before its first
+    trade, and each z-scored feature's EWMA state after the earlier decision rows (none: no history)."""
+
+    trade_sums: TradeSums = TradeSums()
+    ewm: dict[str, EwmState] = field(default_factory=dict)
+
+
+def lookback_s(cfg: FeatureConfig) -> float:
+    """How far before a decision time the features read the market (s)."""
+    return max(cfg.window_s, 60.0 * max(MOMENTUM_MINUTES), cfg.large_trade_lookback_s)
 
 
 def _asof(ts_us: np.ndarray, at_us: np.ndarray) -> np.ndarray:
@@ -87,19 +133,25 @@ def book_features(book: BookSnapshots, ts_us: np.ndarray, cfg: FeatureConfig) ->
     gi = _asof(book.ts_us, grid)
     log_mid = np.where(gi >= 0, np.log(book.mid[np.maximum(gi, 0)]), np.nan)
     out["volatility_5m_bps"] = np.nanstd(np.diff(log_mid, axis=1), axis=1) * 1e4
-    for minutes in (1, 5, 15):
+    for minutes in MOMENTUM_MINUTES:
         j = _asof(book.ts_us, ts_us - minutes * 60 * US_PER_S)
         past = np.where(j >= 0, book.mid[np.maximum(j, 0)], np.nan)
         out[f"momentum_{minutes}m_bps"] = np.log(mid / past) * 1e4
     return out
 
 
-def trade_features(trades: Trades, mid: np.ndarray, ts_us: np.ndarray, cfg: FeatureConfig) -> dict[str, np.ndarray]:
+def _cumulative(trades: Trades, before: TradeSums) -> tuple[np.ndarray, ...]:
+    """Cumulative volume, notional and flow, each (M + 1,), starting from the sums ``before`` the first trade."""
+    terms = (trades.amount, trades.amount * trades.price, trades.amount * trades.side)
+    return tuple(np.cumsum(np.concatenate([[s], x])) for s, x in zip(astuple(before), terms, strict=True))
+
+
+def trade_features(trades: Trades, mid: np.ndarray, ts_us: np.ndarray, cfg: FeatureConfig,
+                   before: TradeSums = TradeSums()) -> dict[str, np.ndarray]:
+    """Trade features at ``ts_us``; ``before``: the sums of the trades before ``trades`` (see :class:`Carry`)."""
     hi = np.searchsorted(trades.ts_us, ts_us, side="right")  # trades with ts <= t
     lo = np.searchsorted(trades.ts_us, ts_us - int(cfg.window_s * US_PER_S), side="right")
-    cum = lambda x: np.concatenate([[0.0], np.cumsum(x)])  # noqa: E731
-    c_amt, c_notional = cum(trades.amount), cum(trades.amount * trades.price)
-    c_flow = cum(trades.amount * trades.side)
+    c_amt, c_notional, c_flow = _cumulative(trades, before)
     volume = c_amt[hi] - c_amt[lo]
     vwap = np.where(volume > 0, (c_notional[hi] - c_notional[lo]) / np.where(volume > 0, volume, 1), np.nan)
     minutes = cfg.window_s / 60
@@ -126,9 +178,14 @@ def trade_features(trades: Trades, mid: np.ndarray, ts_us: np.ndarray, cfg: Feat
 def ewm_zscore(x: np.ndarray, ts_us: np.ndarray, tau_s: float, min_rows: int) -> np.ndarray:
     """Causal z-score of ``x`` against its exponentially weighted mean / variance over rows <= i
     (time constant ``tau_s``; NaN rows are skipped and stay NaN)."""
+    return ewm_zscore_carried(x, ts_us, tau_s, min_rows, EwmState())[0]
+
+
+def ewm_zscore_carried(x: np.ndarray, ts_us: np.ndarray, tau_s: float, min_rows: int,
+                       state: EwmState) -> tuple[np.ndarray, EwmState]:
+    """:func:`ewm_zscore` continuing from ``state`` (the rows before ``x``); also returns the state after ``x``."""
     z = np.full(len(x), np.nan)
-    mean = var = 0.0
-    seen, last_t = 0, None
+    mean, var, seen, last_t = astuple(state)
     for i, (v, t) in enumerate(zip(x.tolist(), ts_us.tolist(), strict=True)):
         if not math.isfinite(v):
             continue
@@ -142,11 +199,18 @@ def ewm_zscore(x: np.ndarray, ts_us: np.ndarray, tau_s: float, min_rows: int) ->
         seen, last_t = seen + 1, t
         if seen >= min_rows and var > 0:
             z[i] = (v - mean) / math.sqrt(var)
-    return z
+    return z, EwmState(mean, var, seen, last_t)
 
 
 def compute_features(market: MarketData, ts_us: np.ndarray, cfg: FeatureConfig) -> pd.DataFrame:
     """The feature table: one row per decision time (sorted ascending), raw and ``_z`` columns."""
+    return compute_features_carried(market, ts_us, cfg, Carry())[0]
+
+
+def compute_features_carried(market: MarketData, ts_us: np.ndarray, cfg: FeatureConfig,
+                             carry: Carry) -> tuple[pd.DataFrame, dict[str, EwmState]]:
+    """:func:`compute_features` on a market cut from a longer one (see :class:`Carry`); also returns each
+    z-scored feature's EWMA state after these rows."""
     ts_us = np.asarray(ts_us, dtype=np.int64)
     if np.any(np.diff(ts_us) < 0):
         raise ValueError("decision times must be sorted ascending")
@@ -154,12 +218,14 @@ def compute_features(market: MarketData, ts_us: np.ndarray, cfg: FeatureConfig) 
         raise ValueError(f"decision time {ts_us[0]} is before the first book snapshot {market.book.ts_us[0]}")
     cols = book_features(market.book, ts_us, cfg)
     if market.trades is not None:
-        cols.update(trade_features(market.trades, cols["mid_usd"], ts_us, cfg))
+        cols.update(trade_features(market.trades, cols["mid_usd"], ts_us, cfg, carry.trade_sums))
     else:
         cols.update({name: np.full(len(ts_us), np.nan) for name in TRADE_FEATURES})
     frame = pd.DataFrame({"ts_us": ts_us, **cols})
+    ewm = {}
     for name in cols:
         if name not in RAW_PRICES:
-            frame[f"{name}_z"] = ewm_zscore(frame[name].to_numpy(dtype=float), ts_us, cfg.ewm_tau_s, cfg.ewm_min_rows)
+            frame[f"{name}_z"], ewm[name] = ewm_zscore_carried(frame[name].to_numpy(dtype=float), ts_us, cfg.ewm_tau_s,
+                                                               cfg.ewm_min_rows, carry.ewm.get(name, EwmState()))
     frame["trades_available"] = market.trades is not None
-    return frame
+    return frame, ewm

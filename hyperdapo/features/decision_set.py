@@ -15,7 +15,7 @@ overlaps the training period, and features (which look back, never forward) cann
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 import numpy as np
@@ -86,8 +86,15 @@ def build_decisions(
     the last snapshot at or before t (no look-ahead), rounded by ``round_lot`` to whole lots of the venue, at
     least one (:meth:`hyperdapo.data.venues.Instrument.round_to_lot`).
     """
+    decisions, notional_usd = draw_decisions(asset, int(book_ts_us[0]), int(book_ts_us[-1]), cfg)
+    return with_quantity(decisions, notional_usd, book_ts_us, mid_usd, round_lot)
+
+
+def draw_decisions(asset: str, start_us: int, end_us: int, cfg: DecisionConfig) -> tuple[DecisionSet, np.ndarray]:
+    """The seeded draws of :func:`build_decisions` over the book span ``[start_us, end_us]``: the decisions with
+    ``qty`` still NaN, and their USD notionals. One row per decision, small even over months, so a day-by-day
+    build draws them all at once and takes each day's slice."""
     rng = np.random.default_rng(cfg.seed)
-    start_us, end_us = int(book_ts_us[0]), int(book_ts_us[-1])
     first_us = start_us + int(cfg.warmup_s * US_PER_S)
     grid_us = np.arange(first_us, end_us, int(cfg.every_s * US_PER_S), dtype=np.int64)
     grid_us = grid_us + (rng.uniform(0, cfg.jitter_s, len(grid_us)) * US_PER_S).astype(np.int64)
@@ -100,9 +107,15 @@ def build_decisions(
     probs = np.array([cfg.objective_weights[k] for k in names], dtype=np.float64)
     objective = np.array([Objective(k).value for k in names])[rng.choice(len(names), n, p=probs / probs.sum())]
     notional_usd = rng.uniform(cfg.notional_min_usd, cfg.notional_max_usd, n)
-    asof = np.searchsorted(book_ts_us, ts_us, side="right") - 1
-    qty = round_lot(notional_usd / mid_usd[asof])
-    return DecisionSet(asset, ts_us, side, qty, objective, split, cfg.horizon_s)
+    return DecisionSet(asset, ts_us, side, np.full(n, np.nan), objective, split, cfg.horizon_s), notional_usd
+
+
+def with_quantity(decisions: DecisionSet, notional_usd: np.ndarray, book_ts_us: np.ndarray, mid_usd: np.ndarray,
+                  round_lot: Callable[[np.ndarray], np.ndarray]) -> DecisionSet:
+    """``decisions`` with ``qty`` (coins): ``notional_usd`` at the mid (USD) of the book's last snapshot at or before
+    each decision time, rounded by ``round_lot``."""
+    asof = np.searchsorted(book_ts_us, decisions.ts_us, side="right") - 1
+    return replace(decisions, qty=round_lot(notional_usd / mid_usd[asof]))
 
 
 def too_few_decisions(split: Split | str, n: int, cfg: DecisionConfig) -> str:

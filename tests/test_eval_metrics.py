@@ -23,6 +23,7 @@ def hand_case() -> StrategyOutcomes:
         exec_price=np.array([99.9, 100.05, 100.2]), target_price=np.array([99.9, 100.0, 99.8]),
         is_bps=np.array([-10 + 1.5, 5 + 1.5, 20 + 4.5]),
         price_improvement_bps=np.array([10.0, -5.0, np.nan]), adverse_selection_bps=np.array([1.0, -2.0, np.nan]),
+        depth_short=np.array([False, False, True]),
     )
 
 
@@ -35,6 +36,7 @@ def test_metrics_by_hand():
     assert m["Price improvement [%]"] == pytest.approx(50.0)  # one of the two fills beat the mid
     assert m["Time to fill [s]"] == pytest.approx(60.0)
     assert m["Adverse selection [bps]"] == pytest.approx(-0.5)
+    assert m["Depth-short"] == 1  # the cleanup went beyond the visible book
     # pnl = -IS/1e4 * 100 * 2 = -IS * 0.02 USD: 0.17, -0.13, -0.49
     pnl = np.array([0.17, -0.13, -0.49])
     assert m["PnL [USD]"] == pytest.approx(pnl.sum())

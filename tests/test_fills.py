@@ -176,7 +176,8 @@ def test_fast_path_equals_reference_loop(queue, book_only):
     side = np.where(rng.random(d) < 0.5, 1, -1)
     mid = book.mid[np.searchsorted(book.ts_us, ts, side="right") - 1]
     px = np.round(mid[:, None] + side[:, None] * rng.integers(-6, 4, (d, k)))  # passive, at-the-touch, marketable
-    qty = rng.uniform(0.1, 4.0, d)  # some exceed the visible depth
+    px[:, 0] = side * np.inf  # market orders
+    qty = rng.uniform(0.1, 12.0, d)  # some exceed the visible depth (impact-priced rest)
     cfg = FillConfig(queue_model=queue)
     venue = replace(VENUE, latency_ms=float(rng.integers(5, 50)))
     tr = None if book_only else trades
@@ -187,3 +188,56 @@ def test_fast_path_equals_reference_loop(queue, book_only):
         np.testing.assert_allclose(getattr(fast, f).astype(float), getattr(slow, f).astype(float), rtol=1e-12,
                                    atol=1e-9, equal_nan=True, err_msg=f)
     assert fast.filled.any() and fast.cleanup.any() and fast.marketable.any()  # every path exercised
+    assert (fast.depth_short & fast.marketable).any() and (fast.depth_short & fast.cleanup).any()
+
+
+def one_level_book(seconds: int = 500) -> BookSnapshots:
+    """A quotes-like book: one level a side of 1 coin, spread 0.02; the mid alternates 100.00 / 100.01 each second."""
+    ts = np.arange(seconds, dtype=np.int64) * S
+    mid = 100.0 + 0.01 * (np.arange(seconds) % 2)
+    sz = np.ones((seconds, 1))
+    return BookSnapshots(ts, ts, (mid - 0.01)[:, None], sz.copy(), (mid + 0.01)[:, None], sz.copy())
+
+
+@pytest.mark.parametrize("sim", [simulate, reference_simulate])
+def test_beyond_the_visible_book_the_square_root_impact_prices_the_rest(sim):
+    # window 60 s: the 59 returns between snapshots 41..100 (before the placement at 100.02 s, and likewise before
+    # the horizon at 400 s) are each +-ln(100.01 / 100), so sigma = 1e4 * sqrt(59) * ln(1.0001) = 7.68 bps
+    cfg = FillConfig(horizon_s=300, impact_window_s=60)
+    book = one_level_book()
+    sigma_bps = 1e4 * np.sqrt(59) * np.log(100.01 / 100.0)
+    qty = 10.0  # 10x the top size
+
+    def order(trades, px):
+        out = sim(book, trades, np.array([100 * S]), np.array([Side.BUY]), np.array([[px]]), np.array([qty]), cfg,
+                  VENUE)
+        return {f: getattr(out, f)[0, 0] for f in FIELDS}
+
+    # a market order (limit +inf) at placement (mid 100.00): 1 @ 100.01, the other 9 at the impact price; V = the
+    # 40 coins traded in the window: dp = 7.68 * sqrt(10 / 40) = 3.84 bps -> 100.0384; IS = 3.56 bps + taker fee
+    volume = tape(*((50 + k, 100.01, 5.0, 1) for k in range(8)))
+    market = order(volume, np.inf)
+    rest = 100.0 * (1 + sigma_bps * np.sqrt(qty / 40.0) / 1e4)
+    assert market["marketable"] and market["depth_short"]
+    assert market["fill_price"] == pytest.approx((100.01 + 9 * rest) / 10, rel=1e-9)
+    assert market["is_bps"] == pytest.approx(((100.01 + 9 * rest) / 10 / 100.0 - 1) * 1e4 + TAKER, rel=1e-6)
+    assert 5 < market["is_bps"] < 10  # was +500 bps on the 9 uncovered coins
+    # the cleanup at the horizon follows the same rule; book-only data: V = the visible depth, 1 coin:
+    # dp = 7.68 * sqrt(10) = 24.3 bps -> 100.243 for 9 coins; IS = 22.0 bps + taker fee
+    cleanup = order(None, 99.0)
+    rest = 100.0 * (1 + sigma_bps * np.sqrt(qty / 1.0) / 1e4)
+    assert cleanup["cleanup"] and cleanup["depth_short"]
+    assert cleanup["exec_price"] == pytest.approx((100.01 + 9 * rest) / 10, rel=1e-9)
+    assert 20 < cleanup["is_bps"] < 30
+    # within the visible book nothing changes: 1 coin at the ask, not depth-short
+    small = sim(book, volume, np.array([100 * S]), np.array([Side.BUY]), np.array([[np.inf]]), np.array([1.0]), cfg,
+                VENUE)
+    assert small.fill_price[0, 0] == 100.01 and not small.depth_short[0, 0]
+
+
+def test_the_impact_price_is_never_better_than_the_last_level_nor_beyond_the_limit():
+    # the flat two-level book never moves (sigma = 0, impact price = the mid): the rest fills at the last level
+    o = one(flat_book(), None, np.inf, qty=5.0)  # 1 @ 101 + 2 @ 102 + 2 at max(impact = mid, last level 102)
+    assert o["depth_short"] and o["fill_price"] == pytest.approx((101 + 2 * 102 + 2 * 102) / 5)
+    o = one(flat_book(), None, 101.0, qty=3.0)  # a marketable limit at 101: the rest no worse than 101
+    assert o["depth_short"] and o["fill_price"] == pytest.approx(101.0)

@@ -43,7 +43,7 @@ def metrics_of(name: str) -> dict[str, float]:
     k = NAMES.index(name)
     return {"Fill rate [%]": 10.0 * k + 0.04, "IS [bps]": 4.5 - k + 0.123, "Slippage [bps]": 1.0 + k / 3,
             "Price improvement [%]": 40.0, "Time to fill [s]": 33.25, "Adverse selection [bps]": -0.5, "Sharpe": 1.234,
-            "Invalid": 3.0 if name == "llm" else 0.0}
+            "Depth-short": 2.0 if name == "market" else 0.0, "Invalid": 3.0 if name == "llm" else 0.0}
 
 
 METRICS = {n: metrics_of(n) for n in NAMES}
@@ -105,9 +105,11 @@ def test_detail_and_fill_tables_have_their_own_columns_and_captions(tmp_path):
     write_table(fills, tmp_path, "fill_rate", "Fill rate [%] by strategy and asset.")
     detail = pd.read_csv(tmp_path / "execution_detail.csv")
     assert list(detail.columns) == ["Strategy", "Fill rate [%]", "Slippage [bps]", "Price improvement [%]",
-                                    "Time to fill [s]", "Adverse selection [bps]", "Sharpe", "Invalid answers"]
-    llm = (tmp_path / "execution_detail.md").read_text().splitlines()[4]
-    assert llm == "| **llm** | **20.0** | **1.67** | **40.0** | **33.2** | **-0.50** | **1.23** | **3** |"
+                                    "Time to fill [s]", "Adverse selection [bps]", "Sharpe", "Depth-short",
+                                    "Invalid answers"]
+    md = (tmp_path / "execution_detail.md").read_text().splitlines()
+    assert md[4] == "| **llm** | **20.0** | **1.67** | **40.0** | **33.2** | **-0.50** | **1.23** | **0** | **3** |"
+    assert md[5] == "| market | 0.0 | 1.00 | 40.0 | 33.2 | -0.50 | 1.23 | 2 | 0 |"  # depth-short: an integer count
     assert pd.read_csv(tmp_path / "fill_rate.csv")["Average [%]"].tolist()[0] == pytest.approx((20.04 + 50) / 2)
     captions = {p.read_text() for p in tmp_path.glob("*.caption.txt")}
     assert len(captions) == 2

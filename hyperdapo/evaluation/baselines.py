@@ -1,6 +1,7 @@
 """Strategies of the backtest, each turned into per-decision outcomes by the same fill simulator.
 
-- ``market``: a market order at arrival (a limit ``MARKET_THROUGH_BPS`` through the mid: it walks the book).
+- ``market``: a market order at arrival (no limit: it walks the visible book; a rest beyond it is priced by the
+  square-root impact model of :mod:`hyperdapo.execution.fills`).
 - fixed offsets (``aggressive``, ``moderate``, ``conservative``, ``passive`` by default; side-relative bps,
   negative = passive), each a single limit order with cleanup at the horizon.
 - ``twap`` / ``vwap``: the parent quantity cut into ``n_slices`` children over the horizon; child i is a limit
@@ -26,7 +27,6 @@ from hyperdapo.execution.preferences import offset_rewards
 from hyperdapo.execution.task import ExecutionTask
 from hyperdapo.features.decision_set import Split
 
-MARKET_THROUGH_BPS = 500.0
 US_PER_S = 1_000_000
 
 
@@ -41,7 +41,7 @@ def outcomes_of(name: str, task: ExecutionTask, idx: np.ndarray, out: Outcomes, 
         qty=task.decisions.qty[idx], fill_share=pick(out.filled).astype(float),
         time_to_fill_s=pick(out.time_to_fill_s), exec_price=pick(out.exec_price), target_price=target,
         is_bps=pick(out.is_bps), price_improvement_bps=pick(out.price_improvement_bps),
-        adverse_selection_bps=pick(out.adverse_selection_bps), invalid=invalid,
+        adverse_selection_bps=pick(out.adverse_selection_bps), depth_short=pick(out.depth_short), invalid=invalid,
     )
 
 
@@ -52,9 +52,9 @@ def single_offset(name: str, task: ExecutionTask, idx: np.ndarray, offsets_bps: 
 
 
 def market_order(task: ExecutionTask, idx: np.ndarray) -> StrategyOutcomes:
-    out = single_offset("market", task, idx, np.full(len(idx), MARKET_THROUGH_BPS))
-    out.target_price = task.mid_usd[idx]
-    return out
+    """A market order at arrival: the simulator's limit ``side_sign * inf``; its target is the arrival mid."""
+    _, out = task.score_prices(idx, task.decisions.side[idx].astype(np.float64)[:, None] * np.inf)
+    return outcomes_of("market", task, idx, out, task.mid_usd[idx])
 
 
 def volume_profile(task: ExecutionTask) -> np.ndarray:
@@ -107,7 +107,7 @@ def sliced(name: str, task: ExecutionTask, idx: np.ndarray, cfg: BaselineConfig,
         name=name, side=s, arrival_mid=mid0, qty=q.sum(1), fill_share=fill_qty / q.sum(1),
         time_to_fill_s=last_fill_s, exec_price=exec_px, target_price=(px.reshape(shape) * q).sum(1) / q.sum(1),
         is_bps=s * (exec_px - mid0) / mid0 * 1e4 + fee, price_improvement_bps=s * (mid0 - avg_fill) / mid0 * 1e4,
-        adverse_selection_bps=adverse,
+        adverse_selection_bps=adverse, depth_short=out.depth_short.reshape(shape).any(axis=1),
     )
 
 

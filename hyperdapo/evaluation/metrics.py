@@ -10,6 +10,8 @@ arrival mid; implementation shortfall is a cost, positive = worse, cleanup and f
   execution price (cleanup included) and target the strategy's limit price (arrival mid for market orders).
 - ``Price improvement [%]``: share of limit fills with price improvement > 0 (better than the arrival mid).
 - ``Time to fill [s]``: mean over filled decisions. ``Adverse selection [bps]``: mean over fills, 60 s after.
+- ``Depth-short``: decisions with an order (a limit taking liquidity, a cleanup, a child) larger than the visible
+  book, whose rest the simulator priced by the square-root impact model.
 - PnL per decision ``pnl_usd = -IS / 1e4 * arrival_mid * qty``: the cost avoided relative to trading at the
   arrival mid (negative = a cost). ``Sharpe``: mean / std of per-decision PnL, annualised by
   ``sqrt(decisions_per_day * 365)``. ``Max drawdown [USD]``: largest fall of the cumulative PnL from its peak.
@@ -36,6 +38,7 @@ class StrategyOutcomes:
     is_bps: np.ndarray  # (D,)
     price_improvement_bps: np.ndarray  # (D,) NaN unless filled
     adverse_selection_bps: np.ndarray  # (D,) NaN unless filled or unknown
+    depth_short: np.ndarray  # (D,) bool: an order went beyond the visible book (impact-priced rest)
     invalid: np.ndarray | None = None  # (D,) bool: the policy's answer was invalid (fallback used)
 
     @property
@@ -72,4 +75,5 @@ def strategy_metrics(o: StrategyOutcomes, decisions_per_day: float) -> dict[str,
         "Filled": float(np.sum(o.fill_share >= 1)),
         "Cleanups": float(np.sum(o.fill_share < 1)),
         "Invalid": float(np.sum(o.invalid)) if o.invalid is not None else 0.0,
+        "Depth-short": float(np.sum(o.depth_short)),
     }

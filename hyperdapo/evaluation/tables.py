@@ -6,7 +6,8 @@
 - Execution Quality (cost): per strategy the implementation shortfall with its bootstrap 95% CI, the paired
   difference to the candidate (``llm``) and the paired t and Wilcoxon p-values, raw and Bonferroni-corrected.
 - Execution Detail: per strategy fill rate, slippage, price-improvement share, time to fill, adverse selection,
-  Sharpe and invalid answers (the two execution tables together fit a page, where one 12-column table did not).
+  Sharpe, depth-short decisions (an order beyond the visible book, priced by the impact model) and invalid answers
+  (the two execution tables together fit a page, where one 12-column table did not).
 
 Files: ``<stem>.md`` and ``<stem>.tex`` carry the caption and the formatted values; ``<stem>.csv`` holds the raw
 values only (``pd.read_csv(path)`` reads it: no comment line, full float precision, the CI as two columns);
@@ -35,7 +36,7 @@ POLICIES = ("llm",)
 P_FLOOR = 1e-4
 STARS = ((0.001, "***"), (0.01, "**"), (0.05, "*"))
 STAR_NOTE = "Stars: * p < 0.05, ** p < 0.01, *** p < 0.001; p-values below 1e-4 are shown as <1e-4."
-INT_COLUMNS = ("Steps", "Invalid", "Invalid answers")
+INT_COLUMNS = ("Steps", "Invalid", "Invalid answers", "Depth-short")
 LATEX_PACKAGES = ("booktabs",)
 
 # display-only merges of raw columns: (shown column, raw columns, formatter of the raw values)
@@ -251,11 +252,12 @@ def execution_quality(metrics: dict[str, dict[str, float]], ci: dict[str, tuple[
 
 
 DETAIL_COLUMNS = ("Fill rate [%]", "Slippage [bps]", "Price improvement [%]", "Time to fill [s]",
-                  "Adverse selection [bps]", "Sharpe")
+                  "Adverse selection [bps]", "Sharpe", "Depth-short")
 
 
 def execution_detail(metrics: dict[str, dict[str, float]]) -> pd.DataFrame:
     """How each strategy executes: the :func:`~hyperdapo.evaluation.metrics.strategy_metrics` of
-    ``DETAIL_COLUMNS`` and the number of invalid answers (fallback order used)."""
+    ``DETAIL_COLUMNS`` (``Depth-short``: decisions with an order beyond the visible book) and the number of invalid
+    answers (fallback order used)."""
     return pd.DataFrame([{"Strategy": name, **{c: m[c] for c in DETAIL_COLUMNS}, "Invalid answers": m["Invalid"]}
                          for name, m in metrics.items()])

@@ -23,6 +23,9 @@ class FillConfig:
     horizon_s: float = 300.0
     adverse_horizon_s: float = 60.0
     queue_model: str = QueueModel.NONE  # none | conservative
+    # the square-root impact model of depth beyond the visible book (fills.py, rule 6): the window of its
+    # volatility (bps of the mid) and traded volume (coins), seconds before the execution
+    impact_window_s: float = 300.0
 
     def __post_init__(self) -> None:
         if self.queue_model not in {q.value for q in QueueModel}:
@@ -30,8 +33,9 @@ class FillConfig:
         self.queue_model = QueueModel(self.queue_model)
         if not (math.isfinite(self.adverse_horizon_s) and self.adverse_horizon_s >= 0):
             raise ValueError(f"execution.adverse_horizon_s={self.adverse_horizon_s}: must be finite and >= 0")
-        if not (math.isfinite(self.horizon_s) and self.horizon_s > 0):
-            raise ValueError(f"execution.horizon_s={self.horizon_s}: must be finite and > 0")
+        for key in ("horizon_s", "impact_window_s"):
+            if not (math.isfinite(getattr(self, key)) and getattr(self, key) > 0):
+                raise ValueError(f"execution.{key}={getattr(self, key)}: must be finite and > 0")
 
 
 class RewardName(StrEnum):

@@ -24,6 +24,39 @@ def _asof(ts_list, t) -> int:
     return i
 
 
+def _impact_bps(book: BookSnapshots, trades: Trades | None, i: int, t_us: int, levels: list, qty: float,
+                cfg: FillConfig) -> float:
+    """``sigma_bps * sqrt(qty / V)`` over the window before ``t_us`` (snapshot ``i``), as rule 6 of fills.py."""
+    w = int(cfg.impact_window_s * 1e6)
+    ts, mid = book.ts_us.tolist(), book.mid.tolist()
+    r2 = [math.log(mid[j] / mid[j - 1]) ** 2 for j in range(1, i + 1) if ts[j - 1] > t_us - w]
+    sigma_bps = math.sqrt(sum(r2)) * 1e4
+    volume = 0.0 if trades is None else sum(a for t, a in zip(trades.ts_us.tolist(), trades.amount.tolist(),
+                                                              strict=True) if t_us - w < t <= t_us)
+    visible = sum(z for lp, z in levels if not math.isnan(lp))
+    v = volume if volume > 0 else visible if visible > 0 else qty
+    return sigma_bps * math.sqrt(qty / v)
+
+
+def _taker_price(book: BookSnapshots, trades: Trades | None, i: int, t_us: int, s: int, qty: float, limit: float,
+                 cfg: FillConfig) -> tuple[float, bool]:
+    """Average price of a taker order against snapshot ``i`` at ``t_us`` within ``limit``; the rest beyond the
+    visible depth at the impact price, no better than the last level taken, no worse than ``limit``."""
+    levels = list(zip(book.ask_px[i], book.ask_sz[i], strict=True)) if s > 0 else \
+        list(zip(book.bid_px[i], book.bid_sz[i], strict=True))
+    left, cost, last = qty, 0.0, math.nan
+    for lp, lz in levels:
+        if math.isnan(lp) or s * lp > s * limit or left <= 1e-12:
+            break
+        take = min(left, lz)
+        cost, left, last = cost + take * lp, left - take, lp
+    if left <= 1e-12:
+        return cost / qty, False
+    rest = float(book.mid[i]) * (1 + s * _impact_bps(book, trades, i, t_us, levels, qty, cfg) / 1e4)
+    rest = rest if math.isnan(last) else s * max(s * rest, s * last)
+    return (cost + left * s * min(s * rest, s * limit)) / qty, True
+
+
 def reference_order(book: BookSnapshots, trades: Trades | None, t0: int, s: int, p: float, qty: float,
                     cfg: FillConfig, venue: VenueConfig) -> dict:
     ts = book.ts_us.tolist()
@@ -31,23 +64,17 @@ def reference_order(book: BookSnapshots, trades: Trades | None, t0: int, s: int,
     mid0 = float(book.mid[i0])
     tp, th = t0 + int(venue.latency_ms * 1000), t0 + int(cfg.horizon_s * 1e6)
     ip, ih = _asof(ts, tp), _asof(ts, th)
-    opp = list(zip(book.ask_px[ip], book.ask_sz[ip], strict=True)) if s > 0 else \
-        list(zip(book.bid_px[ip], book.bid_sz[ip], strict=True))
+    best_opp = book.ask_px[ip, 0] if s > 0 else book.bid_px[ip, 0]
     own = list(zip(book.bid_px[ip], book.bid_sz[ip], strict=True)) if s > 0 else \
         list(zip(book.ask_px[ip], book.ask_sz[ip], strict=True))
     r = dict(filled=False, marketable=False, cleanup=False, fill_ts_us=0, time_to_fill_s=math.nan,
              fill_price=math.nan, exec_price=math.nan, fee_bps=math.nan, price_improvement_bps=math.nan,
              adverse_selection_bps=math.nan, depth_short=False)
     through = (lambda x: x <= p) if s > 0 else (lambda x: x >= p)  # a price a buy (sell) would accept
-    if not math.isnan(opp[0][0]) and through(opp[0][0]):
-        left, cost = qty, 0.0
-        for lp, lz in opp:
-            if math.isnan(lp) or not through(lp) or left <= 1e-12:
-                break
-            take = min(left, lz)
-            cost, left = cost + take * lp, left - take
-        r.update(filled=True, marketable=True, fill_ts_us=tp, fill_price=(cost + max(left, 0) * p) / qty,
-                 fee_bps=venue.taker_fee_bps, depth_short=left > 1e-12)
+    if not math.isnan(best_opp) and through(best_opp):
+        price, short = _taker_price(book, trades, ip, tp, s, qty, p, cfg)
+        r.update(filled=True, marketable=True, fill_ts_us=tp, fill_price=price, fee_bps=venue.taker_fee_bps,
+                 depth_short=short)
     elif trades is None:
         for j in range(ip + 1, ih + 1):
             best = book.ask_px[j, 0] if s > 0 else book.bid_px[j, 0]
@@ -77,16 +104,8 @@ def reference_order(book: BookSnapshots, trades: Trades | None, t0: int, s: int,
         if ta <= ts[-1]:
             r["adverse_selection_bps"] = s * (r["fill_price"] - float(book.mid[_asof(ts, ta)])) / mid0 * 1e4
     else:
-        side_levels = list(zip(book.ask_px[ih], book.ask_sz[ih], strict=True)) if s > 0 else \
-            list(zip(book.bid_px[ih], book.bid_sz[ih], strict=True))
-        left, cost, last = qty, 0.0, math.nan
-        for lp, lz in side_levels:
-            if math.isnan(lp) or left <= 1e-12:
-                break
-            take = min(left, lz)
-            cost, left, last = cost + take * lp, left - take, lp
-        r.update(cleanup=True, exec_price=(cost + max(left, 0) * last) / qty, depth_short=left > 1e-12,
-                 fee_bps=venue.taker_fee_bps, fill_ts_us=th)
+        price, short = _taker_price(book, trades, ih, th, s, qty, s * math.inf, cfg)
+        r.update(cleanup=True, exec_price=price, depth_short=short, fee_bps=venue.taker_fee_bps, fill_ts_us=th)
     r["is_bps"] = s * (r["exec_price"] - mid0) / mid0 * 1e4 + r["fee_bps"]
     r["arrival_mid"] = mid0
     return r

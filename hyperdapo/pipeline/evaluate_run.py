@@ -96,8 +96,10 @@ def caption(cfg: RunConfig, task: ExecutionTask, n: int) -> str:
              "the data)" if task.market.trades is None else "fills by trades printing through the limit price")
     venue = (f"{cfg.venue.name} (maker {cfg.venue.maker_fee_bps:g} / taker {cfg.venue.taker_fee_bps:g} bps, latency "
              f"{cfg.venue.latency_ms:g} ms)")
+    depth = (f"depth beyond the visible book priced by the square-root impact sigma * sqrt(Q / V) over "
+             f"{cfg.execution.impact_window_s:g} s (Depth-short counts those decisions)")
     return (f"{cfg.asset.name} on {venue}, {cfg.data.source} data, {cfg.evaluate.split} split ({n} decisions), horizon "
-            f"{cfg.execution.horizon_s:g} s, IS in bps incl. fees and cleanup; {fills}. Oracle = ex-post best "
+            f"{cfg.execution.horizon_s:g} s, IS in bps incl. fees and cleanup; {fills}; {depth}. Oracle = ex-post best "
             "offset (upper bound, not a strategy). Diff vs llm = IS(strategy) - IS(llm): negative = the strategy "
             "is cheaper than llm; p-values of paired tests over decisions, Bonferroni over the baselines.")
 

@@ -68,7 +68,11 @@ def _inspect(args) -> None:
         trades, _ = load_cached(args.trades, Kind.TRADES, args.cache_dir)
         assert isinstance(trades, Trades)
     instrument = Instrument(load_venue(args.venue), load_asset(args.asset)) if args.asset else None
-    stats = market_statistics(book, trades, instrument)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        stats = market_statistics(book, trades, instrument)
+    for w in caught:
+        console.print(f"[yellow]warning:[/] {w.message}", highlight=False, soft_wrap=True)
     table = Table(title=f"market statistics: {Path(args.book).name}")
     table.add_column("statistic")
     table.add_column("value", justify="right")
@@ -102,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--kind", choices=[k.value for k in Kind], default=None)
     p.add_argument("--cache-dir", default=str(DEFAULT_CACHE_DIR))
     p.set_defaults(run=_ingest)
-    p = sub.add_parser("inspect", help="market statistics of a book file (and its trades)")
+    p = sub.add_parser("inspect", help="market statistics of a book file (and its trades, over the span both cover)")
     p.add_argument("book")
     p.add_argument("trades", nargs="?")
     p.add_argument("--asset", default=None, help="asset name, for the one-tick spread share")

@@ -4,11 +4,17 @@ All on a regular 1-s grid of the book, as-of (the last snapshot at or before eac
 mid), top-of-book share at one tick, volatility (std of 1-s log mid returns, bps; annualised with 365 days
 of 86,400 s), trade rate (trades per minute) and the correlation between top-5 order-book imbalance at t
 and the mid log-return over (t, t + 30 s]: the short-horizon information a limit-order policy can use.
+
+Trade statistics (rate, median size, buy share) count the trades within the span the book and the trade files
+share (``shared_hours``), so files of different spans do not inflate the rate; a warning names both spans when
+either file reaches more than ``SPAN_TOLERANCE`` of its own span beyond the shared one.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import math
+import warnings
 
 import numpy as np
 
@@ -17,6 +23,7 @@ from hyperdapo.data.venues import Instrument
 
 US_PER_S = 1_000_000
 SECONDS_PER_YEAR = 365 * 86_400
+SPAN_TOLERANCE = 0.05  # share of a file's span that may lie outside the shared span without a warning
 
 
 def imbalance(book: BookSnapshots, n_levels: int = 5) -> np.ndarray:
@@ -24,6 +31,25 @@ def imbalance(book: BookSnapshots, n_levels: int = 5) -> np.ndarray:
     bid = np.nansum(book.bid_sz[:, :n_levels], axis=1)
     ask = np.nansum(book.ask_sz[:, :n_levels], axis=1)
     return (bid - ask) / np.maximum(bid + ask, 1e-300)
+
+
+def _utc(ts_us: int) -> str:
+    return dt.datetime.fromtimestamp(int(ts_us) / US_PER_S, dt.UTC).isoformat(timespec="seconds")
+
+
+def shared_span_us(book: BookSnapshots, trades: Trades) -> tuple[int, int]:
+    """(start, end) in us of the time both the book and the trades cover; a warning when either file reaches
+    more than ``SPAN_TOLERANCE`` of its own span beyond it, an error when they share none."""
+    spans = {"book": (int(book.ts_us[0]), int(book.ts_us[-1])), "trades": (int(trades.ts_us[0]), int(trades.ts_us[-1]))}
+    start, end = max(lo for lo, _ in spans.values()), min(hi for _, hi in spans.values())
+    text = ", ".join(f"{name} {_utc(lo)}..{_utc(hi)} ({(hi - lo) / 3600 / US_PER_S:.2f} h)"
+                     for name, (lo, hi) in spans.items())
+    if start >= end:
+        raise ValueError(f"the book and the trades share no time span: {text}")
+    if any((hi - lo) - (end - start) > SPAN_TOLERANCE * (hi - lo) for lo, hi in spans.values()):
+        warnings.warn(f"the files cover different spans ({text}): trade statistics use the "
+                      f"{(end - start) / 3600 / US_PER_S:.2f} h they share, {_utc(start)}..{_utc(end)}", stacklevel=2)
+    return start, end
 
 
 def market_statistics(book: BookSnapshots, trades: Trades | None, instrument: Instrument | None = None,
@@ -54,8 +80,10 @@ def market_statistics(book: BookSnapshots, trades: Trades | None, instrument: In
         gap = book.ask_px[asof, 0] - book.bid_px[asof, 0]
         stats["share_one_tick"] = float(np.mean(np.isclose(gap, tick)))
     if trades is not None and len(trades):
-        minutes = (book.ts_us[-1] - book.ts_us[0]) / 60 / US_PER_S
-        stats["trades_per_min"] = len(trades) / minutes
-        stats["trade_size_median"] = float(np.median(trades.amount))
-        stats["buy_share"] = float(np.mean(trades.side > 0))
+        start, end = shared_span_us(book, trades)
+        shared = (trades.ts_us >= start) & (trades.ts_us <= end)
+        stats["shared_hours"] = (end - start) / 3600 / US_PER_S
+        stats["trades_per_min"] = int(shared.sum()) / ((end - start) / 60 / US_PER_S)
+        stats["trade_size_median"] = float(np.median(trades.amount[shared]))
+        stats["buy_share"] = float(np.mean(trades.side[shared] > 0))
     return stats

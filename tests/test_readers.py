@@ -108,8 +108,10 @@ def test_hyperliquid_archive_layout(tmp_path):
     assert b.ask_px[0, 0] == 42728.0 and np.isnan(b.ask_px[0, 1]) and np.isnan(b.bid_px[1, 1])
 
 
-def test_unknown_name_needs_kind(tmp_path):
+def test_unknown_name_is_read_by_its_header_or_needs_kind(tmp_path):
     p = write_gz(tmp_path / "mystery.csv.gz", book5_lines())
-    with pytest.raises(ValueError, match="mystery.csv.gz"):
-        read_market_file(p)
+    assert read_market_file(p).table.n_levels == 5  # the header has asks[0].price: a book snapshot
+    q = write_gz(tmp_path / "mystery2.csv.gz", [f"{HEAD},a,b", "x,BTC,1,2,3,4"])
+    with pytest.raises(ValueError, match="mystery2.csv.gz.*name or the CSV header"):
+        read_market_file(q)
     assert read_market_file(p, kind="book_snapshot").table.n_levels == 5

@@ -41,12 +41,16 @@ class StepClock(L.Callback):
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    """A real DAPO fit (tiny model, 4 prompts x 4 answers) that records every rollout and validation generation.
+    """A real DAPO fit (tiny model, 8 prompts x 8 answers) that records every rollout and validation generation.
     Scoring is rigged so that even groups have one reward for every answer (zero std) and odd groups 0, 1, 2, 3."""
     tmp = tmp_path_factory.mktemp("throughput")
     overrides = fast(tmp, "algo=dapo", "algo.sft_warmup_steps=0", "algo.dynamic_sampling=false",
                      f"trainer.max_steps={STEPS}", "trainer.val_every_n_steps=3", "trainer.ckpt_every_n_steps=100",
-                     f"trainer.val_decisions={VAL_DECISIONS}", f"optim.grad_clip={GRAD_CLIP}", "logger=none")
+                     f"trainer.val_decisions={VAL_DECISIONS}", f"optim.grad_clip={GRAD_CLIP}", "logger=none",
+                     # the benchmark's step (B=8 x G=8, the default tiny model): Lightning's own few ms per batch,
+                     # outside the step, stay small next to it
+                     "algo.prompts_per_batch=8", "algo.group_size=8", "model.tiny.hidden_size=128",
+                     "model.tiny.intermediate_size=384")
     # decisions every 10 s (not 30): the validation split must hold more than VAL_DECISIONS
     cfg = run_config([o for o in overrides if not o.startswith("decisions.every_s=")] + ["decisions.every_s=10"])
     task = build_task(cfg)

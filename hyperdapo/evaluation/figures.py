@@ -83,7 +83,7 @@ def _legend(fig: Figure, handles: list, where: str = "lower") -> None:
 
 def learning_curves(runs: Sequence[tuple[str, Path]], keys: Sequence[str], continuous: bool = False) -> Figure:
     """One panel per metric key (e.g. ``train/reward_mean`` in bps, ``train/loss``; two panels a row) over the
-    optimiser step, one line per run in one colour across the panels. ``runs`` is an ordered list of
+    training step (one SFT/DPO batch or one RL rollout batch), one line per run in one colour across the panels. ``runs`` is an ordered list of
     ``(label, metrics.csv)``; with ``continuous`` each later run continues the previous one's step axis (SFT then
     DAPO as one curve) and a dashed vertical line marks each switch. ``train/*`` series of at least
     ``MIN_SMOOTH_POINTS`` points are drawn smoothed (EMA, :func:`smoothing_span`) over the faint raw values."""
@@ -110,7 +110,7 @@ def learning_curves(runs: Sequence[tuple[str, Path]], keys: Sequence[str], conti
         for _, _, offset in data[1:] if continuous else []:
             ax.axvline(offset, color="0.3", ls="--", lw=0.9, label="_switch")
         ax.set_title(f"{key} (EMA, raw faint)" if smoothed else key, fontsize=9)
-        ax.set_xlabel("optimiser step" + (" (runs in sequence)" if continuous and len(data) > 1 else ""))
+        ax.set_xlabel("training step" + (" (runs in sequence)" if continuous and len(data) > 1 else ""))
         ax.grid(alpha=0.3)
     handles = [Line2D([], [], color=palette[label], lw=1.6, label=label) for label, _, _ in data]
     if continuous and len(data) > 1:

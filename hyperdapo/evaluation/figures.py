@@ -83,7 +83,8 @@ def _legend(fig: Figure, handles: list, where: str = "lower") -> None:
 
 def learning_curves(runs: Sequence[tuple[str, Path]], keys: Sequence[str], continuous: bool = False) -> Figure:
     """One panel per metric key (e.g. ``train/reward_mean`` in bps, ``train/loss``; two panels a row) over the
-    training step (one SFT/DPO batch or one RL rollout batch), one line per run in one colour across the panels. ``runs`` is an ordered list of
+    training step (one SFT/DPO batch or one RL rollout batch), one line per run in one colour across the panels.
+    ``runs`` is an ordered list of
     ``(label, metrics.csv)``; with ``continuous`` each later run continues the previous one's step axis (SFT then
     DAPO as one curve) and a dashed vertical line marks each switch. ``train/*`` series of at least
     ``MIN_SMOOTH_POINTS`` points are drawn smoothed (EMA, :func:`smoothing_span`) over the faint raw values."""

@@ -11,9 +11,10 @@ from hyperdapo.pipeline.trained import DecisionInput
 from tests.pipeline_helpers import fast, run_config
 
 
-def train_tiny_policy(tmp: Path) -> Path:
-    """The registry directory of a tiny SFT policy trained in ``tmp`` on the synthetic market."""
-    cfg = run_config(fast(tmp, "algo=sft", "trainer.max_steps=2", "run_name=tiny", "logger=none"))
+def train_tiny_policy(tmp: Path, *overrides: str) -> Path:
+    """The registry directory of a tiny SFT policy trained in ``tmp`` on the synthetic market (``overrides``: more
+    run overrides, e.g. another seed)."""
+    cfg = run_config(fast(tmp, "algo=sft", "trainer.max_steps=2", "run_name=tiny", "logger=none", *overrides))
     return Path(run_training(cfg, tmp / "run")["policy_dir"])
 
 

@@ -1,13 +1,22 @@
-"""Paper trading in replay on the shared Hyperliquid hour (book only): the running log and the summary table."""
+"""Paper trading in replay on the shared Hyperliquid hour (book only), and live on a loopback websocket replaying
+it: the running log and the summary table."""
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import json
+import threading
+from contextlib import contextmanager, suppress
 
+import lz4.frame
 import pytest
+import websockets
+from websockets.asyncio.server import serve
 
 from hyperdapo.paper.__main__ import main as paper_main
 from hyperdapo.paper.__main__ import split_args
+from hyperdapo.paper.live import paper_trade_live, subscriptions
 from tests.policy_helpers import train_tiny_policy
 
 
@@ -37,3 +46,80 @@ def test_policy_is_required_and_keys_split_from_overrides(capsys):
                                                                              ["experiment=hl_sample"])
     assert paper_main(["experiment=hl_sample"]) == 2
     assert "policy=<dir> is required" in capsys.readouterr().err
+
+
+def hl_messages(path, n_books: int = 200) -> list[dict]:
+    """The first ``n_books`` l2Book messages of the recorded Hyperliquid hour (its lines' ``raw``), with a synthetic
+    trades message (one buy, one sell at the touch) after every 10th book."""
+    lines = lz4.frame.decompress(path.read_bytes()).decode().splitlines()[:n_books]
+    books = [json.loads(line)["raw"] for line in lines]
+    out = []
+    for k, msg in enumerate(books):
+        out.append(msg)
+        if k % 10 == 9:
+            data = msg["data"]
+            bid, ask = data["levels"][0][0]["px"], data["levels"][1][0]["px"]
+            out.append({"channel": "trades", "data": [
+                {"coin": "BTC", "side": "B", "px": ask, "sz": "0.5", "time": data["time"], "hash": "0x0", "tid": k},
+                {"coin": "BTC", "side": "A", "px": bid, "sz": "0.5", "time": data["time"], "hash": "0x1", "tid": -k}]})
+    return out
+
+
+@contextmanager
+def loopback_websocket(messages: list[dict]):
+    """A websocket server on 127.0.0.1 (ephemeral port; its own thread) that waits for the two subscriptions, sends
+    ``messages`` as fast as it can and closes; yields (port, the subscriptions it received)."""
+    started, box, subs = threading.Event(), {}, []
+
+    async def handler(ws) -> None:
+        for _ in range(2):
+            subs.append(json.loads(await ws.recv()))
+        with suppress(websockets.ConnectionClosed):
+            for msg in messages:
+                await ws.send(json.dumps(msg))
+
+    async def run() -> None:
+        box["stop"] = asyncio.get_running_loop().create_future()
+        async with serve(handler, "127.0.0.1", 0) as server:
+            box["port"] = server.sockets[0].getsockname()[1]
+            box["loop"] = asyncio.get_running_loop()
+            started.set()
+            await box["stop"]
+
+    thread = threading.Thread(target=asyncio.run, args=(run(),), daemon=True)
+    thread.start()
+    assert started.wait(10)
+    try:
+        yield box["port"], subs
+    finally:
+        box["loop"].call_soon_threadsafe(box["stop"].set_result, None)
+        thread.join(10)
+
+
+@pytest.mark.shared_data
+def test_live_on_a_loopback_websocket_writes_log_and_summary(hl_sample, tmp_path):
+    policy_dir = train_tiny_policy(tmp_path)
+    out = tmp_path / "live"
+    with loopback_websocket(hl_messages(hl_sample)) as (port, subs):
+        argv = [f"policy={policy_dir}", "mode=live", f"url=ws://127.0.0.1:{port}", "max_decisions=4",
+                "duration_s=120", "every_s=10", "decisions.horizon_s=20", "decisions.adverse_horizon_s=5", f"out={out}"]
+        assert paper_main(argv) == 0
+    assert subs == subscriptions("BTC")
+    rows = [json.loads(line) for line in (out / "paper_log.jsonl").read_text().splitlines()]
+    summary = json.loads((out / "summary.json").read_text())
+    assert len(rows) == summary["decisions"] == 4
+    assert [r["ts_us"] for r in rows] == sorted(r["ts_us"] for r in rows)
+    assert all(b - a >= 10_000_000 for a, b in itertools.pairwise(r["ts_us"] for r in rows))
+    assert all(r["answer"].startswith(r["side"] + " LIMIT") and 40_000 < r["mid_usd"] < 45_000 for r in rows)
+    assert {"market", "twap", "oracle"} <= set(rows[0]["baselines_is_bps"])
+    llm = summary["metrics"]["llm"]
+    assert llm["IS [bps]"] == pytest.approx(sum(r["is_bps"] for r in rows) / len(rows))
+    table = (out / "tables" / "paper_summary.md").read_text()
+    assert "Paper trading (live" in table and "fills by trades" in table and "| **llm** |" in table
+
+
+def test_live_needs_a_bound_and_a_known_mode(capsys):
+    assert paper_main(["policy=p", "mode=dream"]) == 2
+    assert "mode=dream" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="max_decisions"):
+        paper_trade_live(None, None, "unused")

@@ -144,15 +144,18 @@ def oracle(task: ExecutionTask, idx: np.ndarray, cfg: BaselineConfig) -> Strateg
     return outcomes_of("oracle", task, idx, out, px[np.arange(len(idx)), best], column=best)
 
 
-def baseline_outcomes(task: ExecutionTask, idx: np.ndarray, cfg: BaselineConfig) -> dict[str, StrategyOutcomes]:
-    """Every baseline (and the oracle) on decisions ``idx``."""
+def baseline_outcomes(task: ExecutionTask, idx: np.ndarray, cfg: BaselineConfig,
+                      fitted: bool = True) -> dict[str, StrategyOutcomes]:
+    """Every baseline (and the oracle) on decisions ``idx``; ``fitted=False`` leaves out the two fit on the
+    training split (vwap, analytic), for a task without one (live paper trading)."""
     res = {"market": market_order(task, idx)}
     for name, off in cfg.fixed_offsets_bps.items():
         res[name] = single_offset(name, task, idx, np.full(len(idx), off))
     res["twap"] = sliced("twap", task, idx, cfg, None)
-    res["vwap"] = sliced("vwap", task, idx, cfg, volume_profile(task))
-    fit = fit_analytic(task, cfg)
-    res["analytic"] = single_offset("analytic", task, idx, np.full(len(idx), fit.best_offset_bps))
+    if fitted:
+        res["vwap"] = sliced("vwap", task, idx, cfg, volume_profile(task))
+        fit = fit_analytic(task, cfg)
+        res["analytic"] = single_offset("analytic", task, idx, np.full(len(idx), fit.best_offset_bps))
     res["oracle"] = oracle(task, idx, cfg)
     return res
 

@@ -27,15 +27,16 @@ import numpy as np
 from hyperdapo.atomic import write_text_atomic
 from hyperdapo.data.schema import Side
 from hyperdapo.evaluation.baselines import baseline_outcomes, llm_outcomes, single_offset
-from hyperdapo.evaluation.metrics import strategy_metrics
+from hyperdapo.evaluation.metrics import StrategyOutcomes, strategy_metrics
 from hyperdapo.evaluation.stats import mean_ci, paired_tests
 from hyperdapo.evaluation.tables import execution_quality, write_table
+from hyperdapo.execution.task import ExecutionTask
 from hyperdapo.features.config import Objective
 from hyperdapo.features.decision_set import Split
 from hyperdapo.pipeline.config import RunConfig
 from hyperdapo.pipeline.evaluate_run import CANDIDATE, NOT_STRATEGIES
 from hyperdapo.pipeline.train_run import build_task
-from hyperdapo.pipeline.trained import DecisionInput, TrainedPolicy, answer_prefix
+from hyperdapo.pipeline.trained import DecisionInput, Order, TrainedPolicy, answer_prefix
 
 log = logging.getLogger(__name__)
 US_PER_S = 1_000_000
@@ -67,38 +68,51 @@ def paper_trade(policy: TrainedPolicy, market_cfg: RunConfig, out_dir: Path | st
                                                  d.horizon_s)])[0]
             completions.append(order.answer[len(answer_prefix(cfg, side)):])
             offset = order.offset_bps if order.valid else fallback_bps
-            llm = single_offset(CANDIDATE, task, np.array([i]), np.array([offset]))
-            row = {"ts_us": int(d.ts_us[i]), "mid_usd": float(task.mid_usd[i]), "side": side.name,
-                   "qty": float(d.qty[i]), "objective": str(d.objective[i]), "answer": order.answer,
-                   "valid": order.valid, "reason": order.reason, "offset_bps": float(offset),
-                   "limit_px": float(llm.target_price[0]), "filled": bool(llm.fill_share[0] >= 1),
-                   "time_to_fill_s": _finite(llm.time_to_fill_s[0]), "is_bps": float(llm.is_bps[0]),
-                   "baselines_is_bps": {n: float(o.is_bps[k]) for n, o in baselines.items()}}
+            row = order_row(task, i, order, offset, {n: o.is_bps[k] for n, o in baselines.items()})
             logf.write(json.dumps(row) + "\n")
             logf.flush()
             if k % 20 == 0 or k == len(idx) - 1:
                 log.info("decision %d/%d: %s -> %s (IS %.2f bps)", k + 1, len(idx), order.answer,
                          "filled" if row["filled"] else "cleanup", row["is_bps"])
     strategies = {**baselines, CANDIDATE: llm_outcomes(task, idx, completions, fallback_bps)}
+    span = f"{utc_text(d.ts_us[idx[0]])} to {utc_text(d.ts_us[idx[-1]])} UTC"
+    head = (f"Paper trading (replay) of {policy.path.name} on {cfg.asset.name} {cfg.data.source} data, {span}: "
+            f"{len(idx)} decisions every {cfg.decisions.every_s:g} s after the training period")
+    return summarize(out, cfg, policy, strategies, head, task.market.trades is not None, time.perf_counter() - t_wall)
+
+
+def order_row(task: ExecutionTask, i: int, order: Order, offset_bps: float, baselines_is_bps: dict) -> dict:
+    """The running log's line of decision ``i``: the policy's order (``offset_bps``: its offset, or the fallback's
+    when invalid) simulated by the backtest's fill model, beside the baselines' IS (bps) on the same decision."""
+    d = task.decisions
+    llm = single_offset(CANDIDATE, task, np.array([i]), np.array([offset_bps]))
+    return {"ts_us": int(d.ts_us[i]), "mid_usd": float(task.mid_usd[i]), "side": Side(int(d.side[i])).name,
+            "qty": float(d.qty[i]), "objective": str(d.objective[i]), "answer": order.answer, "valid": order.valid,
+            "reason": order.reason, "offset_bps": float(offset_bps), "limit_px": float(llm.target_price[0]),
+            "filled": bool(llm.fill_share[0] >= 1), "time_to_fill_s": _finite(llm.time_to_fill_s[0]),
+            "is_bps": float(llm.is_bps[0]), "baselines_is_bps": {n: float(v) for n, v in baselines_is_bps.items()}}
+
+
+def summarize(out: Path, cfg: RunConfig, policy: TrainedPolicy, strategies: dict[str, StrategyOutcomes], head: str,
+              has_trades: bool, wall_s: float) -> dict:
+    """Write ``tables/paper_summary.*`` and ``summary.json`` of ``strategies`` (the policy's outcomes under
+    ``llm``); ``head`` opens the caption (mode, policy, market, span). Returns the summary."""
     per_day = 86_400 / cfg.decisions.every_s
     metrics = {n: strategy_metrics(o, per_day) for n, o in strategies.items()}
     ci = {n: mean_ci(o.is_bps, cfg.seed) for n, o in strategies.items()}
     base = {n: o.is_bps for n, o in strategies.items() if n not in (CANDIDATE, *NOT_STRATEGIES)}
     tests = paired_tests(base, strategies[CANDIDATE].is_bps, cfg.seed)
-    fills = ("book-only fills (a resting order fills when the opposite best reaches its price; no trades in the "
-             "data)" if task.market.trades is None else "fills by trades printing through the limit price")
-    span = f"{_utc(d.ts_us[idx[0]])} to {_utc(d.ts_us[idx[-1]])} UTC"
-    caption = (f"Paper trading (replay) of {policy.path.name} on {cfg.asset.name} {cfg.data.source} data, {span}: "
-               f"{len(idx)} decisions every {cfg.decisions.every_s:g} s after the training period, horizon "
-               f"{d.horizon_s:g} s, IS in bps incl. fees and cleanup; {fills}; invalid answers "
-               f"({int(metrics[CANDIDATE]['Invalid'])}) replaced by the {cfg.evaluate.fallback} offset. Oracle = "
-               "ex-post best offset (upper bound). Diff vs llm = IS(strategy) - IS(llm); paired tests over decisions, "
-               "Bonferroni over the baselines.")
+    fills = ("fills by trades printing through the limit price" if has_trades else "book-only fills (a resting "
+             "order fills when the opposite best reaches its price; no trades in the data)")
+    caption = (f"{head}, horizon {cfg.decisions.horizon_s:g} s, IS in bps incl. fees and cleanup; {fills}; invalid "
+               f"answers ({int(metrics[CANDIDATE]['Invalid'])}) replaced by the {cfg.evaluate.fallback} offset. "
+               "Oracle = ex-post best offset (upper bound). Diff vs llm = IS(strategy) - IS(llm); paired tests over "
+               "decisions, Bonferroni over the baselines.")
     table = execution_quality(metrics, ci, tests)
     table.insert(1, "Fill rate [%]", [metrics[n]["Fill rate [%]"] for n in table["Strategy"]])
     write_table(table, out / "tables", "paper_summary", caption)
-    summary = {"policy": str(policy.path), "asset": cfg.asset.name, "decisions": int(len(idx)), "caption": caption,
-               "metrics": metrics, "is_ci": ci, "tests": tests, "wall_s": time.perf_counter() - t_wall}
+    summary = {"policy": str(policy.path), "asset": cfg.asset.name, "decisions": len(strategies[CANDIDATE].is_bps),
+               "caption": caption, "metrics": metrics, "is_ci": ci, "tests": tests, "wall_s": wall_s}
     write_text_atomic(out / "summary.json", json.dumps(summary, indent=2, default=str))
     return summary
 
@@ -107,5 +121,6 @@ def _finite(x: float) -> float | None:
     return float(x) if np.isfinite(x) else None
 
 
-def _utc(ts_us: int) -> str:
+def utc_text(ts_us: int) -> str:
+    """``ts_us`` as ``YYYY-MM-DD HH:MM:SS`` (UTC)."""
     return str(np.datetime64(int(ts_us), "us").astype("datetime64[s]")).replace("T", " ")

@@ -1,7 +1,8 @@
 """``python -m hyperdapo.serve [policy=outputs/models/BTC/<run>[,<dir>...]] [key=value ...]``
 
 Loads one policy per asset (explicit directories, or ``policy=latest assets=BTC,ETH``: the newest registry
-entry of each asset) and serves them with uvicorn on ``host:port`` (127.0.0.1:8000 by default). Keys:
+entry of each asset, or ``policy=ensemble members=<dir>,<dir>``: one policy, the median of asset specialists,
+:mod:`hyperdapo.pipeline.ensemble`) and serves them with uvicorn on ``host:port`` (127.0.0.1:8000 by default). Keys:
 :class:`hyperdapo.serve.config.ServeConfig`. A bad key, value or policy prints ``error: <message>`` and exits 2.
 """
 
@@ -18,7 +19,10 @@ log = logging.getLogger("hyperdapo.serve")
 
 
 def policy_dirs(cfg: ServeConfig) -> list[Path]:
-    """The policy directories to serve: explicit, or the newest registry entry of each asset."""
+    """The policy directories to serve: explicit, or the newest registry entry of each asset (none with
+    policy=ensemble: its members load as one policy)."""
+    if cfg.policy == "ensemble":
+        return []
     if cfg.policy != "latest":
         return [Path(p) for p in cfg.policy_dirs]
     from hyperdapo.pipeline.config import compose_run_config
@@ -35,6 +39,7 @@ def main(argv: list[str]) -> int:
         import torch
         import uvicorn
 
+        from hyperdapo.pipeline.ensemble import ENSEMBLE, load_ensemble
         from hyperdapo.pipeline.trained import default_device, load_trained
         from hyperdapo.serve.app import create_app
 
@@ -42,6 +47,9 @@ def main(argv: list[str]) -> int:
             torch.set_num_threads(cfg.torch_threads)
         device = default_device() if cfg.device == "auto" else torch.device(cfg.device)
         policies = {}
+        if cfg.policy == ENSEMBLE:
+            ens = load_ensemble(cfg.member_dirs, device)
+            policies[ens.asset] = ens
         for path in policy_dirs(cfg):
             p = load_trained(path, device)
             if p.asset in policies:

@@ -10,7 +10,9 @@ from omegaconf import OmegaConf
 
 @dataclass
 class ServeConfig:
-    policy: str = "latest"  # policy directories, comma-separated (one per asset), or latest: the newest of each asset
+    policy: str = "latest"  # policy directories, comma-separated (one per asset), latest: the newest of each asset,
+    # or ensemble: one policy, the median of members
+    members: str = ""  # with policy=ensemble: comma-separated policy directories (the first one's asset is traded)
     assets: str = "BTC"  # with policy=latest: comma-separated assets, each its newest registry entry
     registry_dir: str = "outputs/models"
     host: str = "127.0.0.1"
@@ -31,6 +33,10 @@ class ServeConfig:
     @property
     def policy_dirs(self) -> list[str]:
         return [p for p in self.policy.split(",") if p]
+
+    @property
+    def member_dirs(self) -> list[str]:
+        return [p for p in self.members.split(",") if p]
 
     @property
     def asset_names(self) -> list[str]:

@@ -45,6 +45,12 @@ class MarketState:
                trades: Sequence[tuple[int, float, float, int]] | None) -> dict[str, float]:
         """Add a snapshot (``bids`` / ``asks``: (price USD, size coins), best first) and trades (ts_us, price, size,
         taker side +1/-1), and return the feature row at ``ts_us`` (raw and ``_z``)."""
+        self.record(ts_us, bids, asks, trades)
+        return self.features_at(ts_us)
+
+    def record(self, ts_us: int, bids: Sequence[tuple[float, float]], asks: Sequence[tuple[float, float]],
+               trades: Sequence[tuple[int, float, float, int]] | None) -> None:
+        """Add a snapshot and trades (as :meth:`update`) without computing features: a stream's every book."""
         if self._books and ts_us < self._books[-1][0]:
             raise StaleBookError(f"book time {ts_us // 1000} ms is older than the newest book of {self.asset} the "
                                  f"service has seen ({self._books[-1][0] // 1000} ms)")
@@ -56,7 +62,12 @@ class MarketState:
             newest = self._trades[-1][0] if self._trades else -1
             self._trades.extend(t for t in sorted(trades) if t[0] > newest and t[0] <= ts_us)
         self._prune(ts_us)
-        market = MarketData(self.asset, self._book_snapshots(), self._trade_tape() if self._has_trades else None)
+
+    def features_at(self, ts_us: int) -> dict[str, float]:
+        """The feature row (raw and ``_z``) at ``ts_us`` (not before the newest recorded book) from the recorded
+        books and trades; the row joins the history of the ``_z`` scores."""
+        market = MarketData(self.asset, book_snapshots(self._books),
+                            trade_tape(self._trades) if self._has_trades else None)
         row = compute_features(market, np.array([ts_us], dtype=np.int64), self.cfg).iloc[0].to_dict()
         raw = {k: float(v) for k, v in row.items() if not k.endswith("_z") and k not in ("ts_us", "trades_available")}
         self._rows.append((ts_us, raw))
@@ -77,16 +88,20 @@ class MarketState:
         while self._trades and self._trades[0][0] <= trade_keep_us:
             self._trades.popleft()
 
-    def _book_snapshots(self) -> BookSnapshots:
-        n_levels = max(max(len(b[1]), len(b[3])) for b in self._books)
-        grids = np.full((4, len(self._books), n_levels), np.nan)
-        for i, (_, *cols) in enumerate(self._books):
-            for grid, col in zip(grids, cols, strict=True):
-                grid[i, : len(col)] = col
-        ts = np.array([b[0] for b in self._books], dtype=np.int64)
-        return BookSnapshots(ts, ts.copy(), *grids)
 
-    def _trade_tape(self) -> Trades:
-        tape = np.array(self._trades, dtype=np.float64).reshape(-1, 4)  # us times < 2**53: exact in float64
-        ts = tape[:, 0].astype(np.int64)
-        return Trades(ts, ts.copy(), tape[:, 1], tape[:, 2], tape[:, 3].astype(np.int8))
+def book_snapshots(books: Sequence[tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]) -> BookSnapshots:
+    """Snapshots (ts_us, bid px, bid sz, ask px, ask sz; best first) as a NaN-padded level grid."""
+    n_levels = max(max(len(b[1]), len(b[3])) for b in books)
+    grids = np.full((4, len(books), n_levels), np.nan)
+    for i, (_, *cols) in enumerate(books):
+        for grid, col in zip(grids, cols, strict=True):
+            grid[i, : len(col)] = col
+    ts = np.array([b[0] for b in books], dtype=np.int64)
+    return BookSnapshots(ts, ts.copy(), *grids)
+
+
+def trade_tape(trades: Sequence[tuple[int, float, float, int]]) -> Trades:
+    """Trades (ts_us, price USD, size coins, taker side +1/-1), sorted by time, as a tape."""
+    tape = np.array(trades, dtype=np.float64).reshape(-1, 4)  # us times < 2**53: exact in float64
+    ts = tape[:, 0].astype(np.int64)
+    return Trades(ts, ts.copy(), tape[:, 1], tape[:, 2], tape[:, 3].astype(np.int8))

@@ -136,3 +136,29 @@ def test_every_experiment_preset_composes():
         assert cfg.asset.name in ("BTC", "ETH", "SOL", "HYPE"), preset
     thesis = run_config(["experiment=thesis_sol"])
     assert thesis.model.quantize == "nf4" and thesis.trainer.accelerator == "gpu" and thesis.asset.name == "SOL"
+
+
+def test_ensemble_answer_is_the_median_of_the_members_valid_offsets(tmp_path):
+    from hyperdapo.pipeline.evaluate_run import ensemble_answers
+    from hyperdapo.pipeline.train_run import build_task
+
+    task = build_task(run_config(fast(tmp_path)))
+    idx = task.split_index("test")[:4]
+    text = lambda i, o: task.completion(i, task.answer_of_offset(i, o)) if o is not None else " LIMIT LIMIT"  # noqa: E731
+    members = [[-5.0, -5.0, -5.0, None], [-15.0, 0.0, None, None], [None, 150.0, None, None]]  # bps, None = invalid
+    texts = [[text(i, o) for i, o in zip(idx, offsets, strict=True)] for offsets in members]
+    answers = ensemble_answers(task, idx, texts)
+    scored = task.score(idx, answers, 1)
+    # the medians -10, 0, -5 bps (150 cannot pull the middle one), priced on the venue's tick grid (< 0.15 bps here)
+    np.testing.assert_allclose(scored.offsets_bps.ravel()[:3], [-10.0, 0.0, -5.0], atol=0.15)
+    assert answers[3] == texts[0][3] and not scored.valid.ravel()[3]  # no valid member: the first member's answer
+
+
+def test_evaluate_an_ensemble_of_policies(trained):
+    tmp, sft, dapo = trained
+    members = f"evaluate.members=[{sft['policy_dir']},{dapo['policy_dir']}]"
+    cfg = run_config(fast(tmp, "evaluate.policy=ensemble", members), "evaluate")
+    result = run_evaluation(cfg, tmp / "eval_ensemble")
+    assert result["policy"].startswith("ensemble(") and "llm" in result["metrics"]
+    with pytest.raises(ValueError, match=r"evaluate\.members"):
+        run_config(fast(tmp, "evaluate.policy=ensemble", f"evaluate.members=[{sft['policy_dir']}]"), "evaluate")

@@ -70,7 +70,8 @@ class LoggerConfig:
 class EvaluateConfig:
     """What ``evaluate.py`` backtests: the baselines always; ``llm`` when a policy is given."""
 
-    policy: str = "latest"  # latest (newest in <registry_dir>/<ASSET>/) | a policy directory | none
+    policy: str = "latest"  # latest (newest in <registry_dir>/<ASSET>/) | a policy directory | none | ensemble
+    members: list[str] = field(default_factory=list)  # with policy=ensemble: the specialists' policy directories
     algo_filter: str = ""  # with latest: only runs whose name starts with this (e.g. "dapo")
     allow_other_asset: bool = False  # evaluate a policy trained on another asset (otherwise an error)
     fallback: str = "moderate"  # baseline whose offset replaces an invalid llm answer
@@ -85,6 +86,9 @@ class EvaluateConfig:
                              f"{list(self.baselines.fixed_offsets_bps)}")
         if self.split not in ("train", "val", "test"):
             raise ValueError(f"evaluate.split={self.split!r}: use train, val or test")
+        if (self.policy == "ensemble") != (len(self.members) >= 2):
+            raise ValueError(f"evaluate.members={list(self.members)}: evaluate.policy=ensemble takes two or more "
+                             "policy directories in evaluate.members (and only it takes members)")
 
 
 @dataclass

@@ -41,6 +41,7 @@ from hyperdapo.timing import timed
 
 log = logging.getLogger(__name__)
 CANDIDATE = "llm"
+ENSEMBLE = "ensemble"  # evaluate.policy=ensemble: the median offset of evaluate.members' answers
 NOT_STRATEGIES = ("oracle",)  # reported as an upper bound, never compared as a strategy
 
 
@@ -104,9 +105,42 @@ def caption(cfg: RunConfig, task: ExecutionTask, n: int) -> str:
             "is cheaper than llm; p-values of paired tests over decisions, Bonferroni over the baselines.")
 
 
+def evaluated_policies(cfg: RunConfig) -> list[Path]:
+    """The policy directories ``evaluate.policy`` names, checked before any work: none, one, or the members of
+    ``evaluate.policy=ensemble`` (``evaluate.members``)."""
+    if cfg.evaluate.policy != ENSEMBLE:
+        return [p for p in [find_policy(cfg)] if p is not None]
+    members = [Path(m) for m in cfg.evaluate.members]
+    for m in members:
+        _check_policy_dir(m, cfg)
+    return members
+
+
+def policy_answers(cfg: RunConfig, task: ExecutionTask, idx: np.ndarray, policy_dir: Path) -> list[str]:
+    """Greedy answers of the policy in ``policy_dir`` to the decisions ``idx`` (prompts rendered by its tokenizer)."""
+    model, tokenizer = load_policy(ModelConfig(**{**cfg.model.__dict__, "init_from": str(policy_dir)}),
+                                   device=policy_device(cfg.trainer.accelerator))
+    model.eval()
+    task.render(tokenizer)
+    return greedy_answers(model, tokenizer, task, idx, cfg.algo.max_new_tokens, cfg.evaluate.batch_size)
+
+
+def ensemble_answers(task: ExecutionTask, idx: np.ndarray, member_texts: list[list[str]]) -> list[str]:
+    """Per decision, the answer of the median offset (bps) of the members' valid answers (why the median:
+    :mod:`hyperdapo.pipeline.ensemble`); the first member's answer when no member's is valid."""
+    offsets = np.stack([task.score(idx, texts, 1).offsets_bps.ravel() for texts in member_texts])  # (M, N), NaN
+    answers = []
+    for k, i in enumerate(idx):
+        valid = offsets[:, k][np.isfinite(offsets[:, k])]
+        answers.append(task.completion(i, task.answer_of_offset(i, float(np.median(valid)))) if len(valid)
+                       else member_texts[0][k])
+    return answers
+
+
 def run_evaluation(cfg: RunConfig, out_dir: Path) -> dict:
     out = Path(cfg.evaluate.out_dir or out_dir)
-    policy_dir = find_policy(cfg)  # before any work: a wrong policy fails in a second, not after the baselines
+    members = evaluated_policies(cfg)  # before any work: a wrong policy fails in a second, not after the baselines
+    policy_dir = members[0] if len(members) == 1 else None  # a single policy: its training table and curves
     task = build_task(cfg)
     idx = task.split_index(cfg.evaluate.split)
     if len(idx) < 2:
@@ -114,16 +148,13 @@ def run_evaluation(cfg: RunConfig, out_dir: Path) -> dict:
     with timed(log, f"backtest: baselines ({len(idx)} decisions)"):
         strategies: dict[str, StrategyOutcomes] = baseline_outcomes(task, idx, cfg.evaluate.baselines)
     summary = None
-    if policy_dir is not None:
-        model, tokenizer = load_policy(ModelConfig(**{**cfg.model.__dict__, "init_from": str(policy_dir)}),
-                                       device=policy_device(cfg.trainer.accelerator))
-        model.eval()
-        task.render(tokenizer)
-        with timed(log, f"backtest: policy {policy_dir.name}"):
-            texts = greedy_answers(model, tokenizer, task, idx, cfg.algo.max_new_tokens, cfg.evaluate.batch_size)
+    if members:
+        with timed(log, f"backtest: policy {'+'.join(m.name for m in members)}"):
+            texts = [policy_answers(cfg, task, idx, m) for m in members]
+            answers = texts[0] if len(texts) == 1 else ensemble_answers(task, idx, texts)
             fallback = cfg.evaluate.baselines.fixed_offsets_bps[cfg.evaluate.fallback]
-            strategies[CANDIDATE] = llm_outcomes(task, idx, texts, fallback)
-        if (policy_dir / "summary.json").exists():
+            strategies[CANDIDATE] = llm_outcomes(task, idx, answers, fallback)
+        if policy_dir is not None and (policy_dir / "summary.json").exists():
             summary = json.loads((policy_dir / "summary.json").read_text())
     per_day = 86_400 / cfg.decisions.every_s
     metrics = {name: strategy_metrics(o, per_day) for name, o in strategies.items()}
@@ -168,7 +199,8 @@ def run_evaluation(cfg: RunConfig, out_dir: Path) -> dict:
                                                                      strategies.items()}})
     with atomic_path(out / "decisions.parquet") as tmp:
         decisions.to_parquet(tmp, index=False)
-    result = {"asset": cfg.asset.name, "caption": cap, "policy": str(policy_dir) if policy_dir else None,
+    policy = f"{ENSEMBLE}({', '.join(map(str, members))})" if len(members) > 1 else str(policy_dir) if members else None
+    result = {"asset": cfg.asset.name, "caption": cap, "policy": policy,
               "metrics": metrics, "is_ci": ci, "tests": tests, "training": summary}
     write_text_atomic(out / "results.json", json.dumps(result, indent=2, default=str))
     print((tables / "execution_quality.md").read_text())

@@ -112,10 +112,15 @@ def _replay(path: Path, cfg: DataConfig) -> BookSnapshots:
     return book.take(keep)
 
 
+def span_shared(book_ts_us: np.ndarray, trade_ts_us: np.ndarray) -> tuple[int, int]:
+    """[start, end] (us, inclusive) that a book and a tape both cover; ``start >= end`` when they share none."""
+    return int(max(book_ts_us[0], trade_ts_us[0])), int(min(book_ts_us[-1], trade_ts_us[-1]))
+
+
 def shared_span(book: BookSnapshots, trades: Trades, files: dict[str, list[Path]]) -> tuple[BookSnapshots, Trades]:
     """Book and trades cut to the time span both cover (inclusive); an error naming the files when they share
     none."""
-    start, end = max(book.ts_us[0], trades.ts_us[0]), min(book.ts_us[-1], trades.ts_us[-1])
+    start, end = span_shared(book.ts_us, trades.ts_us)
     if start >= end:
         raise ValueError(f"the book files {[str(p) for p in files['book'] + files['incremental']]} and the trade "
                          f"files {[str(p) for p in files['trades']]} share no time span (book "

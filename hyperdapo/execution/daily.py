@@ -52,7 +52,7 @@ from hyperdapo.data.cache import cache_key, load_cached
 from hyperdapo.data.config import AssetConfig, VenueConfig
 from hyperdapo.data.readers import Kind, detect_kind
 from hyperdapo.data.schema import MarketData
-from hyperdapo.data.sources import concat_books, concat_trades
+from hyperdapo.data.sources import concat_books, concat_trades, span_shared
 from hyperdapo.data.venues import Instrument
 from hyperdapo.execution.config import FillConfig, RewardConfig
 from hyperdapo.execution.preferences import DEFAULT_OFFSETS_BPS, offset_rewards
@@ -180,8 +180,8 @@ def _shared_span_us(first: MarketData, last: MarketData, days: list[DayFiles]) -
     """[start, end] (us, inclusive) that the book and the trades of all days share (None: book only)."""
     if first.trades is None:
         return None
-    start = max(first.book.ts_us[0], first.trades.ts_us[0])
-    end = min(last.book.ts_us[-1], last.trades.ts_us[-1])
+    start = span_shared(first.book.ts_us, first.trades.ts_us)[0]
+    end = span_shared(last.book.ts_us, last.trades.ts_us)[1]
     if start >= end:
         raise ValueError(f"the book and trade files {days[0]} .. {days[-1]} share no time span")
     return int(start), int(end)

@@ -12,7 +12,6 @@ answer the backtest would score agree. No valid member answer: the first member'
 
 from __future__ import annotations
 
-import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -20,6 +19,7 @@ from pathlib import Path
 import torch
 
 from hyperdapo.pipeline.config import RunConfig
+from hyperdapo.pipeline.evaluate_run import median_offset
 from hyperdapo.pipeline.trained import DecisionInput, Order, TrainedPolicy, answer_prefix, load_trained
 from hyperdapo.prompts.answer import format_answer
 
@@ -65,10 +65,10 @@ class EnsemblePolicy:
 
     def combine(self, d: DecisionInput, orders: Sequence[Order]) -> Order:
         """The median-offset order of the members' ``orders`` for decision ``d``."""
-        valid = [o.offset_bps for o in orders if o.valid]
-        if not valid:
+        median = median_offset([o.offset_bps if o.valid else float("nan") for o in orders])
+        if median is None:
             return orders[0]
-        answer = format_answer(d.side, statistics.median(valid))
+        answer = format_answer(d.side, median)
         return self.members[0].parse(d, answer[len(answer_prefix(self.cfg, d.side)):])
 
 

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import json
 import logging
+import math
+import statistics
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -125,16 +128,20 @@ def policy_answers(cfg: RunConfig, task: ExecutionTask, idx: np.ndarray, policy_
     return greedy_answers(model, tokenizer, task, idx, cfg.algo.max_new_tokens, cfg.evaluate.batch_size)
 
 
+def median_offset(offsets_bps: Sequence[float]) -> float | None:
+    """The ensemble rule (why the median: :mod:`hyperdapo.pipeline.ensemble`): the median of the valid offsets
+    (bps; NaN = an invalid answer), None when no answer is valid."""
+    valid = [o for o in offsets_bps if math.isfinite(o)]
+    return statistics.median(valid) if valid else None
+
+
 def ensemble_answers(task: ExecutionTask, idx: np.ndarray, member_texts: list[list[str]]) -> list[str]:
-    """Per decision, the answer of the median offset (bps) of the members' valid answers (why the median:
-    :mod:`hyperdapo.pipeline.ensemble`); the first member's answer when no member's is valid."""
+    """Per decision, the answer of :func:`median_offset` of the members' answers
+    (the rule the serve/paper ensemble applies); the first member's answer when no member's is valid."""
     offsets = np.stack([task.score(idx, texts, 1).offsets_bps.ravel() for texts in member_texts])  # (M, N), NaN
-    answers = []
-    for k, i in enumerate(idx):
-        valid = offsets[:, k][np.isfinite(offsets[:, k])]
-        answers.append(task.completion(i, task.answer_of_offset(i, float(np.median(valid)))) if len(valid)
-                       else member_texts[0][k])
-    return answers
+    medians = [median_offset(offsets[:, k].tolist()) for k in range(len(idx))]
+    return [member_texts[0][k] if m is None else task.completion(i, task.answer_of_offset(i, m))
+            for k, (i, m) in enumerate(zip(idx, medians, strict=True))]
 
 
 def run_evaluation(cfg: RunConfig, out_dir: Path) -> dict:

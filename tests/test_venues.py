@@ -13,7 +13,7 @@ from hyperdapo.data.venues import Instrument, load_venue, step_decimals
 from hyperdapo.execution.config import FillConfig
 from hyperdapo.execution.fills import simulate
 from hyperdapo.pipeline.evaluate_run import caption
-from tests.pipeline_helpers import run_config
+from tests.pipeline_helpers import compose_cfg, run_config
 from tests.test_fills import flat_book
 
 HYPERLIQUID, BINANCE = load_venue("hyperliquid"), load_venue("binance_futures")
@@ -65,3 +65,26 @@ def test_the_caption_names_the_venue_and_its_fees():
     cfg = run_config(["venue=binance_futures"])
     text = caption(cfg, SimpleNamespace(market=SimpleNamespace(trades=None)), 10)
     assert "BTC on binance_futures (maker 2 / taker 5 bps, latency 20 ms)" in text and "book-only fills" in text
+
+
+def test_a_registry_config_from_before_venues_reads_as_hyperliquid_with_its_own_fees(tmp_path):
+    """Policies registered before the venue group kept fees and latency in execution.* (and unread copies in
+    asset.*): their config.yaml loads, with the simulator's old values on the Hyperliquid venue."""
+    from omegaconf import OmegaConf
+
+    from hyperdapo.pipeline.trained import run_config_of
+
+    raw = OmegaConf.to_container(compose_cfg([]), resolve=True)
+    del raw["venue"]
+    raw["execution"].update(latency_ms=35.0, taker_fee_bps=3.5, maker_fee_bps=0.5)
+    raw["asset"].update(taker_fee_bps=9.0, maker_fee_bps=9.0)
+    (tmp_path / "config.yaml").write_text(OmegaConf.to_yaml(raw))
+    cfg = run_config_of(tmp_path)
+    assert (cfg.venue.name, cfg.venue.latency_ms, cfg.venue.taker_fee_bps, cfg.venue.maker_fee_bps) == (
+        "hyperliquid", 35.0, 3.5, 0.5)
+    assert cfg.venue.tick_sig_figs == 5
+
+    raw["venue"] = OmegaConf.to_container(compose_cfg([]).venue)  # today's configs: an old key is an error
+    (tmp_path / "config.yaml").write_text(OmegaConf.to_yaml(raw))
+    with pytest.raises(Exception, match="latency_ms|taker_fee_bps"):
+        run_config_of(tmp_path)

@@ -19,8 +19,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
+from hyperdapo import CONF_DIR
 from hyperdapo.data.schema import Side
 from hyperdapo.data.venues import Instrument
 from hyperdapo.features.config import Objective
@@ -119,12 +120,39 @@ def decision_prompt(cfg: RunConfig, tokenizer, d: DecisionInput) -> str:
 
 
 def run_config_of(policy_dir: Path | str) -> RunConfig:
-    """The run config a policy was trained with, from its ``config.yaml`` (checked by the run schema)."""
+    """The run config a policy was trained with, from its ``config.yaml`` (checked by the run schema; a config
+    written before venues existed is read through :func:`migrate_pre_venue`)."""
     path = Path(policy_dir) / "config.yaml"
     if not path.exists():
         raise FileNotFoundError(f"policy={policy_dir}: no config.yaml; expected a policy directory written by "
                                 "train.py (outputs/models/<ASSET>/<run_name>)")
-    return to_run_config(OmegaConf.merge(OmegaConf.structured(RunConfig), OmegaConf.load(path)))
+    raw = migrate_pre_venue(OmegaConf.load(path), path)
+    return to_run_config(OmegaConf.merge(OmegaConf.structured(RunConfig), raw))
+
+
+PRE_VENUE_KEYS = ("latency_ms", "taker_fee_bps", "maker_fee_bps")  # execution.* keys before the venue group
+
+
+def migrate_pre_venue(raw: DictConfig, path: Path) -> DictConfig:
+    """A run config written before the ``venue`` group (no ``venue:`` key) as today's schema reads it: the venue is
+    Hyperliquid (the only one then) with the latency and fees the simulator used, ``execution.{latency_ms,
+    taker_fee_bps, maker_fee_bps}``; ``asset.{taker,maker}_fee_bps`` are dropped (the simulator never read them).
+    A config with a ``venue:`` key is returned unchanged."""
+    if "venue" in raw:
+        return raw
+    raw = raw.copy()
+    venue = OmegaConf.load(CONF_DIR / "venue" / "hyperliquid.yaml")
+    execution = raw.get("execution") or {}
+    for key in PRE_VENUE_KEYS:
+        if key in execution:
+            venue[key] = execution[key]
+            del raw.execution[key]
+    for key in ("taker_fee_bps", "maker_fee_bps"):
+        raw.get("asset", {}).pop(key, None)
+    raw.venue = venue
+    log.warning("%s predates the venue group: read as venue=hyperliquid with the run's fees and latency (maker %s / "
+                "taker %s bps, %s ms)", path, venue.maker_fee_bps, venue.taker_fee_bps, venue.latency_ms)
+    return raw
 
 
 def checked_policy(policy_dir: Path | str) -> tuple[Path, RunConfig]:

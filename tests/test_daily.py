@@ -14,9 +14,9 @@ from hyperdapo.data.assets import load_asset
 from hyperdapo.data.config import DataConfig, SyntheticConfig
 from hyperdapo.data.sources import load_market, market_files
 from hyperdapo.data.venues import load_venue
-from hyperdapo.execution import daily
+from hyperdapo.execution import tape
 from hyperdapo.execution.config import FillConfig, RewardConfig
-from hyperdapo.execution.daily import DaySpec, build_days, read_days, reward_column
+from hyperdapo.execution.daily import DaySpec, build_days, day_task, read_days, reward_column
 from hyperdapo.execution.preferences import offset_rewards
 from hyperdapo.execution.task import ExecutionTask
 from hyperdapo.features.compute import compute_features
@@ -85,8 +85,53 @@ def test_second_run_reads_the_cache_and_an_interrupted_one_resumes(day_paths, da
         raise AssertionError("the market was read although every day table is cached")
 
     with monkeypatch.context() as m:
-        m.setattr(daily, "load_cached", no_market)
+        m.setattr(tape, "load_cached", no_market)
         assert build_days(files, SPEC, out_dir, data_cfg.cache_dir) == paths
     paths[-1].unlink()  # as if the run stopped after day 2: day 3 resumes from day 2's stored carry
     assert build_days(files, SPEC, out_dir, data_cfg.cache_dir) == paths
     assert_bitwise_equal(read_days(paths), first)
+
+
+@pytest.fixture(scope="module")
+def both_tasks(data_cfg, day_paths):
+    """The same run's task from the concatenated market and day by day (two day windows in memory at most)."""
+    files, paths = day_paths
+    market = load_market(SPEC.asset, data_cfg)
+    whole = ExecutionTask.build(SPEC.asset, SPEC.venue, market, SPEC.decisions, SPEC.features, SPEC.fill, SPEC.reward,
+                                PromptConfig())
+    by_day = day_task(files, SPEC, PromptConfig(), paths[0].parent.parent, data_cfg.cache_dir, days_in_memory=2)
+    return whole, by_day
+
+
+def test_a_day_by_day_task_has_the_decisions_prompts_and_scores_of_the_whole_market(both_tasks):
+    whole, by_day = both_tasks
+    for name in ("ts_us", "side", "qty", "objective", "split"):
+        assert np.array_equal(getattr(by_day.decisions, name), getattr(whole.decisions, name)), name
+    assert by_day.messages == whole.messages
+    assert np.array_equal(by_day.mid_usd, whole.mid_usd)
+    # arbitrary answers (three per decision, market orders among them) over all days, in a shuffled order
+    rng = np.random.default_rng(0)
+    idx = rng.permutation(len(whole.decisions))
+    offsets = rng.uniform(-60, 10, size=(len(idx), 3))
+    px = whole.price_of_offset(idx, offsets)
+    px[::7, 0] = whole.decisions.side[idx[::7]] * np.inf
+    r_whole, o_whole = whole.score_prices(idx, px)
+    r_day, o_day = by_day.score_prices(idx, px)
+    assert np.array_equal(r_day, r_whole)
+    for name in ("filled", "cleanup", "fill_ts_us", "exec_price", "is_bps", "depth_short"):
+        assert np.array_equal(getattr(o_day, name), getattr(o_whole, name), equal_nan=True), name
+    assert len(by_day.tape._windows) <= 2  # never more than days_in_memory windows held
+    # children of a sliced order at any time of a day, and the volume profile of the training period
+    t = whole.decisions.ts_us[idx[:50]] + 37_000_000
+    assert np.array_equal(by_day.tape.mid_at(t), whole.tape.mid_at(t))
+    end = int(whole.decisions.ts_us[whole.split_index("train")].max())
+    # summed day by day: equal up to the order of the float additions
+    np.testing.assert_allclose(by_day.tape.minute_volume(end), whole.tape.minute_volume(end), rtol=1e-12)
+
+
+def test_day_by_day_training_batches_draw_from_one_day_each(both_tasks):
+    _, by_day = both_tasks
+    days = [set(by_day.day[by_day.sample_train_prompts(step, 8, seed=0)]) for step in range(30)]
+    assert all(len(d) == 1 for d in days)
+    assert len(set().union(*days)) == 3  # every day is drawn
+    assert np.array_equal(by_day.sample_train_prompts(5, 8, 0), by_day.sample_train_prompts(5, 8, 0))

@@ -263,8 +263,15 @@ class DataConfig:
     tardis: TardisConfig = field(default_factory=TardisConfig)
     archive_files: list[str] = field(default_factory=list)  # l2Book .lz4 files or glob patterns
     files: FilesConfig = field(default_factory=FilesConfig)
+    # months of data: decisions, features and grid rewards built a day at a time into <cache_dir>/days, and orders
+    # simulated on at most days_in_memory day windows (hyperdapo.execution.tape.DayTape); needs one book (and
+    # trade) file a day, which the synthetic and tardis sources write
+    day_by_day: bool = False
+    days_in_memory: int = 2
 
     def __post_init__(self) -> None:
+        if self.days_in_memory < 1:
+            raise ValueError(f"data.days_in_memory={self.days_in_memory}: must be >= 1")
         if self.source not in {s.value for s in DataSource}:
             raise ValueError(f"data.source={self.source!r}: use one of {[s.value for s in DataSource]}")
         self.source = DataSource(self.source)

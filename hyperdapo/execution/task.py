@@ -5,6 +5,8 @@ Training (RL rewards, SFT / DPO datasets), validation and the backtest all score
 reward in training and a number in a table mean the same thing.
 
 Indices are global positions in ``task.decisions`` (sorted by time); :meth:`split_index` gives a split's.
+The market is a :class:`~hyperdapo.execution.tape.Tape`: the run's span in memory (:meth:`ExecutionTask.build`) or
+day windows read on demand (:func:`hyperdapo.execution.daily.day_task`, for months of data).
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ from hyperdapo.data.config import AssetConfig, VenueConfig
 from hyperdapo.data.schema import MarketData, Side
 from hyperdapo.data.venues import Instrument
 from hyperdapo.execution.config import FillConfig, RewardConfig
-from hyperdapo.execution.fills import Outcomes, simulate
+from hyperdapo.execution.fills import Outcomes
 from hyperdapo.execution.rewards import compute_reward
+from hyperdapo.execution.tape import MemoryTape, Tape
 from hyperdapo.features.compute import compute_features
 from hyperdapo.features.config import DecisionConfig, FeatureConfig
 from hyperdapo.features.decision_set import DecisionSet, Split, build_decisions
@@ -57,7 +60,7 @@ class ExecutionTask:
 
     asset: AssetConfig
     venue: VenueConfig  # tick, lot, fees and latency of the orders
-    market: MarketData
+    tape: Tape  # the market the orders are simulated on
     decisions: DecisionSet  # D decisions, all splits, sorted by time
     features: list[dict[str, float]]  # (D,) one feature row per decision (raw + z-scored)
     mid_usd: np.ndarray  # (D,) arrival mid: mid of the last snapshot at or before t
@@ -66,6 +69,8 @@ class ExecutionTask:
     reward_cfg: RewardConfig
     prompt_cfg: PromptConfig
     prompt_texts: list[str] = field(default_factory=list)  # (D,) rendered by the policy's chat template
+    day: np.ndarray | None = None  # (D,) the day file of each decision on a day-by-day tape (training batches
+    # then draw from one day each, so that a step reads one day window), None in memory
 
     @classmethod
     def build(
@@ -86,12 +91,28 @@ class ExecutionTask:
                                         decision_cfg)
         with timed(log, f"features ({len(decisions)} decisions)"):
             rows = compute_features(market, decisions.ts_us, feature_cfg).to_dict("records")
+        return cls.assemble(asset, venue, MemoryTape(market), decisions, rows, decision_cfg.window_s, fill_cfg,
+                            reward_cfg, prompt_cfg)
+
+    @classmethod
+    def assemble(cls, asset: AssetConfig, venue: VenueConfig, tape: Tape, decisions: DecisionSet,
+                 rows: list[dict[str, float]], window_s: float, fill_cfg: FillConfig, reward_cfg: RewardConfig,
+                 prompt_cfg: PromptConfig, day: np.ndarray | None = None) -> ExecutionTask:
+        """The task of ``decisions`` with their feature ``rows`` on ``tape``: worked examples (``window_s``: the
+        reward window, see :meth:`_few_shot`) and chat prompts."""
         mid_usd = np.array([r["mid_usd"] for r in rows], dtype=np.float64)
-        task = cls(asset, venue, market, decisions, rows, mid_usd, [], fill_cfg, reward_cfg, prompt_cfg)
-        few_shot = task._few_shot(decision_cfg.window_s) if prompt_cfg.n_few_shot else []
+        task = cls(asset, venue, tape, decisions, rows, mid_usd, [], fill_cfg, reward_cfg, prompt_cfg, day=day)
+        few_shot = task._few_shot(window_s) if prompt_cfg.n_few_shot else []
         with timed(log, "prompts"):
             task.messages = [task._messages(i, few_shot) for i in range(len(decisions))]
         return task
+
+    @property
+    def market(self) -> MarketData:
+        """The in-memory market (a day-by-day tape holds no whole market)."""
+        if not isinstance(self.tape, MemoryTape):
+            raise TypeError("this task reads its market day by day (data.day_by_day=true): use task.tape")
+        return self.tape.market
 
     def _messages(self, i: int, few_shot: list[tuple[str, str]] = ()) -> list[dict[str, str]]:
         d = self.decisions
@@ -151,9 +172,13 @@ class ExecutionTask:
 
     def sample_train_prompts(self, step: int, batch_size: int, seed: int) -> np.ndarray:
         """``batch_size`` training decisions for rollout batch ``step``: a seeded function of (seed, step),
-        so a resumed run draws exactly the batches an uninterrupted one would."""
+        so a resumed run draws exactly the batches an uninterrupted one would. On a day-by-day tape all of a
+        batch's decisions are of one day (drawn in proportion to the days' training decisions)."""
         train = self.split_index(Split.TRAIN)
         rng = np.random.default_rng([seed, step])
+        if self.day is not None:  # one day per batch, drawn in proportion to its training decisions
+            days, counts = np.unique(self.day[train], return_counts=True)
+            train = train[self.day[train] == rng.choice(days, p=counts / counts.sum())]
         return rng.choice(train, size=batch_size, replace=len(train) < batch_size)
 
     # ------------------------------------------------------------------------------------------ scoring
@@ -168,8 +193,7 @@ class ExecutionTask:
         """Reward (bps) and outcomes of limit orders ``limit_px`` (B, K) for decisions ``idx`` (B,)."""
         idx = np.asarray(idx)
         d = self.decisions
-        out = simulate(self.market.book, self.market.trades, d.ts_us[idx], d.side[idx], limit_px, d.qty[idx],
-                       self.fill_cfg, self.venue)
+        out = self.tape.simulate(d.ts_us[idx], d.side[idx], limit_px, d.qty[idx], self.fill_cfg, self.venue)
         return compute_reward(out, self.reward_cfg, self.fill_cfg.horizon_s), out
 
     def score_offsets(self, idx: np.ndarray, offsets_bps: np.ndarray) -> tuple[np.ndarray, Outcomes]:

@@ -30,6 +30,7 @@ import websockets
 from hyperdapo.data.schema import MarketData, Side
 from hyperdapo.data.venues import Instrument
 from hyperdapo.evaluation.baselines import baseline_outcomes, llm_outcomes
+from hyperdapo.execution.tape import MemoryTape
 from hyperdapo.execution.task import ExecutionTask, check_reward_window
 from hyperdapo.features.config import Objective
 from hyperdapo.features.decision_set import DecisionSet, Split
@@ -159,7 +160,7 @@ class LiveSession:
                          np.array([d.objective.value for d in decisions]), np.full(len(decisions), Split.TEST.value),
                          c.decisions.horizon_s)
         mids = np.array([d.features["mid_usd"] for d in decisions])
-        return ExecutionTask(c.asset, c.venue, market, ds, [d.features for d in decisions], mids, [], c.execution,
+        return ExecutionTask(c.asset, c.venue, MemoryTape(market), ds, [d.features for d in decisions], mids, [], c.execution,
                              c.reward, c.prompt)
 
     def score(self, d: LiveDecision) -> None:

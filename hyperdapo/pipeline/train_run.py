@@ -20,7 +20,8 @@ from lightning.pytorch.loggers import WandbLogger
 from omegaconf import OmegaConf
 
 from hyperdapo.atomic import write_text_atomic
-from hyperdapo.data.sources import load_market
+from hyperdapo.data.sources import load_market, market_files
+from hyperdapo.execution.daily import DaySpec, day_task
 from hyperdapo.execution.preferences import DEFAULT_OFFSETS_BPS, preference_pairs, save_table
 from hyperdapo.execution.task import ExecutionTask
 from hyperdapo.features.decision_set import Split
@@ -55,6 +56,10 @@ class StopAfter(L.Callback):
 
 def build_task(cfg: RunConfig) -> ExecutionTask:
     quiet_third_party()  # every run (train, evaluate, in-process) builds its task first
+    if cfg.data.day_by_day:
+        spec = DaySpec(cfg.asset, cfg.venue, cfg.decisions, cfg.features, cfg.execution, cfg.reward)
+        return day_task(market_files(cfg.asset, cfg.data), spec, cfg.prompt, Path(cfg.data.cache_dir) / "days",
+                        cfg.data.cache_dir, cfg.data.days_in_memory)
     with timed(log, f"market data ({cfg.asset.name}, {cfg.data.source.value})"):
         market = load_market(cfg.asset, cfg.data)
     return ExecutionTask.build(cfg.asset, cfg.venue, market, cfg.decisions, cfg.features, cfg.execution, cfg.reward,

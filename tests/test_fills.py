@@ -40,8 +40,8 @@ def tape(*rows: tuple[float, float, float, int]) -> Trades:
                   np.array([r[2] for r in rows], dtype=float), np.array([r[3] for r in rows], dtype=np.int8))
 
 
-def one(book, trades, px, side=Side.BUY, qty=0.5, t0=10.0, cfg=CFG, venue=VENUE):
-    out = simulate(book, trades, np.array([int(t0 * S)]), np.array([side]), np.array([[px]]), np.array([qty]), cfg,
+def one(book, trades, px, side=Side.BUY, qty=0.5, t0=10.0, cfg=CFG, venue=VENUE, sim=simulate):
+    out = sim(book, trades, np.array([int(t0 * S)]), np.array([side]), np.array([[px]]), np.array([qty]), cfg,
                    venue)
     return {f: getattr(out, f)[0, 0] for f in FIELDS} | {"mid": out.arrival_mid[0]}
 
@@ -139,7 +139,8 @@ def test_invalid_inputs():
         one(flat_book(), None, 100.0, t0=-1.0)
     with pytest.raises(ValueError, match="horizon"):
         one(flat_book(seconds=200), None, 100.0)
-    for key, value in (("adverse_horizon_s", -1.0), ("horizon_s", 0.0), ("queue_model", "fifo")):
+    for key, value in (("adverse_horizon_s", -1.0), ("horizon_s", 0.0), ("queue_model", "fifo"),
+                       ("fill_rule", "cross")):
         with pytest.raises(ValueError, match=f"execution.{key}"):
             FillConfig(**{key: value})
     for key, value in (("latency_ms", -1.0), ("taker_fee_bps", np.inf), ("tick_rule", "round")):
@@ -147,8 +148,8 @@ def test_invalid_inputs():
             replace(VENUE, **{key: value})
 
 
-def random_market(rng, seconds=900):
-    """A random walk book on a 1.0 grid with random sizes and a random tape on the same grid."""
+def random_market(rng, seconds=900, m=3000):
+    """A random walk book on a 1.0 grid with random sizes and a random tape of ``m`` trades on the same grid."""
     steps = np.cumsum(rng.integers(-1, 2, seconds))
     bid0 = 1000.0 + steps
     spread = rng.integers(1, 3, seconds)
@@ -157,7 +158,6 @@ def random_market(rng, seconds=900):
     bid_px = bid0[:, None] - levels
     ask_px = (bid0 + spread)[:, None] + levels
     book = BookSnapshots(ts, ts, bid_px, rng.uniform(0.1, 2, (seconds, 5)), ask_px, rng.uniform(0.1, 2, (seconds, 5)))
-    m = 3000
     t = np.sort(rng.integers(0, seconds * S, m))
     i = np.searchsorted(ts, t, side="right") - 1
     buy = rng.random(m) < 0.5
@@ -166,11 +166,13 @@ def random_market(rng, seconds=900):
     return book, trades
 
 
-@pytest.mark.parametrize("queue", ["none", "conservative"])
+@pytest.mark.parametrize("fill_rule", ["trade_through", "touch"])
+@pytest.mark.parametrize("queue", ["none", "conservative", "capped"])
 @pytest.mark.parametrize("book_only", [False, True])
-def test_fast_path_equals_reference_loop(queue, book_only):
+@pytest.mark.parametrize(("n_trades", "horizon_s"), [(3000, 300), (300, 20)], ids=["dense", "sparse"])
+def test_fast_path_equals_reference_loop(fill_rule, queue, book_only, n_trades, horizon_s):
     rng = np.random.default_rng(7)
-    book, trades = random_market(rng)
+    book, trades = random_market(rng, m=n_trades)
     d, k = 40, 6
     ts = rng.integers(0, 500 * S, d)
     side = np.where(rng.random(d) < 0.5, 1, -1)
@@ -178,7 +180,7 @@ def test_fast_path_equals_reference_loop(queue, book_only):
     px = np.round(mid[:, None] + side[:, None] * rng.integers(-6, 4, (d, k)))  # passive, at-the-touch, marketable
     px[:, 0] = side * np.inf  # market orders
     qty = rng.uniform(0.1, 12.0, d)  # some exceed the visible depth (impact-priced rest)
-    cfg = FillConfig(queue_model=queue)
+    cfg = FillConfig(horizon_s=horizon_s, fill_rule=fill_rule, queue_model=queue)
     venue = replace(VENUE, latency_ms=float(rng.integers(5, 50)))
     tr = None if book_only else trades
     fast = simulate(book, tr, ts, side, px, qty, cfg, venue)
@@ -189,6 +191,10 @@ def test_fast_path_equals_reference_loop(queue, book_only):
                                    atol=1e-9, equal_nan=True, err_msg=f)
     assert fast.filled.any() and fast.cleanup.any() and fast.marketable.any()  # every path exercised
     assert (fast.depth_short & fast.marketable).any() and (fast.depth_short & fast.cleanup).any()
+    split = fast.marketable & fast.depth_short & np.isfinite(px)  # limit orders whose remainder rested (rule 3)
+    assert (split & fast.filled).any()
+    if n_trades == 300:  # on the dense tape a print through the remainder's price always comes within 300 s
+        assert (split & fast.cleanup).any()
 
 
 def one_level_book(seconds: int = 500) -> BookSnapshots:
@@ -235,9 +241,73 @@ def test_beyond_the_visible_book_the_square_root_impact_prices_the_rest(sim):
     assert small.fill_price[0, 0] == 100.01 and not small.depth_short[0, 0]
 
 
-def test_the_impact_price_is_never_better_than_the_last_level_nor_beyond_the_limit():
+def test_the_impact_price_is_never_better_than_the_last_level():
     # the flat two-level book never moves (sigma = 0, impact price = the mid): the rest fills at the last level
     o = one(flat_book(), None, np.inf, qty=5.0)  # 1 @ 101 + 2 @ 102 + 2 at max(impact = mid, last level 102)
     assert o["depth_short"] and o["fill_price"] == pytest.approx((101 + 2 * 102 + 2 * 102) / 5)
-    o = one(flat_book(), None, 101.0, qty=3.0)  # a marketable limit at 101: the rest no worse than 101
-    assert o["depth_short"] and o["fill_price"] == pytest.approx(101.0)
+
+
+@pytest.mark.parametrize("sim", [simulate, reference_simulate])
+def test_touch_fills_when_the_ask_reaches_the_price_without_a_trade(sim):
+    # buy 0.5 at 100 (the best bid), decision at 10 s, horizon 120 s; the book drops by 1 for the second 50 only
+    # (ask 100 <= 100); the only print is a buy at the ask 101 at 30 s: nothing trades at or below 100
+    book, trades = flat_book(moves={50: -1.0, 51: 0.0}), tape((30, 101, 1, 1))
+    cfg = replace(CFG, horizon_s=120)
+    o = one(book, trades, 100.0, cfg=replace(cfg, fill_rule="touch"), sim=sim)
+    assert o["filled"] and not o["marketable"] and not o["cleanup"]
+    assert o["fill_ts_us"] == 50 * S and o["time_to_fill_s"] == 40.0 and o["fill_price"] == 100.0
+    assert o["fee_bps"] == pytest.approx(MAKER)
+    o = one(book, trades, 100.0, cfg=cfg, sim=sim)  # trade_through: no print below 100 -> cleanup at 130 s, ask 101
+    assert not o["filled"] and o["cleanup"] and o["fill_ts_us"] == 130 * S and np.isnan(o["fill_price"])
+    assert o["exec_price"] == pytest.approx(101.0) and o["fee_bps"] == TAKER
+
+
+@pytest.mark.parametrize("sim", [simulate, reference_simulate])
+def test_capped_queue_follows_the_level_shrinking(sim):
+    # buy 0.5 at 100, queue ahead 1.0 (the visible bid); from 40 s the bid level shows 0.1; 0.2 prints at 100 at
+    # 60 s. capped: min(1.0, 0.1) = 0.1 < 0.2 -> filled at 60 s at 100; conservative: 0.2 <= 1.0 -> not; none: not
+    book = flat_book()
+    book.bid_sz[40:, 0] = 0.1
+    trades = tape((60, 100, 0.2, -1))
+    o = one(book, trades, 100.0, cfg=replace(CFG, queue_model="capped"), sim=sim)
+    assert o["filled"] and o["fill_ts_us"] == 60 * S and o["time_to_fill_s"] == 50.0 and o["fill_price"] == 100.0
+    for queue in ("conservative", "none"):
+        o = one(book, trades, 100.0, cfg=replace(CFG, queue_model=queue), sim=sim)
+        assert not o["filled"] and o["cleanup"] and o["exec_price"] == pytest.approx(101.0)  # horizon ask 101
+    capped = replace(CFG, queue_model="capped")
+    # the level shrinks in the snapshot of the print's own time: that snapshot shows the book after the print,
+    # so the print consumed the full queue (1.0 - 0.2 = 0.8), then the cap leaves 0.1; no later print -> no fill
+    book = flat_book()
+    book.bid_sz[60:, 0] = 0.1
+    assert not one(book, trades, 100.0, cfg=capped, sim=sim)["filled"]
+    assert one(book, tape((60, 100, 0.2, -1), (61, 100, 0.2, -1)), 100.0, cfg=capped, sim=sim)["time_to_fill_s"] \
+        == 51.0
+    # a level beyond the visible book is unknown, not empty: buy 0.5 at 99 (queue 2.0); the book rises by 2 over
+    # 40..49 s (bids 102 / 101: 99 is out of view) and comes back; 0.5 prints at 99 at 60 s: 0.5 <= 2.0, no fill
+    book = flat_book(moves={40: 2.0, 50: 0.0})
+    o = one(book, tape((60, 99, 0.5, -1)), 99.0, cfg=capped, sim=sim)
+    assert not o["filled"]
+
+
+@pytest.mark.parametrize("sim", [simulate, reference_simulate])
+def test_a_marketable_limit_beyond_the_visible_book_rests_its_remainder(sim):
+    # buy 4 with limit 102 at 10 s: the asks within 102 hold 1 @ 101 + 2 @ 102 = 3 coins (305 USD, taker fee);
+    # the remaining 1 coin rests at 102 (maker fee if it fills)
+    qty = 4.0
+    # a sell prints at 101 (through 102) at 70 s: the rest fills at 102 -> (305 + 102) / 4 = 101.75,
+    # fee (3 * 4.5 + 1 * 1.5) / 4 = 3.75 bps, the whole quantity done 60 s after the decision
+    o = one(flat_book(), tape((70, 101, 1, -1)), 102.0, qty=qty, sim=sim)
+    assert o["filled"] and o["marketable"] and o["depth_short"] and not o["cleanup"]
+    assert o["fill_ts_us"] == 70 * S and o["time_to_fill_s"] == 60.0
+    assert o["fill_price"] == o["exec_price"] == 101.75
+    assert o["fee_bps"] == pytest.approx((3 * TAKER + MAKER) / 4) == 3.75
+    assert o["is_bps"] == pytest.approx(bps(101.75 - MID) + 3.75)
+    assert o["price_improvement_bps"] == pytest.approx(-bps(101.75 - MID))
+    # nothing prints through 102 and the book rises by 3 at 200 s: the rest is cleaned up at the horizon (310 s)
+    # at the ask 104 -> (305 + 104) / 4 = 102.25, all taker (was 101.75 at once: the rest filled at the limit)
+    o = one(flat_book(moves={200: 3.0}), tape((70, 102, 1, 1)), 102.0, qty=qty, sim=sim)
+    assert o["marketable"] and o["cleanup"] and o["depth_short"] and not o["filled"]
+    assert o["fill_ts_us"] == 310 * S and np.isnan(o["fill_price"]) and np.isnan(o["time_to_fill_s"])
+    assert o["exec_price"] == 102.25 and o["fee_bps"] == TAKER
+    assert o["is_bps"] == pytest.approx(bps(102.25 - MID) + TAKER)
+    assert np.isnan(o["price_improvement_bps"]) and np.isnan(o["adverse_selection_bps"])

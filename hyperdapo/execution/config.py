@@ -11,9 +11,17 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 
+class FillRule(StrEnum):
+    """When a resting order fills (fills.py, rule 4); with book-only data both read the book-only rule."""
+
+    TRADE_THROUGH = "trade_through"  # a trade prints strictly through the limit (conservative)
+    TOUCH = "touch"  # or a later snapshot's opposite best reaches the limit (hftbacktest)
+
+
 class QueueModel(StrEnum):
-    NONE = "none"  # trade-through only
-    CONSERVATIVE = "conservative"  # plus trades at the price beyond the visible queue ahead
+    NONE = "none"  # no fill from trades at the limit itself
+    CONSERVATIVE = "conservative"  # trades at the limit consume the queue ahead seen at placement
+    CAPPED = "capped"  # the same, the queue ahead capped at the level's later visible size (hftbacktest)
 
 
 @dataclass
@@ -22,15 +30,17 @@ class FillConfig:
 
     horizon_s: float = 300.0
     adverse_horizon_s: float = 60.0
-    queue_model: str = QueueModel.NONE  # none | conservative
+    fill_rule: str = FillRule.TRADE_THROUGH  # trade_through | touch
+    queue_model: str = QueueModel.NONE  # none | conservative | capped
     # the square-root impact model of depth beyond the visible book (fills.py, rule 6): the window of its
     # volatility (bps of the mid) and traded volume (coins), seconds before the execution
     impact_window_s: float = 300.0
 
     def __post_init__(self) -> None:
-        if self.queue_model not in {q.value for q in QueueModel}:
-            raise ValueError(f"execution.queue_model={self.queue_model!r}: use one of {[q.value for q in QueueModel]}")
-        self.queue_model = QueueModel(self.queue_model)
+        for key, enum in (("fill_rule", FillRule), ("queue_model", QueueModel)):
+            if getattr(self, key) not in {e.value for e in enum}:
+                raise ValueError(f"execution.{key}={getattr(self, key)!r}: use one of {[e.value for e in enum]}")
+            setattr(self, key, enum(getattr(self, key)))
         if not (math.isfinite(self.adverse_horizon_s) and self.adverse_horizon_s >= 0):
             raise ValueError(f"execution.adverse_horizon_s={self.adverse_horizon_s}: must be finite and >= 0")
         for key in ("horizon_s", "impact_window_s"):

@@ -6,45 +6,63 @@ with side s (+1 buy, -1 sell), quantity q (coins) and limit price p (USD):
 1. **Arrival mid** = mid of the last snapshot with ``ts_us <= t``. Every bps figure is relative to it.
 2. **Placement** at ``t + venue.latency_ms``; the book at placement is the last snapshot at or before it.
 3. **Marketable** (buy ``p >= best ask``, sell ``p <= best bid`` at placement; a market order is
-   ``p = side_sign * inf``): fills at once by walking the visible levels up to ``p`` (the venue's taker fee). The
-   part the visible depth within the limit does not cover is priced by the impact model (rule 6).
-4. **Resting** orders fill whole (partial fills are not modelled) at ``p`` with the venue's maker fee:
-   - with trades (default rule, conservative): at the first trade after placement that prints strictly
-     through ``p`` (below a buy's price, above a sell's), any taker side;
-   - ``queue_model="conservative"`` adds: trades printing exactly at ``p`` consume the queue ahead, the
-     visible size at ``p`` on the order's side of the placement book (0 if ``p`` is not a visible level);
-     the order fills once the volume printed at ``p`` since placement strictly exceeds that queue (a queue
-     consumed exactly is not a fill). Sizes are compared in whole lots of ``1 / LOTS_PER_COIN`` coin, so
-     prints of 0.1 and 0.2 against a queue of 0.3 sum to exactly 0.3: no fill (a float sum would exceed it);
-   - **book-only data** (no trades, e.g. Hyperliquid's l2Book archive): price through the opposite best:
-     a resting buy fills at the first later snapshot whose best ask is at or below ``p`` (a sell: best bid
-     at or above ``p``). ``Outcomes.book_only`` flags it so that every table can say so.
-5. **Cleanup**: unfilled at ``t + horizon_s`` -> a market order against the last snapshot at or before the
-   horizon, walking its levels (taker fee); depth beyond the visible book is priced by the impact model (rule 6).
-   Its cost is part of the implementation shortfall.
-6. **Depth beyond the visible book** (rules 3 and 5; the order is flagged ``depth_short``): the square-root impact
-   model ``dp_bps = sigma_bps * sqrt(Q / V)``, executed at time ``t_x`` (placement or horizon) against snapshot
-   ``i`` (the last at or before ``t_x``), window ``W = execution.impact_window_s``:
+   ``p = side_sign * inf``): fills at once by walking the visible levels up to ``p`` (the venue's taker fee).
+   What the visible depth within the limit does not cover (the order is flagged ``depth_short``):
+   - a market order: priced by the impact model (rule 6);
+   - a limit order: the remainder **rests** at ``p`` (its queue ahead, the size at ``p`` on its side of the
+     placement book, is 0 unless the book is crossed) and fills whole under rule 4 (maker fee), else is cleaned
+     up at the horizon (rule 5). The replayed book does not know the order took its levels: under ``touch`` (and
+     book-only) a later snapshot still showing them fills the remainder.
+4. **Resting** orders fill whole (partial fills are not modelled) at ``p`` with the venue's maker fee, at the first
+   event after placement (``ts > placement``, up to the horizon) that fills them; ``execution.fill_rule``:
+   - ``trade_through`` (default, conservative): a trade printing strictly through ``p`` (below a buy's price,
+     above a sell's), any taker side;
+   - ``touch`` (hftbacktest's rule): that, or a later snapshot whose opposite best reaches ``p`` (a buy: best
+     ask at or below ``p``; a sell: best bid at or above ``p``);
+   - **book-only data** (no trades, e.g. Hyperliquid's l2Book archive): the snapshot part of ``touch`` is the
+     whole rule under either choice: a resting buy fills at the first later snapshot whose best ask is at or
+     below ``p`` (a sell: best bid at or above ``p``). ``Outcomes.book_only`` flags it so that every table can
+     say so. The queue model has nothing to read (no trades).
+   With trades, ``execution.queue_model`` adds fills from trades printing exactly at ``p``:
+   - ``none`` (default): they never fill;
+   - ``conservative``: they consume the queue ahead, the visible size at ``p`` on the order's side of the
+     placement book (0 if ``p`` is not a visible level); the order fills at the print that makes the volume
+     printed at ``p`` since placement strictly exceed that queue (a queue consumed exactly is not a fill);
+   - ``capped`` (hftbacktest's ``RiskAdverseQueueModel``): as ``conservative``, and at each later snapshot the
+     queue ahead left becomes ``min(queue ahead, visible size at p)``: 0 when ``p`` is inside the visible range
+     but not a level (inside the spread, or a gap), unchanged when ``p`` lies beyond the deepest visible level
+     or the side is empty (its size is unknown, not 0). A snapshot with the time of a trade follows it (it shows
+     the book after the trade), so the trade does not consume the queue that snapshot already shows consumed.
+   Sizes are compared in whole lots of ``1 / LOTS_PER_COIN`` coin, so prints of 0.1 and 0.2 against a queue of 0.3
+   sum to exactly 0.3: no fill (a float sum would exceed it).
+5. **Cleanup**: unfilled at ``t + horizon_s`` (the whole order, or the resting remainder of rule 3) -> a market
+   order for the unfilled quantity against the last snapshot at or before the horizon, walking its levels (taker
+   fee); depth beyond the visible book is priced by the impact model (rule 6). Its cost is part of the
+   implementation shortfall.
+6. **Depth beyond the visible book** of a market order (rules 3 and 5; flagged ``depth_short``): the square-root
+   impact model ``dp_bps = sigma_bps * sqrt(Q / V)``, executed at time ``t_x`` (placement or horizon) against
+   snapshot ``i`` (the last at or before ``t_x``), window ``W = execution.impact_window_s``:
    - ``sigma_bps``: realised volatility of the mid over ``(t_x - W, t_x]``, ``1e4 * sqrt(sum r^2)`` over the log
      returns ``r`` between consecutive snapshots inside the window (0 with fewer than two snapshots in it);
    - ``V`` (coins): the volume traded in ``(t_x - W, t_x]``; when no trade printed there (book-only data), the
      visible depth of the side taken, summed over its levels; when that is empty too, ``V = Q``;
-   - ``Q`` (coins): the order's whole quantity.
+   - ``Q`` (coins): the quantity of that market order (the whole order; at a cleanup, what is left of it).
    Volatility and volume over the same window keep ``sigma sqrt(Q / V)`` independent of the window's length
    when volatility grows with sqrt(time) and volume with time (it equals the daily-units form). The uncovered rest
-   fills at ``mid_i * (1 + side_sign * dp_bps / 1e4)``, never better than the last visible level taken and never
-   beyond the order's limit (a market order has none).
+   fills at ``mid_i * (1 + side_sign * dp_bps / 1e4)``, never better than the last visible level taken.
 
 Per order (side_sign s): ``is_bps = s (exec - mid0) / mid0 * 1e4 + fee_bps`` (a cost: positive is worse,
-cleanup included); ``price_improvement_bps = s (mid0 - fill) / mid0 * 1e4`` (good positive, NaN unless the
-limit order filled); ``adverse_selection_bps = s (fill - mid_60) / mid0 * 1e4`` with ``mid_60`` the mid
-``adverse_horizon_s`` after the fill (positive = the market moved against the filled order; NaN if
-unfilled or the data ends first). Times in microseconds (``_us``) or seconds (``_s``), prices in USD.
+cleanup included; ``exec`` and ``fee_bps`` are quantity-weighted over the parts of a split order, rule 3, so its
+IS is the quantity-weighted IS of its parts); ``price_improvement_bps = s (mid0 - fill) / mid0 * 1e4`` (good
+positive, NaN unless the limit order filled); ``adverse_selection_bps = s (fill - mid_60) / mid0 * 1e4`` with
+``mid_60`` the mid ``adverse_horizon_s`` after the fill (positive = the market moved against the filled order; NaN
+if unfilled or the data ends first). Times in microseconds (``_us``) or seconds (``_s``), prices in USD.
 
 The fast path is numba; :mod:`hyperdapo.execution.reference` is the slow, obvious loop it is tested against.
 Cost per decision: O(W + K log W) for W trades in the window (running extreme + binary search), plus
-O(K W) with the queue model. Depth-short orders are priced in a second pass over them alone (rule 6 scans its
-window), which keeps the hot loop as fast as the visible book allows.
+O(S + K log S) for S snapshots with ``touch``, O(K W) with a queue model, O(K S L) more with ``capped`` (L
+levels). Orders needing the impact model are priced in a second pass over them alone (rule 6 scans its window),
+which keeps the hot loop as fast as the visible book allows.
 """
 
 from __future__ import annotations
@@ -57,27 +75,37 @@ import numpy as np
 
 from hyperdapo.data.config import MAX_PERP_DECIMALS, VenueConfig
 from hyperdapo.data.schema import BookSnapshots, Trades
-from hyperdapo.execution.config import FillConfig, QueueModel
+from hyperdapo.execution.config import FillConfig, FillRule, QueueModel
 
 US_PER_S = 1_000_000
 # Whole lots per coin for the queue comparison: the finest Hyperliquid lot (szDecimals <= 6), so the sizes of
 # every asset are whole multiples of it and the comparison is exact in the asset's own lots too.
 LOTS_PER_COIN = 10**MAX_PERP_DECIMALS
+NEVER_US = np.int64(2**62)  # no fill event before the horizon
+NO_CAP = np.int64(2**62)  # capped queue: the size at p is unknown (beyond the visible levels)
+QUEUE_CODE = {QueueModel.NONE: 0, QueueModel.CONSERVATIVE: 1, QueueModel.CAPPED: 2}  # the numba loop's int codes
 
 
 @dataclass
 class Outcomes:
-    """Simulated outcomes, each (D, K) except ``arrival_mid`` (D,)."""
+    """Simulated outcomes, each (D, K) except ``arrival_mid`` (D,).
+
+    A marketable limit order larger than the visible depth within its limit (module docstring, rule 3) is split:
+    ``marketable`` and ``depth_short`` are set; it is ``filled`` when its resting remainder filled too (then
+    ``fill_ts_us`` / ``time_to_fill_s`` are the remainder's fill, when the whole quantity was done, and
+    ``fill_price`` the quantity-weighted price of both parts), else ``cleanup`` is set as well and the fill
+    fields are NaN; ``exec_price`` and ``fee_bps`` are quantity-weighted over its parts either way.
+    """
 
     arrival_mid: np.ndarray  # (D,) USD
-    filled: np.ndarray  # bool: the limit order itself filled (marketable or resting)
-    marketable: np.ndarray  # bool: it filled on placement as a taker
-    cleanup: np.ndarray  # bool: unfilled at the horizon, completed by a market order
-    fill_ts_us: np.ndarray  # int64: limit fill time, or the horizon for a cleanup
+    filled: np.ndarray  # bool: the whole quantity filled by the limit order (marketable and/or resting)
+    marketable: np.ndarray  # bool: it took liquidity on placement (all of it, or the part the book covered)
+    cleanup: np.ndarray  # bool: unfilled at the horizon (all of it or a remainder), completed by a market order
+    fill_ts_us: np.ndarray  # int64: limit fill time (of the last part), or the horizon for a cleanup
     time_to_fill_s: np.ndarray  # from the decision time; NaN unless filled
-    fill_price: np.ndarray  # average limit fill price, NaN unless filled
-    exec_price: np.ndarray  # average execution price, cleanup included
-    fee_bps: np.ndarray
+    fill_price: np.ndarray  # average limit fill price (USD), NaN unless filled
+    exec_price: np.ndarray  # average execution price (USD), cleanup included
+    fee_bps: np.ndarray  # quantity-weighted over the parts (taker and/or maker)
     is_bps: np.ndarray  # implementation shortfall, cost positive, cleanup and fees included
     price_improvement_bps: np.ndarray
     adverse_selection_bps: np.ndarray
@@ -107,7 +135,7 @@ def simulate(book: BookSnapshots, trades: Trades | None, decision_ts_us: np.ndar
     out = _simulate_numba(
         book.ts_us, book.mid, book.bid_px, book.bid_sz, book.ask_px, book.ask_sz, t_ts, t_px, t_amt, book_only,
         ts, sd, px, q, int(venue.latency_ms * 1000), int(cfg.horizon_s * US_PER_S),
-        int(cfg.adverse_horizon_s * US_PER_S), cfg.queue_model is QueueModel.CONSERVATIVE,
+        int(cfg.adverse_horizon_s * US_PER_S), cfg.fill_rule is FillRule.TOUCH, QUEUE_CODE[cfg.queue_model],
         venue.taker_fee_bps, venue.maker_fee_bps, int(cfg.impact_window_s * US_PER_S),
     )
     arrival_mid, *arrays = out
@@ -157,14 +185,6 @@ def _walk(level_px, level_sz, qty, limit, sign):  # pragma: no cover - numba
     return cost, left, last
 
 
-@numba.njit(cache=True, inline="always")  # inlined into the hot loop: no call per order
-def _visible_price(level_px, level_sz, qty, limit, sign):  # pragma: no cover - numba
-    """Pass 1: (average price in USD, short of depth) of taking ``qty`` within ``limit``; NaN when the visible
-    depth falls short (pass 2, :func:`_price_depth_short`, prices it)."""
-    cost, left, _ = _walk(level_px, level_sz, qty, limit, sign)
-    return (cost / qty, False) if left <= 1e-12 else (np.nan, True)
-
-
 @numba.njit(cache=True)
 def _realized_vol_bps(b_ts, b_mid, i_book, t_us, window_us):  # pragma: no cover - numba
     """Realised volatility of the mid over ``(t_us - window_us, t_us]`` in bps: sqrt of the summed squared log
@@ -204,44 +224,114 @@ def _impact_bps(qty, sigma_bps, volume, level_px, level_sz):  # pragma: no cover
 
 
 @numba.njit(cache=True)
-def _impact_price(level_px, level_sz, qty, limit, sign, b_ts, b_mid, i_book, t_us, t_ts, t_amt,
+def _impact_price(level_px, level_sz, qty, sign, b_ts, b_mid, i_book, t_us, t_ts, t_amt,
                   window_us):  # pragma: no cover - numba
-    """Average price (USD) of a taker order of ``qty`` against snapshot ``i_book``'s levels at ``t_us`` within
-    ``limit`` (inf: none), the part beyond the visible depth at the impact price (module docstring, rule 6): never
-    better than the last level taken, never beyond ``limit``."""
-    cost, left, last = _walk(level_px, level_sz, qty, limit, sign)
+    """Average price (USD) of a market order of ``qty`` against snapshot ``i_book``'s levels at ``t_us``, the part
+    beyond the visible depth at the impact price (module docstring, rule 6), never better than the last level
+    taken."""
+    cost, left, last = _walk(level_px, level_sz, qty, sign * np.inf, sign)
     sigma_bps = _realized_vol_bps(b_ts, b_mid, i_book, t_us, window_us)
     volume = _traded_volume(t_ts, t_amt, t_us, window_us)
     rest = b_mid[i_book] * (1 + sign * _impact_bps(qty, sigma_bps, volume, level_px, level_sz) / 1e4)
     if not np.isnan(last) and sign * rest < sign * last:
         rest = last
-    if sign * rest > sign * limit:
-        rest = limit
     return (cost + left * rest) / qty
 
 
+@numba.njit(cache=True, inline="always")
+def _running_extreme(ev_px, sign):  # pragma: no cover - numba
+    """``sign * price`` of the events, running minimum (non-increasing): the best price for a resting order so far
+    (NaN, an empty level, is skipped)."""
+    run = np.empty(len(ev_px))
+    cur = np.inf
+    for j in range(len(ev_px)):
+        v = sign * ev_px[j]
+        if v < cur:
+            cur = v
+        run[j] = cur
+    return run
+
+
+@numba.njit(cache=True, inline="always")
+def _first_reaching(run, target, inclusive):  # pragma: no cover - numba
+    """Index of the first ``run[j] < target`` (``<=`` when ``inclusive``) by binary search; ``len(run)`` if none."""
+    a, b = 0, len(run)
+    while a < b:
+        h = (a + b) // 2
+        if run[h] < target or (inclusive and run[h] == target):
+            b = h
+        else:
+            a = h + 1
+    return a
+
+
 @numba.njit(cache=True)
-def _price_depth_short(b_ts, b_mid, bid_px, bid_sz, ask_px, ask_sz, t_ts, t_amt, ts, sd, px, q, latency_us, horizon_us,
-                       adverse_us, impact_us, arrival, marketable, short, fill_ts, fill_px, exec_px, fee, is_bps, pi,
-                       adv):  # pragma: no cover - numba
-    """Pass 2 (rare orders, kept out of the hot loop of pass 1): each depth-short order's execution price by the
-    impact model, taken on placement (marketable) or at the horizon (cleanup), and the fields that follow from it."""
+def _level_lots(own_px, own_sz, p, sign):  # pragma: no cover - numba
+    """The capped queue's view of one snapshot's own side (best first): lots at ``p``; 0 if ``p`` is inside the
+    visible range but not a level; ``NO_CAP`` if ``p`` is beyond the deepest visible level or the side is empty."""
+    for j in range(len(own_px)):
+        lp = own_px[j]
+        if np.isnan(lp):
+            break
+        if lp == p:
+            return _lots(own_sz[j])
+        if sign * lp < sign * p:  # levels are best first: p lies between two levels, or inside the spread
+            return np.int64(0)
+    return NO_CAP
+
+
+@numba.njit(cache=True)
+def _queue_fill_ts(p, sign, ahead, ev_ts, ev_px, ev_amt, before_us, capped, b_ts, own_px_all, own_sz_all,
+                   i_snap, i_last):  # pragma: no cover - numba
+    """Time of the trade printing at ``p`` before ``before_us`` at which the queue ahead (``ahead`` lots at
+    placement) is exceeded, or ``NEVER_US``. ``capped``: snapshots ``i_snap..i_last`` cap the queue left at their
+    size at ``p`` (``own_*_all``: the order's side, (N, L)), each after the trades of its time."""
+    for j in range(len(ev_ts)):
+        t = ev_ts[j]
+        if t >= before_us:
+            break
+        if ev_px[j] == p:
+            if capped:
+                while i_snap <= i_last and b_ts[i_snap] < t:
+                    ahead = min(ahead, _level_lots(own_px_all[i_snap], own_sz_all[i_snap], p, sign))
+                    i_snap += 1
+            ahead -= _lots(ev_amt[j])
+            if ahead < 0:
+                return t
+    return NEVER_US
+
+
+@numba.njit(cache=True)
+def _price_impact(b_ts, b_mid, bid_px, bid_sz, ask_px, ask_sz, t_ts, t_amt, ts, sd, px, q, latency_us, horizon_us,
+                  adverse_us, impact_us, arrival, marketable, cleanup, fill_ts, fill_px, exec_px, fee, is_bps, pi,
+                  adv):  # pragma: no cover - numba
+    """Pass 2 (rare orders, kept out of the hot loop of pass 1; their ``exec_px`` is NaN): the market order that
+    goes beyond the visible book by the impact model, on placement (a market order) or at the horizon (a cleanup,
+    of the whole order or of a split order's remainder), and the fields that follow from it."""
     k = px.shape[1]
     last_ts = b_ts[-1]
-    for o in np.flatnonzero(short):
+    for o in np.flatnonzero(np.isnan(exec_px)):
         i, c = o // k, o % k
-        s, mid0 = sd[i], arrival[i]
-        t_x, limit = (ts[i] + latency_us, px[i, c]) if marketable[o] else (ts[i] + horizon_us, s * np.inf)
+        s, mid0, qty = sd[i], arrival[i], q[i, c]
+        cost_take, left = 0.0, qty  # the part taken on placement (USD) and the rest (coins)
+        if cleanup[o]:
+            t_x = ts[i] + horizon_us
+            if marketable[o]:  # a split order (rule 3): its taker part again, as pass 1 took it
+                ip = np.searchsorted(b_ts, ts[i] + latency_us, side="right") - 1
+                if s > 0:
+                    cost_take, left, _ = _walk(ask_px[ip], ask_sz[ip], qty, px[i, c], s)
+                else:
+                    cost_take, left, _ = _walk(bid_px[ip], bid_sz[ip], qty, px[i, c], s)
+        else:
+            t_x = ts[i] + latency_us
         ib = np.searchsorted(b_ts, t_x, side="right") - 1
         if s > 0:
-            price = _impact_price(ask_px[ib], ask_sz[ib], q[i, c], limit, s, b_ts, b_mid, ib, t_x, t_ts, t_amt,
-                                  impact_us)
+            price = _impact_price(ask_px[ib], ask_sz[ib], left, s, b_ts, b_mid, ib, t_x, t_ts, t_amt, impact_us)
         else:
-            price = _impact_price(bid_px[ib], bid_sz[ib], q[i, c], limit, s, b_ts, b_mid, ib, t_x, t_ts, t_amt,
-                                  impact_us)
-        exec_px[o] = price
-        is_bps[o] = s * (price - mid0) / mid0 * 1e4 + fee[o]
-        if marketable[o]:
+            price = _impact_price(bid_px[ib], bid_sz[ib], left, s, b_ts, b_mid, ib, t_x, t_ts, t_amt, impact_us)
+        exec_px[o] = price if left == qty else (cost_take + left * price) / qty
+        is_bps[o] = s * (exec_px[o] - mid0) / mid0 * 1e4 + fee[o]
+        if not cleanup[o]:
             fill_px[o] = price
             pi[o] = s * (mid0 - price) / mid0 * 1e4
             ta = fill_ts[o] + adverse_us
@@ -251,7 +341,7 @@ def _price_depth_short(b_ts, b_mid, bid_px, bid_sz, ask_px, ask_sz, t_ts, t_amt,
 
 @numba.njit(cache=True)
 def _simulate_numba(b_ts, b_mid, bid_px, bid_sz, ask_px, ask_sz, t_ts, t_px, t_amt, book_only,
-                    ts, sd, px, q, latency_us, horizon_us, adverse_us, queue, taker_bps, maker_bps,
+                    ts, sd, px, q, latency_us, horizon_us, adverse_us, touch, queue, taker_bps, maker_bps,
                     impact_us):  # pragma: no cover
     d, k = px.shape
     n = d * k
@@ -269,6 +359,7 @@ def _simulate_numba(b_ts, b_mid, bid_px, bid_sz, ask_px, ask_sz, t_ts, t_px, t_a
     adv = np.full(n, np.nan)
     short = np.zeros(n, np.bool_)
     last_ts = b_ts[-1]
+    book_touch = touch and not book_only  # snapshot fills beside trade fills
     for i in range(d):
         t0 = ts[i]
         s = sd[i]
@@ -279,66 +370,77 @@ def _simulate_numba(b_ts, b_mid, bid_px, bid_sz, ask_px, ask_sz, t_ts, t_px, t_a
         th = t0 + horizon_us
         ip = np.searchsorted(b_ts, tp, side="right") - 1
         ih = np.searchsorted(b_ts, th, side="right") - 1
-        # the running extreme of the prices that can fill a resting order, after placement, up to the horizon
+        if s > 0:
+            opp_px_all, opp_sz_all, own_px_all, own_sz_all = ask_px, ask_sz, bid_px, bid_sz
+        else:
+            opp_px_all, opp_sz_all, own_px_all, own_sz_all = bid_px, bid_sz, ask_px, ask_sz
+        # the running extreme of the events that can fill a resting order, after placement, up to the horizon:
+        # trades printing through p, or (book-only) snapshots whose opposite best reaches it
         if book_only:
             lo, hi = ip + 1, ih + 1
             ev_ts = b_ts[lo:hi]
-            ev_px = ask_px[lo:hi, 0] if s > 0 else bid_px[lo:hi, 0]
+            ev_px = opp_px_all[lo:hi, 0]
         else:
             lo = np.searchsorted(t_ts, tp, side="right")
             hi = np.searchsorted(t_ts, th, side="right")
             ev_ts = t_ts[lo:hi]
             ev_px = t_px[lo:hi]
         m = len(ev_px)
-        run = np.empty(m)  # buy: running min (non-increasing); sell: running -max (non-increasing)
-        cur = np.inf
-        for j in range(m):
-            v = s * ev_px[j]
-            if v < cur:
-                cur = v
-            run[j] = cur
-        if s > 0:
-            opp_px, opp_sz, own_px, own_sz = ask_px[ip], ask_sz[ip], bid_px[ip], bid_sz[ip]
-        else:
-            opp_px, opp_sz, own_px, own_sz = bid_px[ip], bid_sz[ip], ask_px[ip], ask_sz[ip]
+        run = _running_extreme(ev_px, s)
+        # touch with trades: the snapshots' opposite best too (none otherwise)
+        sn_hi = ih + 1 if book_touch else ip + 1
+        sn_ts = b_ts[ip + 1:sn_hi]
+        run_sn = _running_extreme(opp_px_all[ip + 1:sn_hi, 0], s)
+        opp_px, opp_sz, own_px, own_sz = opp_px_all[ip], opp_sz_all[ip], own_px_all[ip], own_sz_all[ip]
         for c in range(k):
             o = i * k + c
             p = px[i, c]
             qty = q[i, c]
+            rest, cost_take = qty, 0.0  # coins left to rest; USD paid for the part taken on placement
             best_opp = opp_px[0]
             if not np.isnan(best_opp) and s * p >= s * best_opp:  # marketable on placement
-                avg, sh = _visible_price(opp_px, opp_sz, qty, p, s)
-                filled[o], marketable[o], short[o] = True, True, sh
-                fill_ts[o], fill_px[o], fee[o] = tp, avg, taker_bps
-            else:
-                # first event that prints strictly through p (book-only: at or through the opposite best)
-                # run[j] is non-increasing; find the first j with run[j] < s*p (or <= for book-only)
+                cost, left, _ = _walk(opp_px, opp_sz, qty, p, s)
+                marketable[o] = True
+                if left <= 1e-12:
+                    filled[o], rest = True, 0.0
+                    fill_ts[o], fill_px[o], fee[o] = tp, cost / qty, taker_bps
+                elif math.isinf(p):  # a market order beyond the visible book: pass 2
+                    filled[o], short[o], rest = True, True, 0.0
+                    fill_ts[o], fee[o] = tp, taker_bps
+                else:  # a limit order beyond the visible book within its limit: the remainder rests (rule 3)
+                    short[o], rest, cost_take = True, left, cost
+            if rest > 0:
                 target = s * p
-                a, b = 0, m
-                while a < b:
-                    h = (a + b) // 2
-                    hit = run[h] <= target if book_only else run[h] < target
-                    if hit:
-                        b = h
-                    else:
-                        a = h + 1
-                j_fill = a  # m if never
-                if queue and not book_only:
-                    ahead = 0
+                j_fill = _first_reaching(run, target, book_only)
+                t_fill = ev_ts[j_fill] if j_fill < m else NEVER_US
+                if book_touch:
+                    j_sn = _first_reaching(run_sn, target, True)
+                    if j_sn < len(sn_ts) and sn_ts[j_sn] < t_fill:
+                        t_fill = sn_ts[j_sn]
+                if queue > 0 and not book_only:
+                    ahead = np.int64(0)
                     for j in range(len(own_px)):
                         if own_px[j] == p:
                             ahead = _lots(own_sz[j])
                             break
-                    vol = 0
-                    for j in range(j_fill):
-                        if ev_px[j] == p:
-                            vol += _lots(t_amt[lo + j])
-                            if vol > ahead:
-                                j_fill = j
-                                break
-                if j_fill < m:
+                    t_q = _queue_fill_ts(p, s, ahead, ev_ts, ev_px, t_amt[lo:hi], t_fill, queue == 2, b_ts,
+                                         own_px_all, own_sz_all, ip + 1, ih)
+                    t_fill = min(t_fill, t_q)
+                if t_fill < NEVER_US:
                     filled[o] = True
-                    fill_ts[o], fill_px[o], fee[o] = ev_ts[j_fill], p, maker_bps
+                    fill_ts[o] = t_fill
+                    if rest == qty:
+                        fill_px[o], fee[o] = p, maker_bps
+                    else:
+                        fill_px[o] = (cost_take + rest * p) / qty
+                        fee[o] = ((qty - rest) * taker_bps + rest * maker_bps) / qty
+                else:
+                    cleanup[o], fee[o], fill_ts[o] = True, taker_bps, th
+                    cost, left, _ = _walk(opp_px_all[ih], opp_sz_all[ih], rest, s * np.inf, s)
+                    if left <= 1e-12:
+                        exec_px[o] = cost / qty if rest == qty else (cost_take + cost) / qty
+                    else:  # beyond the visible book: pass 2
+                        short[o], exec_px[o] = True, np.nan
             if filled[o]:
                 exec_px[o] = fill_px[o]
                 ttf[o] = (fill_ts[o] - t0) / 1e6
@@ -347,16 +449,7 @@ def _simulate_numba(b_ts, b_mid, bid_px, bid_sz, ask_px, ask_sz, t_ts, t_px, t_a
                 if ta <= last_ts:
                     ia = np.searchsorted(b_ts, ta, side="right") - 1
                     adv[o] = s * (fill_px[o] - b_mid[ia]) / mid0 * 1e4
-            else:
-                cleanup[o] = True
-                if s > 0:
-                    avg, sh = _visible_price(ask_px[ih], ask_sz[ih], qty, np.inf, 1.0)
-                else:
-                    avg, sh = _visible_price(bid_px[ih], bid_sz[ih], qty, -np.inf, -1.0)
-                exec_px[o], short[o], fee[o], fill_ts[o] = avg, sh, taker_bps, th
             is_bps[o] = s * (exec_px[o] - mid0) / mid0 * 1e4 + fee[o]
-    if short.any():
-        _price_depth_short(b_ts, b_mid, bid_px, bid_sz, ask_px, ask_sz, t_ts, t_amt, ts, sd, px, q, latency_us,
-                           horizon_us, adverse_us, impact_us, arrival, marketable, short, fill_ts, fill_px, exec_px,
-                           fee, is_bps, pi, adv)
+    _price_impact(b_ts, b_mid, bid_px, bid_sz, ask_px, ask_sz, t_ts, t_amt, ts, sd, px, q, latency_us, horizon_us,
+                  adverse_us, impact_us, arrival, marketable, cleanup, fill_ts, fill_px, exec_px, fee, is_bps, pi, adv)
     return arrival, filled, marketable, cleanup, fill_ts, ttf, fill_px, exec_px, fee, is_bps, pi, adv, short

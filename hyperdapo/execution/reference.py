@@ -4,6 +4,7 @@ the fast path agrees with it on every field."""
 
 from __future__ import annotations
 
+import bisect
 import math
 
 import numpy as np
@@ -85,10 +86,10 @@ def _resting_fill_ts(book: BookSnapshots, trades: Trades | None, ip: int, ih: in
                      p: float, cfg: FillConfig) -> int | None:
     """The time a side-``s`` order resting at ``p`` from ``tp`` fills (rule 4), or None by ``th``: every trade and
     snapshot after placement in time order, a trade before the snapshot of the same time."""
-    ts = book.ts_us.tolist()
-    events = [(ts[j], 1, j) for j in range(ip + 1, ih + 1)]
-    if trades is not None:
-        events += [(t, 0, j) for j, t in enumerate(trades.ts_us.tolist()) if tp < t <= th]
+    events = [(int(book.ts_us[j]), 1, j) for j in range(ip + 1, ih + 1)]
+    if trades is not None:  # the trades in (tp, th]
+        t_list = trades.ts_us.tolist()
+        events += [(t_list[j], 0, j) for j in range(bisect.bisect_right(t_list, tp), bisect.bisect_right(t_list, th))]
     touch = trades is None or cfg.fill_rule is FillRule.TOUCH
     ahead = _lots_at(_levels(book, ip, s, own=True), p)
     for t, kind, j in sorted(events):

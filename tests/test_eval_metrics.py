@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from hyperdapo.evaluation.metrics import StrategyOutcomes, max_drawdown, sharpe, strategy_metrics
+from hyperdapo.evaluation.metrics import StrategyOutcomes, max_drawdown, sharpe, strategy_metrics, win_rate
 from hyperdapo.evaluation.stats import mean_ci, paired_tests
 
 MID, QTY = 100.0, 2.0
@@ -65,6 +65,21 @@ def test_paired_tests_match_scipy_and_bonferroni():
         assert res[name]["ci_low"] < d.mean() < res[name]["ci_high"]
     assert res["a"]["t_p"] < 1e-6 and res["b"]["t_p"] > 0.01
     assert paired_tests({"same": cand}, cand)["same"]["wilcoxon_p"] == 1.0
+
+
+def test_win_rate_counts_strict_wins_only():
+    # IS 1 < 2 (win), 2 = 2 (tie: no win), 3 < 5 (win), 4 > 3 (loss)
+    assert win_rate(np.array([1.0, 2.0, 3.0, 4.0]), np.array([2.0, 2.0, 5.0, 3.0])) == 50.0
+
+
+def test_bonferroni_over_the_comparisons_made():
+    rng = np.random.default_rng(2)
+    cand = rng.normal(0, 1, 50)
+    one = paired_tests({"a": cand + rng.normal(0.3, 1, 50)}, cand, n_comparisons=3)["a"]
+    assert one["t_p_bonf"] == pytest.approx(min(1, 3 * one["t_p"]))
+    assert one["wilcoxon_p_bonf"] == pytest.approx(min(1, 3 * one["wilcoxon_p"]))
+    with pytest.raises(ValueError, match="n_comparisons=1"):
+        paired_tests({"a": cand, "b": cand}, cand, n_comparisons=1)
 
 
 def test_bootstrap_ci_covers_the_mean_and_is_seeded():

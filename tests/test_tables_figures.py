@@ -24,12 +24,15 @@ from hyperdapo.evaluation.figures import (
     step_offsets,
     strategy_bars,
 )
+from hyperdapo.evaluation.stats import Comparison, paired_tests
 from hyperdapo.evaluation.tables import (
+    comparisons,
     execution_detail,
     execution_quality,
     fill_rate_comparison,
     format_p,
     format_params,
+    headline,
     training_lineage,
     training_performance,
     write_table,
@@ -43,7 +46,8 @@ def metrics_of(name: str) -> dict[str, float]:
     k = NAMES.index(name)
     return {"Fill rate [%]": 10.0 * k + 0.04, "IS [bps]": 4.5 - k + 0.123, "Slippage [bps]": 1.0 + k / 3,
             "Price improvement [%]": 40.0, "Time to fill [s]": 33.25, "Adverse selection [bps]": -0.5, "Sharpe": 1.234,
-            "Depth-short": 2.0 if name == "market" else 0.0, "Invalid": 3.0 if name == "llm" else 0.0}
+            "Max drawdown [USD]": 12.345, "Depth-short": 2.0 if name == "market" else 0.0,
+            "Invalid": 3.0 if name == "llm" else 0.0, **({"Win rate [%]": 62.5} if name == "llm" else {})}
 
 
 METRICS = {n: metrics_of(n) for n in NAMES}
@@ -105,15 +109,58 @@ def test_detail_and_fill_tables_have_their_own_columns_and_captions(tmp_path):
     write_table(fills, tmp_path, "fill_rate", "Fill rate [%] by strategy and asset.")
     detail = pd.read_csv(tmp_path / "execution_detail.csv")
     assert list(detail.columns) == ["Strategy", "Fill rate [%]", "Slippage [bps]", "Price improvement [%]",
-                                    "Time to fill [s]", "Adverse selection [bps]", "Sharpe", "Depth-short",
-                                    "Invalid answers"]
+                                    "Time to fill [s]", "Adverse selection [bps]", "Sharpe", "Max drawdown [USD]",
+                                    "Win rate [%]", "Depth-short", "Invalid answers"]
     md = (tmp_path / "execution_detail.md").read_text().splitlines()
-    assert md[4] == "| **llm** | **20.0** | **1.67** | **40.0** | **33.2** | **-0.50** | **1.23** | **0** | **3** |"
-    assert md[5] == "| market | 0.0 | 1.00 | 40.0 | 33.2 | -0.50 | 1.23 | 2 | 0 |"  # depth-short: an integer count
+    assert md[4] == ("| **llm** | **20.0** | **1.67** | **40.0** | **33.2** | **-0.50** | **1.23** | **12.35** | **62.5** "
+                     "| **0** | **3** |")
+    # depth-short: an integer count; the win rate is a policy's only (a dash for a baseline)
+    assert md[5] == "| market | 0.0 | 1.00 | 40.0 | 33.2 | -0.50 | 1.23 | 12.35 | – | 2 | 0 |"
     assert pd.read_csv(tmp_path / "fill_rate.csv")["Average [%]"].tolist()[0] == pytest.approx((20.04 + 50) / 2)
     captions = {p.read_text() for p in tmp_path.glob("*.caption.txt")}
     assert len(captions) == 2
     assert "Stars" not in (tmp_path / "fill_rate.md").read_text()  # the star legend only where there are p-values
+
+
+def test_headline_table_against_the_traditional_average_by_hand(tmp_path):
+    nan = float("nan")
+    rows = {"market": (0.0, 4.0, nan, nan), "passive": (60.0, 2.0, 50.0, 100.0), "twap": (30.0, 3.0, 40.0, 50.0),
+            "analytic": (99.0, 0.1, 99.0, 1.0), "a": (45.0, 1.5, 55.0, 60.0), "b": (30.0, 3.0, 45.0, 75.0)}
+    keys = ("Fill rate [%]", "Slippage [bps]", "Price improvement [%]", "Time to fill [s]")
+    metrics = {n: dict(zip(keys, v, strict=True)) for n, v in rows.items()}
+    table = headline(metrics, ["a", "b"], ["market", "passive", "twap"]).set_index("Metric")  # analytic: not classic
+    assert list(table.columns) == ["a", "b", "Traditional average", "a improvement [%]", "b improvement [%]"]
+    # traditional averages: fill (0 + 60 + 30) / 3, slippage (4 + 2 + 3) / 3; price improvement and time to fill
+    # over the two with a value (the market order has none)
+    assert table["Traditional average"].tolist() == pytest.approx([30.0, 3.0, 45.0, 75.0])
+    # a: fill +15 / 30, slippage 1.5 below 3, price improvement +10 / 45, time to fill 15 s below 75 s
+    assert table["a improvement [%]"].tolist() == pytest.approx([50.0, 50.0, 100 * 10 / 45, 20.0])
+    assert table["b improvement [%]"].tolist() == pytest.approx([0.0, 0.0, 0.0, 0.0])  # b is the average
+    write_table(table.reset_index(), tmp_path, "headline", "Headline.", policies=())
+    md = (tmp_path / "headline.md").read_text().splitlines()
+    assert md[4] == "| Fill rate [%] | 45.000 | 30.000 | 30.000 | 50.0 | 0.0 |"
+
+
+def test_comparisons_table_by_hand(tmp_path):
+    policy, reference = np.array([1.0, 2.0, 3.0, 4.0]), np.array([2.0, 2.0, 5.0, 3.0])
+    test = paired_tests({"dapo": policy}, reference, seed=0, n_comparisons=3)["dapo"]
+    d = np.array([-1.0, 0.0, -2.0, 1.0])  # policy - reference
+    t = d.mean() / (d.std(ddof=1) / 2)  # sqrt(4) decisions
+    from scipy import stats
+
+    p_t = 2 * stats.t.sf(abs(t), 3)
+    made = [Comparison("dapo", "passive", "best baseline (val)", test, 50.0)]  # wins on decisions 0 and 2 of 4
+    write_table(comparisons(made), tmp_path, "comparisons", "Comparisons.", policies=())
+    frame = pd.read_csv(tmp_path / "comparisons.csv")
+    assert list(frame.columns) == ["Policy", "Versus", "Role", "Diff [bps]", "Diff CI low [bps]", "Diff CI high [bps]",
+                                   "Win rate [%]", "p (t)", "p (t, Bonf.)", "p (W)", "p (W, Bonf.)"]
+    row = frame.iloc[0]
+    assert row["Diff [bps]"] == pytest.approx(-0.5) and row["Win rate [%]"] == 50.0
+    assert row["p (t)"] == pytest.approx(p_t) and row["p (t, Bonf.)"] == pytest.approx(min(1.0, 3 * p_t))
+    assert row["Diff CI low [bps]"] <= -0.5 <= row["Diff CI high [bps]"]
+    md = (tmp_path / "comparisons.md").read_text().splitlines()
+    assert md[2].startswith("| Policy | Versus | Role | Diff [bps] | Diff 95% CI [bps] | Win rate [%] |")
+    assert md[4].startswith("| dapo | passive | best baseline (val) | -0.50 | [")
 
 
 def test_parameter_counts_and_fit_time_in_the_training_table(tmp_path):

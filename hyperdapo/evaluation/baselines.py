@@ -12,6 +12,10 @@
   every order at the offset maximising ``P (delta - maker fee) + (1 - P) (-mean cleanup cost)`` (an
   Avellaneda-Stoikov-style, state-independent baseline).
 - ``oracle``: the ex-post best offset of a grid per decision: an upper bound, never a strategy.
+
+The classic baselines (:func:`classic_baselines`: market, the fixed offsets, TWAP, VWAP) make the seeds'
+"traditional average"; the best baseline a policy is tested against is chosen on the validation split
+(:func:`best_on_validation`), among every baseline but the oracle.
 """
 
 from __future__ import annotations
@@ -28,6 +32,18 @@ from hyperdapo.execution.task import ExecutionTask
 from hyperdapo.features.decision_set import Split
 
 US_PER_S = 1_000_000
+ORACLE = "oracle"
+
+
+def classic_baselines(cfg: BaselineConfig) -> list[str]:
+    """The traditional execution rules: a market order, the fixed offsets, TWAP and VWAP (not the fitted analytic
+    rule, not the oracle)."""
+    return ["market", *cfg.fixed_offsets_bps, "twap", "vwap"]
+
+
+def baseline_names(cfg: BaselineConfig) -> list[str]:
+    """Every row :func:`baseline_outcomes` produces on a task with a training split."""
+    return [*classic_baselines(cfg), "analytic", ORACLE]
 
 
 def outcomes_of(name: str, task: ExecutionTask, idx: np.ndarray, out: Outcomes, target: np.ndarray,
@@ -141,7 +157,7 @@ def oracle(task: ExecutionTask, idx: np.ndarray, cfg: BaselineConfig) -> Strateg
     best = np.argmax(rewards, axis=1)
     px = task.price_of_offset(idx, np.broadcast_to(grid, (len(idx), len(grid))))
     _, out = task.score_prices(idx, px)
-    return outcomes_of("oracle", task, idx, out, px[np.arange(len(idx)), best], column=best)
+    return outcomes_of(ORACLE, task, idx, out, px[np.arange(len(idx)), best], column=best)
 
 
 def baseline_outcomes(task: ExecutionTask, idx: np.ndarray, cfg: BaselineConfig,
@@ -156,16 +172,25 @@ def baseline_outcomes(task: ExecutionTask, idx: np.ndarray, cfg: BaselineConfig,
         res["vwap"] = sliced("vwap", task, idx, cfg, volume_profile(task))
         fit = fit_analytic(task, cfg)
         res["analytic"] = single_offset("analytic", task, idx, np.full(len(idx), fit.best_offset_bps))
-    res["oracle"] = oracle(task, idx, cfg)
+    res[ORACLE] = oracle(task, idx, cfg)
     return res
 
 
-def llm_outcomes(task: ExecutionTask, idx: np.ndarray, texts: list[str],
-                 fallback_offset_bps: float) -> StrategyOutcomes:
-    """The policy's greedy answers; invalid ones are counted and replaced by the fallback offset."""
+def best_on_validation(task: ExecutionTask, cfg: BaselineConfig) -> tuple[str, dict[str, float]]:
+    """The baseline with the lowest mean IS (bps) on the validation split, the oracle excluded (not a strategy),
+    and every baseline's mean IS there. Only the validation decisions are simulated: the choice never sees the
+    test split."""
+    val = baseline_outcomes(task, task.split_index(Split.VAL), cfg)
+    means = {name: float(np.mean(o.is_bps)) for name, o in val.items() if name != ORACLE}
+    return min(means, key=means.__getitem__), means
+
+
+def llm_outcomes(task: ExecutionTask, idx: np.ndarray, texts: list[str], fallback_offset_bps: float,
+                 name: str = "llm") -> StrategyOutcomes:
+    """The policy's greedy answers; invalid ones are counted and replaced by the fallback offset (bps)."""
     scored = task.score(idx, texts, 1)
     valid = scored.valid[:, 0]
     offsets = np.where(valid, scored.offsets_bps[:, 0], fallback_offset_bps)
     px = task.price_of_offset(idx, offsets.reshape(-1, 1))
     _, out = task.score_prices(idx, px)
-    return outcomes_of("llm", task, idx, out, px[:, 0], invalid=~valid)
+    return outcomes_of(name, task, idx, out, px[:, 0], invalid=~valid)

@@ -3,7 +3,8 @@
 Each ``plot``-style function returns an open :class:`~matplotlib.figure.Figure`; :func:`save_figure` writes it
 as PNG and as PDF beside it (each atomically, via :func:`hyperdapo.atomic.atomic_path`) and closes it.
 Colours: one per run or strategy, the same in every panel of a figure (and in the strategy figures of one
-evaluation, which get the same names in the same order); the policies (``llm``) are red and drawn on top.
+evaluation, which get the same names in the same order); the policies (``llm``, or the run names of several) are
+reds (the first ``tab:red``) and drawn on top.
 Every figure has one legend for all its panels (``fig.legend``), below or beside the axes.
 """
 
@@ -26,16 +27,17 @@ from matplotlib.lines import Line2D  # noqa: E402
 
 POLICIES = ("llm",)
 POLICY_COLOR = "tab:red"
+POLICY_COLORS = (POLICY_COLOR, "darkred", "lightcoral", "orangered", "maroon", "salmon")  # several policies
 PALETTE = tuple(c for c in matplotlib.colormaps["tab10"].colors if c != matplotlib.colors.to_rgb(POLICY_COLOR))
 MIN_SMOOTH_POINTS = 10  # shorter series are drawn raw, with markers
 DPI = 120
 
 
 def colors(names: Sequence[str], policies: Sequence[str] = POLICIES) -> dict[str, object]:
-    """One colour per name: the policies red, the others tab10 (without red) in order of first appearance
-    (cycling when there are more than nine)."""
-    palette = cycle(PALETTE)
-    return {n: POLICY_COLOR if n in policies else next(palette) for n in dict.fromkeys(names)}
+    """One colour per name: the policies reds (``POLICY_COLORS`` in order), the others tab10 (without red) in order
+    of first appearance (each cycling when there are more of them)."""
+    palette, reds = cycle(PALETTE), cycle(POLICY_COLORS)
+    return {n: next(reds) if n in policies else next(palette) for n in dict.fromkeys(names)}
 
 
 def save_figure(fig: Figure, path: Path | str) -> list[Path]:

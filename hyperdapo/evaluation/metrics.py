@@ -15,6 +15,8 @@ arrival mid; implementation shortfall is a cost, positive = worse, cleanup and f
 - PnL per decision ``pnl_usd = -IS / 1e4 * arrival_mid * qty``: the cost avoided relative to trading at the
   arrival mid (negative = a cost). ``Sharpe``: mean / std of per-decision PnL, annualised by
   ``sqrt(decisions_per_day * 365)``. ``Max drawdown [USD]``: largest fall of the cumulative PnL from its peak.
+- ``Win rate [%]`` (:func:`win_rate`, set by the evaluation for a policy): share of decisions where its IS is
+  strictly lower (cheaper) than a reference strategy's on the same decision; a tie is not a win.
 """
 
 from __future__ import annotations
@@ -50,6 +52,11 @@ def max_drawdown(pnl: np.ndarray) -> float:
     """Largest peak-to-trough fall of the cumulative sum (>= 0), starting from 0."""
     cum = np.concatenate([[0.0], np.cumsum(pnl)])
     return float(np.max(np.maximum.accumulate(cum) - cum))
+
+
+def win_rate(is_bps: np.ndarray, reference_is_bps: np.ndarray) -> float:
+    """Share (%) of decisions whose IS (bps) is strictly below the reference's on the same decision."""
+    return 100 * float(np.mean(np.asarray(is_bps) < np.asarray(reference_is_bps)))
 
 
 def sharpe(pnl: np.ndarray, decisions_per_day: float) -> float:

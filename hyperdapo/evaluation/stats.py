@@ -1,18 +1,33 @@
-"""Paired significance tests of each baseline against a candidate strategy (by decision), with scipy.stats.
+"""Paired significance tests of strategies against a reference strategy (by decision), with scipy.stats.
 
-For each baseline b and candidate c on the same decisions: the per-decision difference ``d = IS_b - IS_c``
-(positive = the candidate is cheaper), the paired t-test (``ttest_rel``), the Wilcoxon signed-rank test
+For each strategy s and reference r on the same decisions: the per-decision difference ``d = IS_s - IS_r``
+(bps; negative = s is cheaper), the paired t-test (``ttest_rel``), the Wilcoxon signed-rank test
 (all-zero differences: p = 1, the test is undefined), Bonferroni correction over the m comparisons
-(``min(1, m p)``), and a percentile bootstrap 95% CI of the mean difference (``scipy.stats.bootstrap``,
-1,000 resamples of decision indices, seeded). :func:`mean_ci` bootstraps one strategy's mean the same way.
+(``min(1, m p)``; m = the number of strategies tested unless the caller counts more comparisons), and a
+percentile bootstrap 95% CI of the mean difference (``scipy.stats.bootstrap``, 1,000 resamples of decision
+indices, seeded). :func:`mean_ci` bootstraps one strategy's mean the same way.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats
 
 N_RESAMPLES = 1000
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One paired test made: ``policy`` against ``versus`` in a ``role`` (e.g. "best baseline (val)"), the
+    :func:`paired_tests` result with the policy first, and the policy's win rate (%) against ``versus``."""
+
+    policy: str
+    versus: str
+    role: str
+    test: dict
+    win_rate_pct: float
 
 
 def mean_ci(x: np.ndarray, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
@@ -25,17 +40,20 @@ def mean_ci(x: np.ndarray, seed: int = 0, level: float = 0.95) -> tuple[float, f
     return float(res.confidence_interval.low), float(res.confidence_interval.high)
 
 
-def paired_tests(baselines: dict[str, np.ndarray], candidate: np.ndarray, seed: int = 0) -> dict[str, dict]:
-    """Per baseline: mean difference (baseline - candidate), its bootstrap CI, t and Wilcoxon p-values, and
-    both Bonferroni-corrected over the number of baselines."""
-    m = len(baselines)
+def paired_tests(strategies: dict[str, np.ndarray], reference: np.ndarray, seed: int = 0,
+                 n_comparisons: int | None = None) -> dict[str, dict]:
+    """Per strategy: mean difference (strategy - reference, bps), its bootstrap CI, t and Wilcoxon p-values, and
+    both Bonferroni-corrected over ``n_comparisons`` (default: the number of strategies here)."""
+    m = len(strategies) if n_comparisons is None else n_comparisons
+    if m < len(strategies):
+        raise ValueError(f"n_comparisons={m}: fewer than the {len(strategies)} comparisons made here")
     out = {}
-    for name, base in baselines.items():
-        d = np.asarray(base, dtype=np.float64) - np.asarray(candidate, dtype=np.float64)
+    for name, base in strategies.items():
+        d = np.asarray(base, dtype=np.float64) - np.asarray(reference, dtype=np.float64)
         if np.all(d == 0):
             t_p = w_p = 1.0
         else:
-            t_p = float(stats.ttest_rel(base, candidate).pvalue)
+            t_p = float(stats.ttest_rel(base, reference).pvalue)
             w_p = float(stats.wilcoxon(d).pvalue)
         lo, hi = mean_ci(d, seed)
         out[name] = {

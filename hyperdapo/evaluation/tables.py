@@ -4,10 +4,15 @@
   accuracy or valid-action rate, validation reward, trainable parameters with their share (one row per run).
 - Fill Rate Comparison: strategies x assets (fill rate in %), with the average over assets.
 - Execution Quality (cost): per strategy the implementation shortfall with its bootstrap 95% CI, the paired
-  difference to the candidate (``llm``) and the paired t and Wilcoxon p-values, raw and Bonferroni-corrected.
+  difference to a reference (the best baseline for each policy in an evaluation; ``llm`` for the paper-trading
+  summary) and the paired t and Wilcoxon p-values, raw and Bonferroni-corrected.
 - Execution Detail: per strategy fill rate, slippage, price-improvement share, time to fill, adverse selection,
-  Sharpe, depth-short decisions (an order beyond the visible book, priced by the impact model) and invalid answers
-  (the two execution tables together fit a page, where one 12-column table did not).
+  Sharpe, max drawdown, win rate (policies: share of decisions cheaper than the best baseline), depth-short
+  decisions (an order beyond the visible book, priced by the impact model) and invalid answers (the two execution
+  tables together fit a page, where one wide table did not).
+- Headline (the seeds' shape): metric x (policy, traditional average, improvement) for fill rate, slippage,
+  price improvement and time to fill.
+- Comparisons: one row per paired test made (policy vs the best baseline, policy vs the policy it started from).
 
 Files: ``<stem>.md`` and ``<stem>.tex`` carry the caption and the formatted values; ``<stem>.csv`` holds the raw
 values only (``pd.read_csv(path)`` reads it: no comment line, full float precision, the CI as two columns);
@@ -31,6 +36,7 @@ import pandas as pd
 import yaml
 
 from hyperdapo.atomic import write_text_atomic
+from hyperdapo.evaluation.stats import Comparison
 
 POLICIES = ("llm",)
 P_FLOOR = 1e-4
@@ -42,6 +48,7 @@ LATEX_PACKAGES = ("booktabs",)
 # display-only merges of raw columns: (shown column, raw columns, formatter of the raw values)
 MERGES: tuple[tuple[str, tuple[str, str], Callable[[float, float], str]], ...] = (
     ("IS 95% CI [bps]", ("IS CI low [bps]", "IS CI high [bps]"), lambda lo, hi: f"[{lo:.2f}, {hi:.2f}]"),
+    ("Diff 95% CI [bps]", ("Diff CI low [bps]", "Diff CI high [bps]"), lambda lo, hi: f"[{lo:.2f}, {hi:.2f}]"),
     ("Trainable params", ("Trainable params", "Trainable share [%]"), lambda n, pct: format_params(n, pct / 100)),
 )
 
@@ -236,15 +243,16 @@ def fill_rate_comparison(fill_rates: dict[str, dict[str, float]]) -> pd.DataFram
 
 
 def execution_quality(metrics: dict[str, dict[str, float]], ci: dict[str, tuple[float, float]],
-                      tests: dict[str, dict]) -> pd.DataFrame:
-    """Cost per strategy: mean IS (bps) with its 95% CI and the paired tests against the candidate
-    (``Diff vs llm`` = IS(strategy) - IS(llm), bps; p-values raw and Bonferroni-corrected)."""
+                      tests: dict[str, dict], reference: str = "llm") -> pd.DataFrame:
+    """Cost per strategy: mean IS (bps) with its 95% CI and, for the rows in ``tests``, the paired test against
+    ``reference`` (``Diff vs <reference>`` = IS(row) - IS(reference), bps, negative = the row is cheaper; p-values
+    raw and Bonferroni-corrected)."""
     rows = []
     for name, m in metrics.items():
         t = tests.get(name, {})
         rows.append({
             "Strategy": name, "IS [bps]": m["IS [bps]"], "IS CI low [bps]": ci[name][0],
-            "IS CI high [bps]": ci[name][1], "Diff vs llm [bps]": t.get("mean_diff_bps", math.nan),
+            "IS CI high [bps]": ci[name][1], f"Diff vs {reference} [bps]": t.get("mean_diff_bps", math.nan),
             "p (t)": t.get("t_p", math.nan), "p (t, Bonf.)": t.get("t_p_bonf", math.nan),
             "p (W)": t.get("wilcoxon_p", math.nan), "p (W, Bonf.)": t.get("wilcoxon_p_bonf", math.nan),
         })
@@ -252,12 +260,51 @@ def execution_quality(metrics: dict[str, dict[str, float]], ci: dict[str, tuple[
 
 
 DETAIL_COLUMNS = ("Fill rate [%]", "Slippage [bps]", "Price improvement [%]", "Time to fill [s]",
-                  "Adverse selection [bps]", "Sharpe", "Depth-short")
+                  "Adverse selection [bps]", "Sharpe", "Max drawdown [USD]", "Win rate [%]", "Depth-short")
 
 
 def execution_detail(metrics: dict[str, dict[str, float]]) -> pd.DataFrame:
     """How each strategy executes: the :func:`~hyperdapo.evaluation.metrics.strategy_metrics` of
-    ``DETAIL_COLUMNS`` (``Depth-short``: decisions with an order beyond the visible book) and the number of invalid
-    answers (fallback order used)."""
-    return pd.DataFrame([{"Strategy": name, **{c: m[c] for c in DETAIL_COLUMNS}, "Invalid answers": m["Invalid"]}
-                         for name, m in metrics.items()])
+    ``DETAIL_COLUMNS`` (``Depth-short``: decisions with an order beyond the visible book; ``Win rate [%]``: set for
+    the policies only, missing elsewhere) and the number of invalid answers (fallback order used)."""
+    return pd.DataFrame([{"Strategy": name, **{c: m.get(c, math.nan) for c in DETAIL_COLUMNS},
+                          "Invalid answers": m["Invalid"]} for name, m in metrics.items()])
+
+
+# the seeds' headline metrics and their direction: +1 higher is better, -1 lower is better
+HEADLINE_METRICS = (("Fill rate [%]", 1), ("Slippage [bps]", -1), ("Price improvement [%]", 1),
+                    ("Time to fill [s]", -1))
+TRADITIONAL = "Traditional average"
+
+
+def improvement_pct(value: float, traditional: float, direction: int) -> float:
+    """Relative improvement (%) of ``value`` over ``traditional``, positive = better in the metric's ``direction``
+    (+1 higher is better, -1 lower is better): ``direction * (value - traditional) / |traditional| * 100``; NaN when
+    the traditional value is 0 or missing."""
+    if not math.isfinite(traditional) or traditional == 0:
+        return math.nan
+    return direction * (value - traditional) / abs(traditional) * 100
+
+
+def headline(metrics: dict[str, dict[str, float]], policies: Sequence[str], traditional: Sequence[str]) -> pd.DataFrame:
+    """The seeds' table: one row per :data:`HEADLINE_METRICS` metric, a column per policy, the traditional average
+    (the mean over the ``traditional`` strategies that have a value) and each policy's improvement over it
+    (:func:`improvement_pct`, ``<policy> improvement [%]``)."""
+    rows = []
+    for metric, direction in HEADLINE_METRICS:
+        values = [metrics[n][metric] for n in traditional if math.isfinite(metrics[n][metric])]
+        trad = sum(values) / len(values) if values else math.nan
+        row = {"Metric": metric, **{p: metrics[p][metric] for p in policies}, TRADITIONAL: trad}
+        row |= {f"{p} improvement [%]": improvement_pct(metrics[p][metric], trad, direction) for p in policies}
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def comparisons(made: Sequence[Comparison]) -> pd.DataFrame:
+    """One row per paired test made (``Diff`` = IS(policy) - IS(versus), bps, negative = the policy is cheaper)."""
+    return pd.DataFrame([{
+        "Policy": c.policy, "Versus": c.versus, "Role": c.role, "Diff [bps]": c.test["mean_diff_bps"],
+        "Diff CI low [bps]": c.test["ci_low"], "Diff CI high [bps]": c.test["ci_high"], "Win rate [%]": c.win_rate_pct,
+        "p (t)": c.test["t_p"], "p (t, Bonf.)": c.test["t_p_bonf"], "p (W)": c.test["wilcoxon_p"],
+        "p (W, Bonf.)": c.test["wilcoxon_p_bonf"],
+    } for c in made])

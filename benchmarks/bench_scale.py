@@ -1,4 +1,4 @@
-"""Peak memory and speed of the day-by-day build (:mod:`hyperdapo.execution.daily`) on 1, 4 and 16 synthetic days.
+"""Peak memory and speed of day-by-day runs (:mod:`hyperdapo.execution.daily`, ``tape``) on 1, 4 and 16 synthetic days.
 
     .venv/bin/python benchmarks/bench_scale.py [--days 1 4 16] [--snapshot-ms 5000] [--work benchmarks/.out/scale]
 
@@ -10,8 +10,11 @@ generation nor compilation counts in the measured peaks.
 
 Each build runs in a fresh subprocess on the first 1, 4 and 16 days: decisions every 60 s, their features, the
 rewards of the offset grid (-50, -30, -15, -5, 0, +5 bps) with the task's simulator call, one parquet table a day
-written to an empty directory. A child reports its resident memory after the imports (VmRSS), its peak (VmHWM) and
-decisions per second of wall time (the build only). Last line:
+written to an empty directory; then what a run does with them (``data.day_by_day=true``): the task of those days
+(:func:`~hyperdapo.execution.daily.day_task`: prompts of every decision, two day windows in memory at most) scores
+one order per decision of every split (a -5 bps limit) and a market order per decision, as a backtest does. A child
+reports its resident memory after the imports (VmRSS), its peak over build and scoring (VmHWM) and decisions per
+second of wall time (the build only) and of the scoring. Last line:
 ``RESULT peak_rss_16d_over_1d=<x> decisions_per_s=<y>`` (``y`` from the largest run); goal ``x <= 1.5``.
 """
 
@@ -25,6 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import pyarrow.parquet as pq
 
 from hyperdapo.data.assets import load_asset
@@ -34,8 +38,9 @@ from hyperdapo.data.readers import Kind
 from hyperdapo.data.sources import market_files
 from hyperdapo.data.venues import load_venue
 from hyperdapo.execution.config import FillConfig, RewardConfig
-from hyperdapo.execution.daily import DaySpec, build_days
+from hyperdapo.execution.daily import DaySpec, build_days, day_task
 from hyperdapo.features.config import DecisionConfig, FeatureConfig
+from hyperdapo.prompts.config import PromptConfig
 
 ASSET = "btc"
 
@@ -74,8 +79,14 @@ def build(cfg: DataConfig, n_days: int) -> dict[str, float]:
         paths = build_days(files, spec, out, cfg.cache_dir)
         seconds = time.perf_counter() - t0
         decisions = sum(pq.read_metadata(p).num_rows for p in paths)
-    return {"days": n_days, "decisions": decisions, "seconds": seconds, "rss_after_imports_mib": rss_mib,
-            "peak_rss_mib": memory_mib("VmHWM")}
+        t0 = time.perf_counter()
+        task = day_task(files, spec, PromptConfig(), out, cfg.cache_dir)
+        idx = np.arange(len(task.decisions))
+        task.score_offsets(idx, np.full((len(idx), 1), -5.0))
+        task.score_prices(idx, task.decisions.side[idx].astype(float)[:, None] * np.inf)
+        score_seconds = time.perf_counter() - t0
+    return {"days": n_days, "decisions": decisions, "seconds": seconds, "score_seconds": score_seconds,
+            "rss_after_imports_mib": rss_mib, "peak_rss_mib": memory_mib("VmHWM")}
 
 
 def child(args: list[str]) -> dict[str, float] | None:
@@ -107,7 +118,8 @@ def main() -> None:
     runs = [child([*common, "--build", str(n)]) for n in args.days]
     for r in runs:
         print(f"{r['days']:>3} days: {r['decisions']:>6} decisions in {r['seconds']:6.1f} s "
-              f"({r['decisions'] / r['seconds']:,.0f} decisions/s), RSS after imports "
+              f"({r['decisions'] / r['seconds']:,.0f} decisions/s), task + 2 orders each in "
+              f"{r['score_seconds']:.1f} s, RSS after imports "
               f"{r['rss_after_imports_mib']:,.0f} MiB, peak {r['peak_rss_mib']:,.0f} MiB")
     small, large = runs[0], runs[-1]
     print(f"RESULT peak_rss_{large['days']}d_over_{small['days']}d={large['peak_rss_mib'] / small['peak_rss_mib']:.2f} "

@@ -74,6 +74,35 @@ def test_invalid_reward_config_names_the_key(kwargs, key):
 
 
 def test_reward_names_cover_the_yaml_files():
+    from omegaconf import OmegaConf
+
     from hyperdapo.data.assets import CONF_DIR
 
-    assert {p.stem for p in (CONF_DIR / "reward").glob("*.yaml")} == {n.value for n in RewardName}
+    names = {OmegaConf.load(p).name for p in (CONF_DIR / "reward").glob("*.yaml")}
+    assert names == {n.value for n in RewardName}  # every reward has an option (by_objective is shortfall + weights)
+
+
+def test_objective_weights_add_each_decisions_own_components():
+    """Order 0 (aggressive) also pays risk; order 1 (patient) would earn price improvement, but it did not fill."""
+    cfg = RewardConfig(objective_weights={"aggressive": {"risk": 1.0}, "patient": {"price_improvement": 0.5}},
+                       risk_scale_bps=10.0)
+    r = compute_reward(_outcomes(), cfg, HORIZON_S, objective=np.array(["aggressive", "patient"]))
+    # order 0: shortfall 2 - 1.5 = 0.5, risk -10 * 60/300 = -2 -> -1.5 ; order 1: -(3 + 4.5) + 0.5 * 0 = -7.5
+    np.testing.assert_allclose(r, [-1.5, -7.5])
+    swapped = compute_reward(_outcomes(), cfg, HORIZON_S, objective=np.array(["patient", "aggressive"]))
+    # order 0: 0.5 + 0.5 * 2 = 1.5 ; order 1: -7.5 - 10 (exposed the whole horizon) = -17.5
+    np.testing.assert_allclose(swapped, [1.5, -17.5])
+    # (D, K) outcomes: each decision's objective applies to all its K candidate orders
+    two = SimpleNamespace(**{k: np.stack([v, v], axis=1) for k, v in vars(_outcomes()).items()})
+    np.testing.assert_allclose(compute_reward(two, cfg, HORIZON_S, np.array(["aggressive", "patient"])),
+                               [[-1.5, -1.5], [-7.5, -7.5]])
+
+
+@pytest.mark.parametrize(("weights", "match"), [
+    ({"greedy": {"risk": 1.0}}, "objective_weights.greedy: no such objective"),
+    ({"patient": {"speed": 1.0}}, "objective_weights.patient.speed: no such reward component"),
+    ({"patient": {"risk": -1.0}}, r"objective_weights.patient.risk=-1.0: must be a finite number >= 0"),
+])
+def test_objective_weights_are_checked_naming_the_key(weights, match):
+    with pytest.raises(ValueError, match=match):
+        RewardConfig(objective_weights=weights)

@@ -138,3 +138,26 @@ def test_features_prompts_and_book_only_fills_on_the_real_hyperliquid_hour(hl_sa
     assert "BTC mid $42," in prompt and "n/a trades/min" in prompt
     rewards, out = t.score_offsets(test, np.array([[0.0, -5.0]] * len(test)))
     assert out.book_only and out.filled.any() and np.isfinite(rewards).all()
+
+
+def test_reward_by_objective_makes_each_objective_prefer_what_its_prompt_asks(market):
+    """reward=by_objective on this market: the best fixed offset (mean reward over the decisions of one objective)
+    is 0 bps for `aggressive` (fill soon) and a passive one for `patient` and `risk_averse`."""
+    from omegaconf import OmegaConf
+
+    from hyperdapo.data.assets import CONF_DIR
+
+    cfg = RewardConfig(**OmegaConf.to_container(OmegaConf.load(CONF_DIR / "reward" / "by_objective.yaml")))
+    t = ExecutionTask.build(load_asset(market.asset), HYPERLIQUID, market, DecisionConfig(), FeatureConfig(),
+                            FillConfig(), cfg, PromptConfig())
+    idx = np.arange(len(t.decisions))
+    grid = np.asarray(DEFAULT_OFFSETS_BPS)
+    rewards, out = t.score_offsets(idx, np.broadcast_to(grid, (len(idx), len(grid))))
+    best = {o: grid[rewards[t.decisions.objective == o].mean(axis=0).argmax()] for o in ("aggressive", "patient",
+                                                                                      "risk_averse")}
+    assert best["aggressive"] == 0.0  # the grid's most aggressive offset but +5 (which crosses the spread)
+    assert best["patient"] < 0 and best["risk_averse"] < 0
+    # patient decisions: the shortfall reward plus half the price improvement of each fill, nothing else
+    patient = t.decisions.objective == "patient"
+    extra = np.where(out.filled, 0.5 * np.nan_to_num(out.price_improvement_bps), 0.0)
+    np.testing.assert_allclose(rewards[patient], (-out.is_bps + extra)[patient], rtol=0, atol=1e-12)

@@ -10,6 +10,8 @@ import math
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from hyperdapo.features.config import Objective
+
 
 class FillRule(StrEnum):
     """When a resting order fills (fills.py, rule 4); with book-only data both read the book-only rule."""
@@ -77,6 +79,10 @@ class RewardConfig:
     fill_scale_bps: float = 10.0  # what one limit fill is worth in fill_improve_pnl
     risk_scale_bps: float = 10.0  # cost of being exposed for the whole horizon in exec_risk_cost
     invalid_penalty: float = -50.0  # reward of an unparsable or invalid answer (bps)
+    # per objective (aggressive | patient | risk_averse), weights of components added to the reward of the decisions
+    # that state it, e.g. {aggressive: {risk: 1.0}}; any component of any reward; empty = the objective is only
+    # words in the prompt (conf/reward/by_objective.yaml maps each one)
+    objective_weights: dict[str, dict[str, float]] = field(default_factory=dict)
 
     @property
     def effective_weights(self) -> dict[str, float]:
@@ -96,6 +102,17 @@ class RewardConfig:
         for key, w in self.effective_weights.items():
             if not (isinstance(w, int | float) and math.isfinite(w) and w >= 0):
                 raise ValueError(f"reward.weights.{key}={w}: must be a finite number >= 0")
+        components = {k for w in DEFAULT_WEIGHTS.values() for k in w}
+        for objective, weights in self.objective_weights.items():
+            if objective not in {o.value for o in Objective}:
+                raise ValueError(f"reward.objective_weights.{objective}: no such objective; use "
+                                 f"{[o.value for o in Objective]}")
+            for key, w in weights.items():
+                if key not in components:
+                    raise ValueError(f"reward.objective_weights.{objective}.{key}: no such reward component; use "
+                                     f"{sorted(components)}")
+                if not (isinstance(w, int | float) and math.isfinite(w) and w >= 0):
+                    raise ValueError(f"reward.objective_weights.{objective}.{key}={w}: must be a finite number >= 0")
         for key in ("fill_scale_bps", "risk_scale_bps", "invalid_penalty"):
             if not math.isfinite(getattr(self, key)):
                 raise ValueError(f"reward.{key}={getattr(self, key)}: must be finite")

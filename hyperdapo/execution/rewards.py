@@ -12,9 +12,14 @@ Three definitions, chosen by ``reward=`` (``conf/reward/``):
   price part of the shortfall, ``-(IS - fee)`` (bps), ``risk`` is ``-risk_scale_bps * time_exposed / horizon``
   (time until the order completed, by fill or cleanup: an inventory-risk proxy), and ``cost`` is ``-fee_bps``.
 
+Objectives: the decision's objective (aggressive / patient / risk_averse) is rendered into the prompt. By default it
+does not change the reward (one reward, so that strategies are comparable). ``reward.objective_weights`` adds, to
+each decision's reward, components weighted for its own objective (``reward=by_objective``: aggressive pays for the
+time exposed (``risk``), patient earns its fill's price improvement again, risk_averse pays its adverse selection
+again), so that a policy can learn to honour what the prompt asks.
+
 An answer that cannot be turned into an order gets ``invalid_penalty`` instead (see
-:mod:`hyperdapo.prompts.answer`). The user's objective is rendered into the prompt; it does not change the
-reward (one reward, so that strategies are comparable; say so in any result).
+:mod:`hyperdapo.prompts.answer`).
 """
 
 from __future__ import annotations
@@ -40,8 +45,15 @@ def reward_components(outcomes, horizon_s: float) -> dict[str, np.ndarray]:
     }
 
 
-def compute_reward(outcomes, cfg: RewardConfig, horizon_s: float) -> np.ndarray:
-    """The configured reward (bps, higher is better) for simulated orders."""
+def compute_reward(outcomes, cfg: RewardConfig, horizon_s: float, objective: np.ndarray | None = None) -> np.ndarray:
+    """The configured reward (bps, higher is better) for simulated orders (D, K); ``objective`` (D,) is each
+    decision's objective, for ``cfg.objective_weights``."""
     parts = reward_components(outcomes, horizon_s)
     scale = {"fill": cfg.fill_scale_bps, "risk": cfg.risk_scale_bps}
-    return sum(w * scale.get(k, 1.0) * parts[k] for k, w in cfg.effective_weights.items())
+    reward = sum(w * scale.get(k, 1.0) * parts[k] for k, w in cfg.effective_weights.items())
+    for name, weights in cfg.objective_weights.items():
+        if objective is None:
+            raise ValueError("reward.objective_weights is set: the reward needs each decision's objective")
+        mine = (np.asarray(objective) == name).reshape(-1, *[1] * (np.ndim(reward) - 1))
+        reward = reward + mine * sum(w * scale.get(k, 1.0) * parts[k] for k, w in weights.items())
+    return reward

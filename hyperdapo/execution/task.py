@@ -194,7 +194,7 @@ class ExecutionTask:
         idx = np.asarray(idx)
         d = self.decisions
         out = self.tape.simulate(d.ts_us[idx], d.side[idx], limit_px, d.qty[idx], self.fill_cfg, self.venue)
-        return compute_reward(out, self.reward_cfg, self.fill_cfg.horizon_s), out
+        return compute_reward(out, self.reward_cfg, self.fill_cfg.horizon_s, d.objective[idx]), out
 
     def score_offsets(self, idx: np.ndarray, offsets_bps: np.ndarray) -> tuple[np.ndarray, Outcomes]:
         return self.score_prices(idx, self.price_of_offset(idx, offsets_bps))

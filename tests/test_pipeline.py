@@ -46,13 +46,16 @@ def test_evaluate_writes_three_tables_and_three_figures(trained):
     tmp, _, dapo = trained
     cfg = run_config(fast(tmp, f"evaluate.policy={dapo['policy_dir']}"), "evaluate")
     result = run_evaluation(cfg, tmp / "eval")
-    assert STRATEGIES | {"oracle"} == set(result["metrics"])
-    for stem in ("execution_quality", "execution_detail", "fill_rate", "training_performance"):
+    assert STRATEGIES | {"oracle", "sft"} == set(result["metrics"])  # sft: the policy dapo started from, by run name
+    for stem in ("execution_quality", "execution_detail", "fill_rate", "training_performance", "headline",
+                 "comparisons"):
         for ext in ("md", "tex", "csv", "caption.txt"):
             assert (tmp / "eval" / "tables" / f"{stem}.{ext}").exists(), (stem, ext)
     quality = pd.read_csv(tmp / "eval" / "tables" / "execution_quality.csv")
-    assert set(quality.Strategy) == STRATEGIES | {"oracle"} and quality.Strategy[0] == "llm"
-    assert np.isfinite(quality.loc[quality.Strategy == "market", "p (t)"]).all()  # tested against llm
+    assert set(quality.Strategy) == STRATEGIES | {"oracle", "sft"} and quality.Strategy[0] == "llm"
+    assert np.isfinite(quality.loc[quality.Strategy == "llm", "p (t)"]).all()  # tested against the best baseline
+    compared = pd.read_csv(tmp / "eval" / "tables" / "comparisons.csv")
+    assert compared[["Policy", "Versus"]].values.tolist() == [["llm", result["best_baseline"]["name"]], ["llm", "sft"]]
     training = pd.read_csv(tmp / "eval" / "tables" / "training_performance.csv")
     assert training.Run.tolist() == ["BTC sft (sft)", "BTC dapo (dapo)"]  # the policy's lineage, oldest first
     for fig in ("learning_curves", "strategy_is", "cumulative_pnl"):

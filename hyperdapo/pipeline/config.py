@@ -68,9 +68,13 @@ class LoggerConfig:
 
 @dataclass
 class EvaluateConfig:
-    """What ``evaluate.py`` backtests: the baselines always; ``llm`` when a policy is given."""
+    """What ``evaluate.py`` backtests: the baselines always; the policies of ``evaluate.policies`` (one row each,
+    named after its run) or the one of ``evaluate.policy`` (row ``llm``)."""
 
     policy: str = "latest"  # latest (newest in <registry_dir>/<ASSET>/) | a policy directory | none | ensemble
+    # several policies at once: run names in <registry_dir>/<ASSET>/, directories, or globs of either
+    # (e.g. "dapo-seed*"); with it, evaluate.policy stays at latest and is not used
+    policies: list[str] = field(default_factory=list)
     members: list[str] = field(default_factory=list)  # with policy=ensemble: the specialists' policy directories
     algo_filter: str = ""  # with latest: only runs whose name starts with this (e.g. "dapo")
     allow_other_asset: bool = False  # evaluate a policy trained on another asset (otherwise an error)
@@ -89,6 +93,9 @@ class EvaluateConfig:
         if (self.policy == "ensemble") != (len(self.members) >= 2):
             raise ValueError(f"evaluate.members={list(self.members)}: evaluate.policy=ensemble takes two or more "
                              "policy directories in evaluate.members (and only it takes members)")
+        if self.policies and self.policy != "latest":
+            raise ValueError(f"evaluate.policies={list(self.policies)} with evaluate.policy={self.policy}: give "
+                             "every policy in evaluate.policies (evaluate.policy is for one policy or an ensemble)")
 
 
 @dataclass

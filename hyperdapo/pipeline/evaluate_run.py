@@ -1,18 +1,33 @@
-"""One backtest: an asset's evaluation split, every baseline, the trained policy (``llm``), statistics,
-tables and figures.
+"""One backtest: an asset's evaluation split, every baseline, the evaluated policies, statistics, tables, figures
+and (``logger=wandb``) a W&B evaluation run.
 
-Outputs (``<out>/``): ``results.json`` (metrics, CIs, tests, caption), ``decisions.parquet`` (per-decision
-IS and PnL of every strategy), ``tables/`` (execution_quality, fill_rate, training_performance as md, tex,
-csv) and ``figures/`` (learning_curves.png, strategy_is.png, cumulative_pnl.png).
+Policies, one row each: ``evaluate.policies=[...]`` (run names or patterns in ``<registry_dir>/<ASSET>/``,
+directories, or globs of directories: e.g. every policy of a sweep) names each row after its run;
+``evaluate.policy=<dir>|latest|ensemble`` gives the one row ``llm`` (the name the demo's tables and the paper-trading
+summary keep). A policy whose training started from another registered policy (its lineage) is compared with it;
+that policy is scored as a row of its own when it is not among those evaluated.
+
+Comparisons: each evaluated policy against the best baseline, chosen on the validation split (lowest mean IS
+there, oracle excluded) by simulating the validation decisions only, and against the policy it started from;
+paired t and Wilcoxon tests over decisions, Bonferroni over every comparison made (``tables/comparisons``).
+
+Outputs (``<out>/``): ``results.json`` (metrics, CIs, the best baseline and its validation IS, comparisons,
+caption), ``decisions.parquet`` (per-decision IS of every strategy), ``tables/`` (execution_quality,
+execution_detail, headline, comparisons, fill_rate, training_performance as md, tex, csv), ``figures/``
+(learning_curves, strategy_is, cumulative_pnl) and, with ``logger=wandb``, ``wandb/`` (the same tables, figures and
+summary numbers in a ``job_type=eval`` run).
 """
 
 from __future__ import annotations
 
+import glob
 import json
 import logging
 import math
+import os
 import statistics
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,14 +36,23 @@ import torch
 from tqdm import tqdm
 
 from hyperdapo.atomic import atomic_path, write_text_atomic
-from hyperdapo.evaluation.baselines import baseline_outcomes, llm_outcomes
+from hyperdapo.evaluation.baselines import (
+    ORACLE,
+    baseline_names,
+    baseline_outcomes,
+    best_on_validation,
+    classic_baselines,
+    llm_outcomes,
+)
 from hyperdapo.evaluation.figures import cumulative_pnl, learning_curves, save_figure, strategy_bars
-from hyperdapo.evaluation.metrics import StrategyOutcomes, strategy_metrics
-from hyperdapo.evaluation.stats import mean_ci, paired_tests
+from hyperdapo.evaluation.metrics import StrategyOutcomes, strategy_metrics, win_rate
+from hyperdapo.evaluation.stats import Comparison, mean_ci, paired_tests
 from hyperdapo.evaluation.tables import (
+    comparisons,
     execution_detail,
     execution_quality,
     fill_rate_comparison,
+    headline,
     run_label,
     training_lineage,
     training_performance,
@@ -38,14 +62,61 @@ from hyperdapo.execution.task import ExecutionTask
 from hyperdapo.features.decision_set import too_few_decisions
 from hyperdapo.models.policy import ModelConfig, load_policy, policy_device
 from hyperdapo.pipeline.config import RunConfig
-from hyperdapo.pipeline.train_run import build_task
+from hyperdapo.pipeline.train_run import build_task, sweep_name
 from hyperdapo.rl.rollout import sample
 from hyperdapo.timing import timed
 
 log = logging.getLogger(__name__)
-CANDIDATE = "llm"
+CANDIDATE = "llm"  # the row of evaluate.policy's one policy (or ensemble)
 ENSEMBLE = "ensemble"  # evaluate.policy=ensemble: the median offset of evaluate.members' answers
-NOT_STRATEGIES = ("oracle",)  # reported as an upper bound, never compared as a strategy
+NOT_STRATEGIES = (ORACLE,)  # reported as an upper bound, never compared as a strategy
+BEST = "best baseline (val)"  # the role of a comparison with the validation-chosen best baseline
+STARTED_FROM = "started from"  # the role of a comparison with the policy a policy's training started from
+
+
+@dataclass(frozen=True)
+class PolicyKind:
+    """A kind of registered policy: ``accepts(policy_dir)`` recognises its registry directory;
+    ``outcomes(cfg, task, idx, policy_dir, row)`` scores its orders on decisions ``idx`` with the backtest's
+    simulator (offsets in side-relative bps, invalid answers replaced by ``evaluate.fallback``'s offset)."""
+
+    name: str
+    accepts: Callable[[Path], bool]
+    outcomes: Callable[[RunConfig, ExecutionTask, np.ndarray, Path, str], StrategyOutcomes]
+
+
+def is_language_model(policy_dir: Path) -> bool:
+    return any((policy_dir / f).exists() for f in ("config.json", "adapter_config.json"))
+
+
+def fallback_offset_bps(cfg: RunConfig) -> float:
+    return cfg.evaluate.baselines.fixed_offsets_bps[cfg.evaluate.fallback]
+
+
+def language_model_outcomes(cfg: RunConfig, task: ExecutionTask, idx: np.ndarray, policy_dir: Path,
+                            row: str) -> StrategyOutcomes:
+    return llm_outcomes(task, idx, policy_answers(cfg, task, idx, policy_dir), fallback_offset_bps(cfg), row)
+
+
+LANGUAGE_MODEL = PolicyKind("language model", is_language_model, language_model_outcomes)
+# The kinds a registry entry may be, tried in order. The PPO baseline (hyperdapo/rl/ppo.py) plugs in here with
+# PolicyKind("ppo", is_ppo_policy, <single_offset(row, task, idx, ppo_offsets(policy_dir, task, idx))>).
+POLICY_KINDS: tuple[PolicyKind, ...] = (LANGUAGE_MODEL,)
+
+
+def kind_of(policy_dir: Path, kinds: Sequence[PolicyKind] = POLICY_KINDS) -> PolicyKind | None:
+    return next((k for k in kinds if k.accepts(policy_dir)), None)
+
+
+@dataclass(frozen=True)
+class EvaluatedPolicy:
+    """One policy row of the tables."""
+
+    row: str  # its name in the tables (the run name; ``llm`` for evaluate.policy)
+    dirs: tuple[Path, ...]  # its registry directory (the members' for an ensemble)
+    summary: dict | None  # the registry's summary.json (None for an ensemble or a policy without one)
+    compared: bool = True  # tested against the best baseline (False: only the start of a compared policy)
+    parent: str | None = None  # the row of the policy its training started from, compared with it
 
 
 def find_policy(cfg: RunConfig) -> Path | None:
@@ -69,17 +140,90 @@ def find_policy(cfg: RunConfig) -> Path | None:
     return path
 
 
-def _check_policy_dir(path: Path, cfg: RunConfig) -> None:
-    summary = json.loads((path / "summary.json").read_text()) if (path / "summary.json").exists() else {}
-    if not any((path / f).exists() for f in ("config.json", "adapter_config.json")):
+def _read_summary(path: Path) -> dict:
+    return json.loads((path / "summary.json").read_text()) if (path / "summary.json").exists() else {}
+
+
+def _check_policy_dir(path: Path, cfg: RunConfig, key: str = "evaluate.policy",
+                      kinds: Sequence[PolicyKind] = POLICY_KINDS) -> None:
+    summary = _read_summary(path)
+    if kind_of(path, kinds) is None:
         hint = (f"it is a training run's directory; its policy is {summary['policy_dir']}" if "policy_dir" in summary
                 else "expected a policy directory written by train.py (outputs/models/<ASSET>/<run_name>), with "
                 "config.json or adapter_config.json and the tokenizer")
-        raise FileNotFoundError(f"evaluate.policy={path}: {hint}")
+        raise FileNotFoundError(f"{key}={path}: {hint}")
     trained_on = summary.get("asset")
     if trained_on and trained_on != cfg.asset.name and not cfg.evaluate.allow_other_asset:
-        raise ValueError(f"evaluate.policy={path} was trained on {trained_on}, not asset={cfg.asset.name}; pass "
+        raise ValueError(f"{key}={path} was trained on {trained_on}, not asset={cfg.asset.name}; pass "
                          "evaluate.allow_other_asset=true to evaluate it there anyway")
+
+
+def registry_policies(cfg: RunConfig) -> list[Path]:
+    """The directories ``evaluate.policies`` names, in its order, each once: an entry without ``/`` is a run name
+    (or a glob pattern, e.g. ``dapo-seed*``) in ``<registry_dir>/<ASSET>/``, one with ``/`` a directory or a glob of
+    directories; a pattern keeps the registry entries it matches and must match one."""
+    root = Path(cfg.registry_dir) / cfg.asset.name
+    found: dict[Path, Path] = {}
+    for entry in cfg.evaluate.policies:
+        pattern = entry if "/" in entry else str(root / entry)
+        matches = [Path(pattern)]
+        if glob.has_magic(pattern):
+            matches = [Path(m) for m in sorted(glob.glob(pattern)) if kind_of(Path(m)) is not None]
+            if not matches:
+                raise FileNotFoundError(f"evaluate.policies: {entry!r} matches no policy ({pattern})")
+        for m in matches:
+            _check_policy_dir(m, cfg, "evaluate.policies")
+            found.setdefault(m.resolve(), m)
+    return list(found.values())
+
+
+def started_from(summary: dict | None) -> Path | None:
+    """The registry directory of the policy whose weights a policy's training started from (``model.init_from``,
+    the previous run of its :func:`~hyperdapo.evaluation.tables.training_lineage`); None when it started from
+    scratch or that policy is no longer in the registry."""
+    if not summary or "run_dir" not in summary:
+        return None
+    lineage = training_lineage(summary)
+    parent = Path(lineage[-2]["policy_dir"]) if len(lineage) > 1 and "policy_dir" in lineage[-2] else None
+    return parent if parent is not None and kind_of(parent) is not None else None
+
+
+def with_parents(chosen: Sequence[tuple[str, Path]]) -> list[EvaluatedPolicy]:
+    """The chosen ``(row, directory)`` policies, each with the row of the policy it started from; such a policy
+    that was not chosen is added (after them, named after its run, not compared with the best baseline)."""
+    rows = {path.resolve(): row for row, path in chosen}
+    policies, added = [], []
+    for row, path in chosen:
+        summary = _read_summary(path) or None
+        parent = started_from(summary)
+        if parent is not None and parent.resolve() not in rows:
+            rows[parent.resolve()] = parent.name
+            added.append(EvaluatedPolicy(parent.name, (parent,), _read_summary(parent) or None, compared=False))
+        policies.append(EvaluatedPolicy(row, (path,), summary, parent=rows[parent.resolve()] if parent else None))
+    return policies + added
+
+
+def evaluated_policies(cfg: RunConfig) -> list[EvaluatedPolicy]:
+    """The policy rows of the evaluation (``evaluate.policies``, or ``evaluate.policy``'s one policy or ensemble,
+    with the policies they started from), checked before any work; a row name may appear once, and not as a
+    baseline's."""
+    if cfg.evaluate.policies:
+        policies = with_parents([(p.name, p) for p in registry_policies(cfg)])
+    elif cfg.evaluate.policy == ENSEMBLE:
+        members = tuple(Path(m) for m in cfg.evaluate.members)
+        for m in members:
+            _check_policy_dir(m, cfg, "evaluate.members", kinds=(LANGUAGE_MODEL,))
+        policies = [EvaluatedPolicy(CANDIDATE, members, None)]
+    else:
+        policy_dir = find_policy(cfg)
+        policies = with_parents([(CANDIDATE, policy_dir)]) if policy_dir is not None else []
+    taken = set(baseline_names(cfg.evaluate.baselines))
+    for p in policies:
+        if p.row in taken:
+            raise ValueError(f"evaluate.policies: the row name {p.row!r} ({p.dirs[0]}) is taken by another policy or a "
+                             "baseline; rename one of the runs")
+        taken.add(p.row)
+    return policies
 
 
 @torch.no_grad()
@@ -104,19 +248,15 @@ def caption(cfg: RunConfig, task: ExecutionTask, n: int) -> str:
              f"{cfg.execution.impact_window_s:g} s (Depth-short counts those decisions)")
     return (f"{cfg.asset.name} on {venue}, {cfg.data.source} data, {cfg.evaluate.split} split ({n} decisions), horizon "
             f"{cfg.execution.horizon_s:g} s, IS in bps incl. fees and cleanup; {fills}; {depth}. Oracle = ex-post best "
-            "offset (upper bound, not a strategy). Diff vs llm = IS(strategy) - IS(llm): negative = the strategy "
-            "is cheaper than llm; p-values of paired tests over decisions, Bonferroni over the baselines.")
+            "offset (upper bound, not a strategy).")
 
 
-def evaluated_policies(cfg: RunConfig) -> list[Path]:
-    """The policy directories ``evaluate.policy`` names, checked before any work: none, one, or the members of
-    ``evaluate.policy=ensemble`` (``evaluate.members``)."""
-    if cfg.evaluate.policy != ENSEMBLE:
-        return [p for p in [find_policy(cfg)] if p is not None]
-    members = [Path(m) for m in cfg.evaluate.members]
-    for m in members:
-        _check_policy_dir(m, cfg)
-    return members
+def comparison_note(best: str, best_val_is_bps: float, split: str, n_comparisons: int) -> str:
+    return (f"Best baseline = {best}, the lowest mean IS on the validation split ({best_val_is_bps:.2f} bps there; "
+            f"oracle excluded), chosen before the {split} split was scored. Diff vs best baseline = IS(policy) - "
+            f"IS({best}): negative = the policy is cheaper; p-values of paired tests over decisions, Bonferroni over "
+            f"the {n_comparisons} comparisons made (each policy vs the best baseline and vs the policy it started "
+            "from: tables/comparisons).")
 
 
 def policy_answers(cfg: RunConfig, task: ExecutionTask, idx: np.ndarray, policy_dir: Path) -> list[str]:
@@ -144,71 +284,200 @@ def ensemble_answers(task: ExecutionTask, idx: np.ndarray, member_texts: list[li
             for k, (i, m) in enumerate(zip(idx, medians, strict=True))]
 
 
+def policy_outcomes(cfg: RunConfig, task: ExecutionTask, idx: np.ndarray, policy: EvaluatedPolicy) -> StrategyOutcomes:
+    """The outcomes of one policy row on decisions ``idx``: its kind's, or an ensemble's median answers."""
+    if len(policy.dirs) > 1:
+        texts = [policy_answers(cfg, task, idx, d) for d in policy.dirs]
+        return llm_outcomes(task, idx, ensemble_answers(task, idx, texts), fallback_offset_bps(cfg), policy.row)
+    kind = kind_of(policy.dirs[0])
+    assert kind is not None, policy.dirs[0]  # checked by evaluated_policies
+    return kind.outcomes(cfg, task, idx, policy.dirs[0], policy.row)
+
+
+def compare(policies: Sequence[EvaluatedPolicy], strategies: dict[str, StrategyOutcomes], best: str,
+            seed: int) -> list[Comparison]:
+    """Each compared policy against the best baseline and against the policy it started from; Bonferroni over
+    all of these comparisons."""
+    pairs = [(p.row, best, BEST) for p in policies if p.compared]
+    pairs += [(p.row, p.parent, STARTED_FROM) for p in policies if p.compared and p.parent is not None]
+    return [Comparison(a, b, role,
+                       paired_tests({a: strategies[a].is_bps}, strategies[b].is_bps, seed, len(pairs))[a],
+                       win_rate(strategies[a].is_bps, strategies[b].is_bps))
+            for a, b, role in pairs]
+
+
+def lineages(policies: Sequence[EvaluatedPolicy]) -> dict[str, list[dict]]:
+    """The training lineage (oldest first) of every compared policy with a training summary, by row."""
+    return {p.row: training_lineage(p.summary) for p in policies
+            if p.compared and p.summary is not None and "run_dir" in p.summary}
+
+
+def training_runs(chains: dict[str, list[dict]]) -> list[dict]:
+    """Every run of the lineages once, in lineage order."""
+    return list({s["run_dir"]: s for chain in chains.values() for s in chain}.values())
+
+
+def write_figures(out: Path, names: list[str], metrics: dict, ci: dict, strategies: dict[str, StrategyOutcomes],
+                  policy_rows: list[str], chains: dict[str, list[dict]]) -> list[Path]:
+    """``strategy_is``, ``cumulative_pnl`` and the learning curves (``learning_curves`` for one policy,
+    ``learning_curves_<row>`` for several); returns the PNG paths."""
+    figures = out / "figures"
+    bars = strategy_bars(names, np.array([metrics[n]["IS [bps]"] for n in names]), np.array([ci[n] for n in names]),
+                         "implementation shortfall [bps], mean and 95% CI", policies=policy_rows)
+    pngs = save_figure(bars, figures / "strategy_is")[:1]
+    pngs += save_figure(cumulative_pnl({n: strategies[n].pnl_usd for n in names}, policies=policy_rows),
+                        figures / "cumulative_pnl")[:1]
+    for row, chain in chains.items():
+        runs = [(run_label(s), Path(s["run_dir"], "metrics.csv")) for s in chain]
+        runs = [(label, csv) for label, csv in runs if csv.exists()]
+        if runs:
+            stem = "learning_curves" if len(chains) == 1 else f"learning_curves_{row}"
+            pngs += save_figure(learning_curves(runs, ["train/reward_mean", "train/loss", "val/reward_mean",
+                                                       "val/valid_rate"], continuous=True), figures / stem)[:1]
+    return pngs
+
+
+def wandb_names(cfg: RunConfig, out: Path) -> tuple[str | None, str]:
+    """The W&B group and name of an evaluation run: the group is ``logger.group``, else the multirun's sweep,
+    else ``run_name``, else the experiment preset; the name is ``run_name``, else the job's overrides (Hydra),
+    else the output directory's name."""
+    from hydra.core.hydra_config import HydraConfig
+
+    hydra = HydraConfig.get() if HydraConfig.initialized() else None
+    experiment = hydra.runtime.choices.get("experiment") if hydra is not None else None
+    overrides = hydra.job.override_dirname if hydra is not None else ""
+    return cfg.logger.group or sweep_name() or cfg.run_name or experiment, cfg.run_name or overrides or out.name
+
+
+def wandb_summary(metrics: dict, ci: dict, made: Sequence[Comparison], best: str | None) -> dict[str, float | str]:
+    """The summary numbers of an evaluation: per strategy its mean IS and 95% CI (bps), per comparison the mean
+    difference (bps), the p-values (raw, Bonferroni) and the win rate (%), and the best baseline's name."""
+    out: dict[str, float | str] = {"eval/best_baseline": best} if best else {}
+    for name, m in metrics.items():
+        out |= {f"eval/{name}/is_bps": m["IS [bps]"], f"eval/{name}/is_ci_low_bps": ci[name][0],
+                f"eval/{name}/is_ci_high_bps": ci[name][1]}
+    for c in made:
+        key = f"eval/{c.policy}/vs_{c.versus}"
+        out |= {f"{key}/diff_bps": c.test["mean_diff_bps"], f"{key}/p_t": c.test["t_p"],
+                f"{key}/p_t_bonf": c.test["t_p_bonf"], f"{key}/p_w": c.test["wilcoxon_p"],
+                f"{key}/p_w_bonf": c.test["wilcoxon_p_bonf"], f"{key}/win_rate_pct": c.win_rate_pct}
+    return out
+
+
+def log_to_wandb(cfg: RunConfig, out: Path, tables: dict[str, pd.DataFrame], pngs: list[Path],
+                 summary: dict[str, float | str]) -> None:
+    """One W&B run (``job_type=eval``, in the sweep's group, see :func:`wandb_names`) with every table
+    (``eval/tables/<stem>``, a ``wandb.Table``), every figure (``eval/figures/<stem>``, a ``wandb.Image``) and the
+    summary numbers; offline unless ``logger.mode=online`` (``WANDB_MODE`` wins, as in training)."""
+    import wandb
+    from omegaconf import OmegaConf
+
+    group, name = wandb_names(cfg, out)
+    run = wandb.init(project=cfg.logger.project, group=group, job_type="eval", name=name, dir=str(out),
+                     mode=os.environ.get("WANDB_MODE", cfg.logger.mode),
+                     tags=sorted({*cfg.logger.tags, f"asset:{cfg.asset.name}", f"split:{cfg.evaluate.split}"}),
+                     config=OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True))
+    try:
+        run.log({**{f"eval/tables/{stem}": wandb.Table(dataframe=df.astype(object).where(df.notna(), None))
+                    for stem, df in tables.items()},
+                 **{f"eval/figures/{png.stem}": wandb.Image(str(png)) for png in pngs}})
+        run.summary.update(summary)
+    finally:
+        run.finish()
+
+
+def evaluation_tables(cfg: RunConfig, task: ExecutionTask, n: int, metrics: dict, ci: dict, made: list[Comparison],
+                      policies: list[EvaluatedPolicy], chains: dict[str, list[dict]], cap: str,
+                      best: str | None) -> dict[str, tuple[pd.DataFrame, str, list[str]]]:
+    """Every table of an evaluation: ``stem -> (table, caption, rows shown first and in bold)``."""
+    rows = [p.row for p in policies]
+    fill_rule = "book-only fills" if task.market.trades is None else "trade-through fills"
+    setting = (f"{cfg.asset.name}, {cfg.data.source} data, {cfg.evaluate.split} split ({n} decisions), "
+               f"horizon {cfg.execution.horizon_s:g} s, {fill_rule}.")
+    filled = "share of decisions filled by the limit order(s) without the cleanup market order"
+    win = (f"win rate = share of decisions where the policy's IS is below the best baseline's ({best}, chosen on the "
+           "validation split; a tie is no win); " if best is not None else "")
+    detail = (f"Execution detail by strategy: fill rate = {filled}; slippage = |exec - limit| / limit; price "
+              "improvement = share of fills better than the arrival mid; time to fill over filled decisions; adverse "
+              f"selection {cfg.execution.adverse_horizon_s:g} s after the fill; Sharpe of the per-decision PnL, "
+              f"annualised (365 days); max drawdown of the cumulative PnL [USD]; {win}invalid answers = policy answers "
+              "that did not parse (fallback order used). ")
+    tests = {c.policy: c.test for c in made if c.role == BEST}
+    tables = {
+        "execution_quality": (execution_quality(metrics, ci, tests, reference="best baseline"),
+                              "Execution quality (cost) by strategy. " + cap, rows),
+        "execution_detail": (execution_detail(metrics), detail + setting, rows),
+        "fill_rate": (fill_rate_comparison({cfg.asset.name: {k: m["Fill rate [%]"] for k, m in metrics.items()}}),
+                      f"Fill rate [%] by strategy: {filled}. " + setting, rows),
+    }
+    traditional = [k for k in classic_baselines(cfg.evaluate.baselines) if k in metrics]
+    if rows:
+        tables["headline"] = (headline(metrics, rows, traditional),
+                              "Headline metrics as the seeds report them: each policy, the traditional average (mean "
+                              f"over {', '.join(traditional)} of those with a value) and the policy's improvement "
+                              "over it, in % of the average, positive = better (higher fill rate and price "
+                              "improvement, lower slippage and time to fill). " + setting, [])
+    if made:
+        tables["comparisons"] = (comparisons(made), "Paired comparisons made: Diff = IS(policy) - IS(versus), bps, "
+                                 "negative = the policy is cheaper, with its bootstrap 95% CI; win rate = share of "
+                                 "decisions where the policy's IS is below the other's; p-values of paired t and "
+                                 f"Wilcoxon tests over decisions, Bonferroni over the {len(made)} comparisons. " + cap,
+                                 [])
+    if chains:
+        names = ", ".join(p.dirs[0].name for p in policies if p.row in chains)
+        tables["training_performance"] = (training_performance(training_runs(chains)), "Training performance of the "
+                                          f"evaluated {'policy' if len(chains) == 1 else 'policies'} {names} and the "
+                                          "runs they started from, oldest first. Training time = wall time of the fit "
+                                          "(data building excluded).", [])
+    return tables
+
+
 def run_evaluation(cfg: RunConfig, out_dir: Path) -> dict:
     out = Path(cfg.evaluate.out_dir or out_dir)
-    members = evaluated_policies(cfg)  # before any work: a wrong policy fails in a second, not after the baselines
-    policy_dir = members[0] if len(members) == 1 else None  # a single policy: its training table and curves
+    policies = evaluated_policies(cfg)  # before any work: a wrong policy fails in a second, not after the baselines
     task = build_task(cfg)
     idx = task.split_index(cfg.evaluate.split)
     if len(idx) < 2:
         raise ValueError(too_few_decisions(cfg.evaluate.split, len(idx), cfg.decisions))
+    best, val_is = None, {}
+    if policies:  # chosen on the validation decisions alone, before the evaluation split is scored
+        best, val_is = best_on_validation(task, cfg.evaluate.baselines)
+        log.info("best baseline on the validation split: %s (%.2f bps)", best, val_is[best])
     with timed(log, f"backtest: baselines ({len(idx)} decisions)"):
         strategies: dict[str, StrategyOutcomes] = baseline_outcomes(task, idx, cfg.evaluate.baselines)
-    summary = None
-    if members:
-        with timed(log, f"backtest: policy {'+'.join(m.name for m in members)}"):
-            texts = [policy_answers(cfg, task, idx, m) for m in members]
-            answers = texts[0] if len(texts) == 1 else ensemble_answers(task, idx, texts)
-            fallback = cfg.evaluate.baselines.fixed_offsets_bps[cfg.evaluate.fallback]
-            strategies[CANDIDATE] = llm_outcomes(task, idx, answers, fallback)
-        if policy_dir is not None and (policy_dir / "summary.json").exists():
-            summary = json.loads((policy_dir / "summary.json").read_text())
+    for p in policies:
+        with timed(log, f"backtest: policy {p.row} ({'+'.join(d.name for d in p.dirs)})"):
+            strategies[p.row] = policy_outcomes(cfg, task, idx, p)
     per_day = 86_400 / cfg.decisions.every_s
     metrics = {name: strategy_metrics(o, per_day) for name, o in strategies.items()}
     ci = {name: mean_ci(o.is_bps, cfg.seed) for name, o in strategies.items()}
-    tests = {}
-    if CANDIDATE in strategies:
-        base = {n: o.is_bps for n, o in strategies.items() if n not in (CANDIDATE, *NOT_STRATEGIES)}
-        tests = paired_tests(base, strategies[CANDIDATE].is_bps, cfg.seed)
-    cap = caption(cfg, task, len(idx))
-    tables = out / "tables"
-    fill_rule = "book-only fills" if task.market.trades is None else "trade-through fills"
-    setting = (f"{cfg.asset.name}, {cfg.data.source} data, {cfg.evaluate.split} split ({len(idx)} decisions), "
-               f"horizon {cfg.execution.horizon_s:g} s, {fill_rule}.")
-    filled = "share of decisions filled by the limit order(s) without the cleanup market order"
-    write_table(execution_quality(metrics, ci, tests), tables, "execution_quality",
-                "Execution quality (cost) by strategy. " + cap)
-    write_table(execution_detail(metrics), tables, "execution_detail",
-                f"Execution detail by strategy: fill rate = {filled}; slippage = |exec - limit| / limit; price "
-                "improvement = share of fills better than the arrival mid; time to fill over filled decisions; "
-                f"adverse selection {cfg.execution.adverse_horizon_s:g} s after the fill; Sharpe of the per-decision "
-                "PnL, annualised; invalid answers = policy answers that did not parse (fallback order used). "
-                + setting)
-    fills = fill_rate_comparison({cfg.asset.name: {n: m["Fill rate [%]"] for n, m in metrics.items()}})
-    write_table(fills, tables, "fill_rate", f"Fill rate [%] by strategy: {filled}. " + setting)
-    lineage = training_lineage(summary) if summary is not None else []
-    if lineage:
-        write_table(training_performance(lineage), tables, "training_performance",
-                    f"Training performance of the evaluated policy {policy_dir.name} and the runs it started from, "
-                    "oldest first. Training time = wall time of the fit (data building excluded).", policies=())
+    made = compare(policies, strategies, best, cfg.seed) if best is not None else []
+    for c in made:
+        if c.role == BEST:
+            metrics[c.policy]["Win rate [%]"] = c.win_rate_pct
+    cap = caption(cfg, task, len(idx)) + (f" {comparison_note(best, val_is[best], cfg.evaluate.split, len(made))}"
+                                          if best is not None else "")
+    chains = lineages(policies)
+    tables = evaluation_tables(cfg, task, len(idx), metrics, ci, made, policies, chains, cap, best)
+    for stem, (df, text, bold) in tables.items():
+        write_table(df, out / "tables", stem, text, policies=bold)
     names = [n for n in strategies if n not in NOT_STRATEGIES]
-    figures = out / "figures"
-    save_figure(strategy_bars(names, np.array([metrics[n]["IS [bps]"] for n in names]),
-                              np.array([ci[n] for n in names]), "implementation shortfall [bps], mean and 95% CI"),
-                figures / "strategy_is")
-    save_figure(cumulative_pnl({n: strategies[n].pnl_usd for n in names}), figures / "cumulative_pnl")
-    runs = [(run_label(s), Path(s["run_dir"], "metrics.csv")) for s in lineage]
-    runs = [(label, csv) for label, csv in runs if csv.exists()]
-    if runs:
-        save_figure(learning_curves(runs, ["train/reward_mean", "train/loss", "val/reward_mean", "val/valid_rate"],
-                                    continuous=True), figures / "learning_curves")
+    pngs = write_figures(out, names, metrics, ci, strategies, [p.row for p in policies], chains)
     decisions = pd.DataFrame({"ts_us": task.decisions.ts_us[idx], **{f"is_bps_{n}": o.is_bps for n, o in
                                                                      strategies.items()}})
     with atomic_path(out / "decisions.parquet") as tmp:
         decisions.to_parquet(tmp, index=False)
-    policy = f"{ENSEMBLE}({', '.join(map(str, members))})" if len(members) > 1 else str(policy_dir) if members else None
+    policy = (None if not policies else f"{ENSEMBLE}({', '.join(map(str, policies[0].dirs))})"
+              if len(policies[0].dirs) > 1 else ", ".join(str(p.dirs[0]) for p in policies if p.compared))
     result = {"asset": cfg.asset.name, "caption": cap, "policy": policy,
-              "metrics": metrics, "is_ci": ci, "tests": tests, "training": summary}
+              "policies": {p.row: {"dirs": [str(d) for d in p.dirs], "compared": p.compared, "started_from": p.parent}
+                           for p in policies},
+              "best_baseline": {"name": best, "chosen_on": "val", "val_is_bps": val_is} if best else None,
+              "metrics": metrics, "is_ci": ci, "comparisons": [asdict(c) for c in made],
+              "training": {row: chain[-1] for row, chain in chains.items()}}
     write_text_atomic(out / "results.json", json.dumps(result, indent=2, default=str))
-    print((tables / "execution_quality.md").read_text())
+    if cfg.logger.name == "wandb":
+        log_to_wandb(cfg, out, {stem: df for stem, (df, _, _) in tables.items()}, pngs,
+                     wandb_summary(metrics, ci, made, best))
+    print((out / "tables" / "execution_quality.md").read_text())
     return result

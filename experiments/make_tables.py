@@ -7,7 +7,9 @@ Tables in ``<out>/`` (md, tex, raw csv and the caption sidecar ``.caption.txt``,
   oldest first.
 - ``fill_rate_comparison``: strategies x assets from the newest evaluation of each asset
   (``<evals>/<ASSET>/<run>/results.json``), with the average over assets.
-- ``execution_quality_<ASSET>`` and ``execution_detail_<ASSET>``: copied from that newest evaluation.
+- ``execution_quality_<ASSET>``, ``execution_detail_<ASSET>``, ``headline_<ASSET>`` (the seeds' metric x policy /
+  traditional average / improvement) and ``comparisons_<ASSET>`` (the paired tests made): copied from that newest
+  evaluation, when it wrote them (the last two need a policy).
 
 Figures in ``<out>/figures/`` (PNG and PDF):
 - ``learning_curves_<ASSET>_<run>``: one per final run (no other registered run started from it), with the runs it
@@ -33,7 +35,7 @@ from hyperdapo.evaluation.tables import (
 )
 
 CURVE_KEYS = ["train/reward_mean", "train/loss", "val/reward_mean", "val/valid_rate"]
-COPIED_TABLES = ("execution_quality", "execution_detail")
+COPIED_TABLES = ("execution_quality", "execution_detail", "headline", "comparisons")
 TABLE_FILES = ("md", "tex", "csv", "caption.txt")
 
 

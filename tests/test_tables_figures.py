@@ -112,8 +112,8 @@ def test_detail_and_fill_tables_have_their_own_columns_and_captions(tmp_path):
                                     "Time to fill [s]", "Adverse selection [bps]", "Sharpe", "Max drawdown [USD]",
                                     "Win rate [%]", "Depth-short", "Invalid answers"]
     md = (tmp_path / "execution_detail.md").read_text().splitlines()
-    assert md[4] == ("| **llm** | **20.0** | **1.67** | **40.0** | **33.2** | **-0.50** | **1.23** | **12.35** | **62.5** "
-                     "| **0** | **3** |")
+    assert md[4] == ("| **llm** | **20.0** | **1.67** | **40.0** | **33.2** | **-0.50** | **1.23** | **12.35** "
+                     "| **62.5** | **0** | **3** |")
     # depth-short: an integer count; the win rate is a policy's only (a dash for a baseline)
     assert md[5] == "| market | 0.0 | 1.00 | 40.0 | 33.2 | -0.50 | 1.23 | 12.35 | – | 2 | 0 |"
     assert pd.read_csv(tmp_path / "fill_rate.csv")["Average [%]"].tolist()[0] == pytest.approx((20.04 + 50) / 2)
@@ -269,6 +269,7 @@ def test_make_tables_collects_tables_captions_and_figures(tmp_path):
     eval_dir = tmp_path / "eval" / "BTC" / "t0"
     write_table(execution_quality(METRICS, CI, TESTS), eval_dir / "tables", "execution_quality", "Execution quality.")
     write_table(execution_detail(METRICS), eval_dir / "tables", "execution_detail", "Execution detail.")
+    write_table(headline(METRICS, ["llm"], ["market", "twap"]), eval_dir / "tables", "headline", "Headline.")
     save_figure(cumulative_pnl({"llm": np.ones(3)}), eval_dir / "figures" / "cumulative_pnl")
     (eval_dir / "results.json").write_text(json.dumps({"asset": "BTC", "metrics": METRICS,
                                                        "caption": "BTC, synthetic data, trade-through"}))
@@ -281,8 +282,9 @@ def test_make_tables_collects_tables_captions_and_figures(tmp_path):
                        "learning_curves_BTC_dapo.png"]  # one curve for the SFT -> DAPO lineage, not one per run
     captions = {p.name: p.read_text() for p in out.glob("*.caption.txt")}
     assert set(captions) == {"training_performance.caption.txt", "fill_rate_comparison.caption.txt",
-                             "execution_quality_BTC.caption.txt", "execution_detail_BTC.caption.txt"}
-    assert len(set(captions.values())) == 4
+                             "execution_quality_BTC.caption.txt", "execution_detail_BTC.caption.txt",
+                             "headline_BTC.caption.txt"}  # no comparisons table in this evaluation: none copied
+    assert len(set(captions.values())) == 5
     assert captions["fill_rate_comparison.caption.txt"].startswith("Fill rate [%] by strategy and asset")
     assert "BTC: BTC" not in captions["fill_rate_comparison.caption.txt"]
     assert pd.read_csv(out / "fill_rate_comparison.csv").columns.tolist() == ["Strategy", "BTC [%]", "Average [%]"]

@@ -36,6 +36,7 @@ from hyperdapo.pipeline.run_files import (
     checkpoint_step,
     resolve_checkpoint,
 )
+from hyperdapo.rl.config import AlgoName
 from hyperdapo.rl.data import ExecutionDataModule, OfflineBatches
 from hyperdapo.rl.module import PolicyModule, optimizer_steps
 from hyperdapo.timing import timed
@@ -105,6 +106,13 @@ def run_training(cfg: RunConfig, out_dir: Path) -> dict:
     task = build_task(cfg)
     log.info("task: %d decisions (train %d, val %d, test %d)", len(task.decisions),
              *(len(task.split_index(s)) for s in Split))
+    if cfg.algo.name is AlgoName.PPO:  # the feature-vector baseline: stable-baselines3, not a Lightning fit
+        from hyperdapo.rl.ppo import run_ppo
+
+        with timed(log, f"training (ppo, {cfg.algo.ppo.total_timesteps} env steps)"):
+            return run_ppo(task, cfg.algo.ppo, cfg.seed, out_dir, policy_dir_of(cfg, out_dir),
+                           OmegaConf.to_yaml(OmegaConf.structured(cfg)),
+                           {"asset": cfg.asset.name, "run_dir": str(out_dir)})
     model, tokenizer = load_policy(cfg.model, corpus=tokenizer_corpus(task),
                                    device=policy_device(cfg.trainer.accelerator))
     with timed(log, f"training ({cfg.algo.name.value}, {cfg.trainer.max_steps} steps)"):

@@ -4,7 +4,7 @@ these dataclasses are their schema and check them (errors name the key)."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 
@@ -13,6 +13,54 @@ class AlgoName(StrEnum):
     GRPO = "grpo"
     DPO = "dpo"
     SFT = "sft"
+    PPO = "ppo"  # the feature-vector baseline (stable-baselines3), not a language model: see PPOConfig
+
+
+class ActionKind(StrEnum):
+    """The action space of the limit-order Gymnasium env (:mod:`hyperdapo.rl.gym_env`)."""
+
+    CONTINUOUS = "continuous"  # Box([-1, 1]): the offset scaled by the answer band, offset_bps = a * band_bps
+    DISCRETE = "discrete"  # Discrete(K): the index of an offset in ``offset_grid_bps``
+
+
+@dataclass
+class PPOConfig:
+    """The PPO baseline (stable-baselines3 ``PPO`` with ``MlpPolicy``, Schulman et al. 2017) on the limit-order env
+    (``algo=ppo``). One episode is one decision, so ``gamma`` and GAE do not matter; a rollout scores
+    ``n_envs * n_steps`` training decisions in one simulator call per step. Offsets are side-relative bps."""
+
+    action: str = ActionKind.DISCRETE
+    offset_grid_bps: list[float] = field(default_factory=lambda: [-50.0, -30.0, -15.0, -10.0, -5.0, -2.0, -1.0, 0.0,
+                                                                  1.0, 2.0, 5.0])  # the discrete actions (bps)
+    total_timesteps: int = 40_000  # training decisions scored (env steps over all envs)
+    n_envs: int = 64  # decisions scored together per env step (one batched simulator call)
+    n_steps: int = 32  # steps per env per rollout: a rollout is n_envs * n_steps decisions
+    batch_size: int = 256  # PPO minibatch (decisions)
+    n_epochs: int = 10  # passes over each rollout
+    learning_rate: float = 3e-4
+    clip_range: float = 0.2
+    ent_coef: float = 0.0
+    hidden_sizes: list[int] = field(default_factory=lambda: [64, 64])  # MlpPolicy net_arch (policy and value)
+    eval_every_steps: int = 4096  # env steps between validation evaluations (a metrics.csv row each)
+
+    def __post_init__(self) -> None:
+        if self.action not in {e.value for e in ActionKind}:
+            raise ValueError(f"algo.ppo.action={self.action!r}: use one of {[e.value for e in ActionKind]}")
+        self.action = ActionKind(self.action)
+        if len(self.offset_grid_bps) < 2 or not all(map(math.isfinite, self.offset_grid_bps)):
+            raise ValueError(f"algo.ppo.offset_grid_bps={list(self.offset_grid_bps)}: need >= 2 finite offsets (bps)")
+        if len(set(self.offset_grid_bps)) != len(self.offset_grid_bps):
+            raise ValueError(f"algo.ppo.offset_grid_bps={list(self.offset_grid_bps)}: offsets must be distinct")
+        for key in ("total_timesteps", "n_envs", "n_steps", "batch_size", "n_epochs", "eval_every_steps"):
+            if int(getattr(self, key)) < 1:
+                raise ValueError(f"algo.ppo.{key}={getattr(self, key)}: must be >= 1")
+        if not self.hidden_sizes or min(self.hidden_sizes) < 1:
+            raise ValueError(f"algo.ppo.hidden_sizes={list(self.hidden_sizes)}: need one or more layer sizes >= 1")
+        for key in ("learning_rate", "clip_range"):
+            if not (math.isfinite(getattr(self, key)) and getattr(self, key) > 0):
+                raise ValueError(f"algo.ppo.{key}={getattr(self, key)}: must be finite and > 0")
+        if not (math.isfinite(self.ent_coef) and self.ent_coef >= 0):
+            raise ValueError(f"algo.ppo.ent_coef={self.ent_coef}: must be finite and >= 0")
 
 
 class LossAgg(StrEnum):
@@ -24,7 +72,7 @@ class LossAgg(StrEnum):
 class AlgoConfig:
     """One learning algorithm. RL fields (dapo, grpo) follow Yu et al. 2025 (arXiv 2503.14476) names."""
 
-    name: str = AlgoName.DAPO  # dapo | grpo | dpo | sft
+    name: str = AlgoName.DAPO  # dapo | grpo | dpo | sft | ppo
     # --- rollouts (dapo, grpo)
     prompts_per_batch: int = 8  # B: groups per optimisation batch
     group_size: int = 8  # G: answers sampled per prompt
@@ -51,6 +99,8 @@ class AlgoConfig:
     # --- offline algorithms (and the SFT warm-up)
     dpo_beta: float = 0.1
     sft_batch_size: int = 32  # (prompt, answer) pairs or preference pairs per step
+    # --- the PPO baseline (algo=ppo; the fields above are for the language-model algorithms)
+    ppo: PPOConfig = field(default_factory=PPOConfig)
 
     def __post_init__(self) -> None:
         for key, kind in (("name", AlgoName), ("loss_agg", LossAgg)):

@@ -56,16 +56,18 @@ def positions(mask: torch.Tensor) -> torch.Tensor:
     return (mask.cumsum(-1) - 1).clamp(min=0)
 
 
-def prompt_cache(model, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, n_rep: int) -> DynamicCache:
-    """Keys and values of each prompt's first P-1 columns, computed once per prompt (B rows) and repeated for its
-    ``n_rep`` samples (N = B * n_rep rows): ``generate`` then runs only the last prompt column and the answers.
-    Without it ``generate`` would run the whole prompt G times (the prompt is most of the rollout's columns)."""
-    head_ids, head_mask = prompt_ids[:, :-1], prompt_mask[:, :-1]  # (B, P-1)
+def prompt_cache(model, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor,
+                 rows: torch.Tensor) -> tuple[DynamicCache, torch.Tensor]:
+    """Keys and values of U distinct left-padded prompts (U, P), computed once each and gathered for N sequences
+    (``rows`` (N,): each sequence's prompt in 0..U-1), and the logits (N, V) of each sequence's last prompt column
+    (the prediction of its first answer token). A group's G answers share one prompt, most of a sequence's columns:
+    running it once instead of G times is what makes sampling and scoring cheap. Differentiable: under autograd the
+    gather sends each prompt the gradients of all the sequences that read it."""
     cache = DynamicCache()
-    model(input_ids=head_ids, attention_mask=head_mask, position_ids=positions(head_mask), past_key_values=cache,
-          use_cache=True, logits_to_keep=1)
-    cache.batch_repeat_interleave(n_rep)  # (N, heads, P-1, head_dim) per layer
-    return cache
+    logits = model(input_ids=prompt_ids, attention_mask=prompt_mask, position_ids=positions(prompt_mask),
+                   past_key_values=cache, use_cache=True, logits_to_keep=1).logits  # (U, 1, V)
+    cache.batch_select_indices(rows)  # (N, kv heads, P, head_dim) per layer
+    return cache, logits[rows, -1]
 
 
 @torch.no_grad()
@@ -78,7 +80,9 @@ def sample(model, tokenizer, prompts: list[str], *, group_size: int, max_new_tok
     n_rep = 1 if greedy else group_size
     was_training = model.training
     model.eval()
-    cache = prompt_cache(model, prompt_ids, prompt_mask, n_rep)
+    # the prompts' first P-1 columns once per prompt: generate runs the last prompt column and the answers
+    rows = torch.arange(len(prompts), device=device).repeat_interleave(n_rep)  # (N,)
+    cache, _ = prompt_cache(model, prompt_ids[:, :-1], prompt_mask[:, :-1], rows)
     prompt_ids = prompt_ids.repeat_interleave(n_rep, dim=0)  # (N, P)
     prompt_mask = prompt_mask.repeat_interleave(n_rep, dim=0)
     out = model.generate(
@@ -101,21 +105,38 @@ def sample(model, tokenizer, prompts: list[str], *, group_size: int, max_new_tok
     return Rollout(prompt_ids, prompt_mask, completion_ids, completion_mask, truncated, texts)
 
 
+def completion_logits(model, prompt_ids, prompt_mask, completion_ids, completion_mask) -> torch.Tensor:
+    """Logits (N, T, V) of the completion tokens: column j predicts completion token j from the prompt and the
+    completion tokens before it (the full sequence's columns P-1 .. P+T-2).
+
+    Rows that share a prompt (a group's G answers) run it once: :func:`prompt_cache` on the U distinct prompts, then
+    the N completions against the gathered keys and values, at their positions after their own prompt. The same
+    function as one (N, P+T) forward, within float rounding, gradients included (``tests/test_throughput.py``), on
+    about (U*P + N*T) / (N*(P+T)) of the columns. The plain forward runs when no prompt repeats, and under gradient
+    checkpointing (checkpointed transformers layers drop ``past_key_values``). Only the T (+1) completion columns go
+    through the LM head, not the prompt's (a 151k-word vocabulary makes the prompt's logits the step's largest tensor).
+    """
+    p_len, t_len = prompt_ids.shape[1], completion_ids.shape[1]
+    attention = torch.cat([prompt_mask, completion_mask], dim=1)  # (N, P+T)
+    distinct, rows = torch.unique(torch.cat([prompt_ids, prompt_mask], dim=1), dim=0, return_inverse=True)  # (U, 2P)
+    checkpointed = any(getattr(m, "gradient_checkpointing", False) for m in model.modules())
+    if len(distinct) == len(rows) or checkpointed:
+        input_ids = torch.cat([prompt_ids, completion_ids], dim=1)  # (N, P+T)
+        logits = model(input_ids=input_ids, attention_mask=attention, position_ids=positions(attention),
+                       logits_to_keep=t_len + 1).logits  # (N, T+1, V): columns P-1 .. P+T-1
+        return logits[:, :-1, :]
+    cache, first = prompt_cache(model, distinct[:, :p_len], distinct[:, p_len:], rows)  # first: (N, V) column P-1
+    rest = model(input_ids=completion_ids, attention_mask=attention, position_ids=positions(attention)[:, p_len:],
+                 past_key_values=cache, use_cache=True).logits  # (N, T, V): columns P .. P+T-1
+    return torch.cat([first.unsqueeze(1), rest[:, :-1, :]], dim=1)
+
+
 def token_logprobs(model, prompt_ids, prompt_mask, completion_ids, completion_mask,
                    with_entropy: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Log-prob of each completion token under ``model`` and the per-token entropy (None unless ``with_entropy``),
-    both (N, T). The entropy is a metric: it is computed without autograd, so the backward never sees it.
-
-    The logits at column j predict token j+1, so the completion's logits are columns P-1 .. P+T-2: only those
-    T (+1) columns go through the LM head (``logits_to_keep``), not the prompt's (a 151k-word vocabulary makes
-    the prompt's logits the largest tensor of the step).
-    """
-    input_ids = torch.cat([prompt_ids, completion_ids], dim=1)  # (N, P+T)
-    attention = torch.cat([prompt_mask, completion_mask], dim=1)  # (N, P+T)
-    t_len = completion_ids.shape[1]
-    logits = model(input_ids=input_ids, attention_mask=attention, position_ids=positions(attention),
-                   logits_to_keep=t_len + 1).logits  # (N, T+1, V): columns P-1 .. P+T-1
-    logits = logits[:, :-1, :].float()  # (N, T, V)
+    both (N, T), from :func:`completion_logits`. The entropy is a metric: it is computed without autograd, so the
+    backward never sees it."""
+    logits = completion_logits(model, prompt_ids, prompt_mask, completion_ids, completion_mask).float()  # (N, T, V)
     logp_all = torch.log_softmax(logits, dim=-1)
     logp = logp_all.gather(-1, completion_ids.unsqueeze(-1)).squeeze(-1)  # (N, T)
     if not with_entropy:

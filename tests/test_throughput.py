@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 import time
 
 import lightning as L
@@ -297,3 +298,56 @@ def test_gradient_checkpointing_falls_back_to_the_full_forward(policy):
     logp, _ = token_logprobs(model, *tensors)
     mask = roll.completion_mask.bool()
     torch.testing.assert_close(logp[mask], full_forward_logprobs(model, *tensors)[mask], rtol=0, atol=1e-5)
+
+
+# ------------------------------------------------------------------------------ W&B sample table (issue 12 item 6)
+class SamplesEvery(L.Callback):
+    """Sets the module's sample-table interval (``PolicyModule(samples_every_n_steps=...)``) before the fit."""
+
+    def __init__(self, n_steps: int):
+        self.n_steps = n_steps
+
+    def on_fit_start(self, trainer, module):
+        module.samples_every_n_steps = self.n_steps
+
+
+def test_wandb_offline_training_logs_a_table_of_sample_answers(tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path / "wandb_dir"))
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    cfg = run_config(fast(tmp_path, "algo=dapo", "algo.sft_warmup_steps=0", "algo.dynamic_sampling=false",
+                          "algo.overlong_shaping=false", "trainer.max_steps=3", "trainer.val_every_n_steps=100",
+                          "algo.prompts_per_batch=4", "algo.group_size=4", "logger=wandb"))
+    task = build_task(cfg)
+    model, tokenizer = load_policy(cfg.model, corpus=tokenizer_corpus(task))
+    real_score, rolls = task.score, []
+
+    def rigged_score(idx, texts, group_size):  # rewards (B, G) = 10 * group + answer, in bps
+        scored = real_score(idx, texts, group_size)
+        return dataclasses.replace(scored, rewards=10.0 * np.arange(len(idx))[:, None] + np.arange(group_size))
+
+    def recording_sample(*args, **kwargs):
+        rolls.append(sample(*args, **kwargs))
+        return rolls[-1]
+
+    task.score = rigged_score
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(module_lib, "sample", recording_sample)
+        fit_policy(cfg, task, model, tokenizer, tmp_path / "run", time.perf_counter(),
+                   extra_callbacks=[SamplesEvery(2)])
+    (run_dir,) = (tmp_path / "run" / "wandb").glob("offline-run-*")
+    tables = sorted((run_dir / "files" / "media" / "table" / "train").glob("samples_*.table.json"),
+                    key=lambda p: int(p.name.split("_")[1]))
+    assert len(tables) == 2  # training steps 0 and 2 of 3
+    for step, path in zip((0, 2), tables, strict=True):
+        logged = json.loads(path.read_text())
+        assert logged["columns"] == ["step", "group", "prompt", "answer", "reward_bps"]
+        roll = rolls[step]
+        n = min(module_lib.SAMPLE_ROWS, len(roll.texts))  # 16: all 4 groups x 4 answers
+        assert [r[0] for r in logged["data"]] == [step] * n
+        assert [r[1] for r in logged["data"]] == [row // 4 for row in range(n)]
+        assert [r[3] for r in logged["data"]] == roll.texts[:n]
+        assert [r[4] for r in logged["data"]] == [10.0 * (row // 4) + row % 4 for row in range(n)]
+        for row, r in enumerate(logged["data"]):
+            prompt = tokenizer.decode(roll.prompt_ids[row][roll.prompt_mask[row].bool()], skip_special_tokens=True)
+            assert len(r[2]) <= module_lib.PROMPT_TAIL_CHARS + 3 and prompt.endswith(r[2].removeprefix("..."))

@@ -8,7 +8,8 @@ One training step = one optimisation batch:
 - ``sft``: cross-entropy on the chosen answers; ``dpo``: the DPO loss on (chosen, rejected) pairs.
 Validation: greedy answers on the validation prompts (in the val loader's batches of 32), scored by the same
 simulator and reward.
-Metrics: ``train/...`` and ``val/...`` (reward in bps); see :meth:`PolicyModule._rl_metrics` for the RL step's.
+Metrics: ``train/...`` and ``val/...`` (reward in bps); see :meth:`PolicyModule._rl_metrics` for the RL step's. With the
+W&B logger, a table of sample answers every ``samples_every_n_steps`` RL steps (:meth:`PolicyModule._log_samples`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import lightning as L
 import numpy as np
 import torch
 import torch.distributed as dist
+from lightning.pytorch.loggers import WandbLogger
 
 from hyperdapo.rl.config import AlgoConfig, AlgoName, OptimConfig
 from hyperdapo.rl.dapo import (
@@ -32,6 +34,10 @@ from hyperdapo.rl.dapo import (
 )
 from hyperdapo.rl.lr_schedule import warmup_cosine
 from hyperdapo.rl.rollout import Rollout, encode_prompts, sample, token_logprobs
+
+# the W&B sample table: the step's first 16 answers (prompt-major: whole groups, two at G = 8, so a group's reward
+# spread shows), each prompt shortened to its last 160 characters (its end holds the decision: side, book, flow)
+SAMPLE_ROWS, PROMPT_TAIL_CHARS = 16, 160
 
 
 def _global_sum(x: torch.Tensor) -> torch.Tensor:
@@ -50,12 +56,14 @@ class PolicyModule(L.LightningModule):
     """Trains ``model`` on ``task`` (an :class:`hyperdapo.execution.task.ExecutionTask`) with ``algo``.
 
     ``offline`` gives the SFT / DPO batch of a step (:class:`hyperdapo.rl.data.OfflineBatches`);
-    ``total_optimizer_steps`` is the length of the learning-rate schedule (see :func:`optimizer_steps`).
+    ``total_optimizer_steps`` is the length of the learning-rate schedule (see :func:`optimizer_steps`);
+    ``samples_every_n_steps``: RL steps between two W&B tables of sample answers (0: none; W&B logger only).
     """
 
     def __init__(self, model, tokenizer, task, algo: AlgoConfig, optim: OptimConfig, total_optimizer_steps: int,
-                 seed: int, offline=None):
+                 seed: int, offline=None, samples_every_n_steps: int = 0):
         super().__init__()
+        self.samples_every_n_steps = samples_every_n_steps
         self.model, self.tokenizer, self.task, self.offline = model, tokenizer, task, offline
         self.algo, self.optim, self.total_optimizer_steps, self.seed = algo, optim, total_optimizer_steps, seed
         self.automatic_optimization = False
@@ -169,6 +177,8 @@ class PolicyModule(L.LightningModule):
         roll, rewards, stats = self._collect()  # (N,) rows, rewards (B, G)
         metrics, grad_norms = self._policy_update(roll, rewards)
         self._log_train(self._rl_metrics(roll, rewards, stats, metrics, grad_norms))
+        if self.samples_every_n_steps and self.train_batches % self.samples_every_n_steps == 0:
+            self._log_samples(roll, rewards)  # after the step's clock stops: not part of step_seconds
 
     def _policy_update(self, roll: Rollout, rewards: torch.Tensor,
                        reuse_on_policy: bool = True) -> tuple[list[dict], list[torch.Tensor]]:
@@ -271,6 +281,24 @@ class PolicyModule(L.LightningModule):
         seconds = time.perf_counter() - self._step_t0
         log.update({"train/step_seconds": seconds, "train/tokens_per_s": n_tok / seconds})
         return log
+
+    def _log_samples(self, roll: Rollout, rewards: torch.Tensor) -> None:
+        """The W&B table ``train/samples`` of this step's first ``SAMPLE_ROWS`` answers (this rank's, rank 0 logs):
+        step (training step), group (prompt of the batch), prompt (its last ``PROMPT_TAIL_CHARS`` characters, special
+        tokens dropped), answer (decoded, as scored), reward_bps (market + overlong, the reward trained on)."""
+        loggers = [lg for lg in self.loggers if isinstance(lg, WandbLogger)]
+        if not loggers:
+            return
+        n = min(SAMPLE_ROWS, len(roll.texts))
+        prompts = [self.tokenizer.decode(ids[mask.bool()], skip_special_tokens=True)
+                   for ids, mask in zip(roll.prompt_ids[:n], roll.prompt_mask[:n], strict=True)]
+        data = [[self.train_batches, row // self.algo.group_size,
+                 prompt if len(prompt) <= PROMPT_TAIL_CHARS else "..." + prompt[-PROMPT_TAIL_CHARS:],
+                 roll.texts[row], reward]
+                for row, (prompt, reward) in enumerate(zip(prompts, rewards.flatten()[:n].tolist(), strict=True))]
+        for lg in loggers:
+            lg.log_table("train/samples", columns=["step", "group", "prompt", "answer", "reward_bps"], data=data,
+                         step=self.global_step)
 
     def _log_train(self, metrics: dict) -> None:
         """Every training metric is logged per step with the same arguments (SFT warm-up and RL steps mix)."""

@@ -71,7 +71,8 @@ def test_no_validation_or_test_reward_window_overlaps_training(task):
     train_end = d.ts_us[d.split == "train"].max() + window_us  # last training reward window ends here
     later = d.ts_us[d.split != "train"]
     assert len(later) and later.min() >= train_end + 0  # no overlap
-    bounds = split_bounds_us(int(task.market.book.ts_us[0] + cfg.warmup_s * S), int(task.market.book.ts_us[-1]), cfg)
+    book_ts = task.tape.market.book.ts_us
+    bounds = split_bounds_us(int(book_ts[0] + cfg.warmup_s * S), int(book_ts[-1]), cfg)
     assert bounds[Split.VAL][0] - bounds[Split.TRAIN][1] == int(cfg.embargo_s * S) >= window_us
     for split in (Split.VAL, Split.TEST):  # every reward window lies inside its own period
         lo, hi = bounds[split]

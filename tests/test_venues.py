@@ -63,8 +63,12 @@ def test_the_simulator_charges_the_venues_fees_after_its_latency():
 
 def test_the_caption_names_the_venue_and_its_fees():
     cfg = run_config(["venue=binance_futures"])
-    text = caption(cfg, SimpleNamespace(market=SimpleNamespace(trades=None)), 10)
+    text = caption(cfg, SimpleNamespace(tape=SimpleNamespace(book_only=True)), 10)
     assert "BTC on binance_futures (maker 2 / taker 5 bps, latency 20 ms)" in text and "book-only fills" in text
+    touch = caption(run_config(["execution.fill_rule=touch", "execution.queue_model=capped"]),
+                    SimpleNamespace(tape=SimpleNamespace(book_only=False)), 10)
+    assert "fills when the opposite best touches the limit price or a trade prints through it, or by trades at it " \
+           "beyond the queue ahead (capped at the level's visible size)" in touch
 
 
 def test_a_registry_config_from_before_venues_reads_as_hyperliquid_with_its_own_fees(tmp_path):

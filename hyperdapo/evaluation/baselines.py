@@ -26,7 +26,7 @@ import numpy as np
 
 from hyperdapo.evaluation.config import BaselineConfig
 from hyperdapo.evaluation.metrics import StrategyOutcomes
-from hyperdapo.execution.fills import Outcomes, simulate
+from hyperdapo.execution.fills import Outcomes
 from hyperdapo.execution.preferences import offset_rewards
 from hyperdapo.execution.task import ExecutionTask
 from hyperdapo.features.decision_set import Split
@@ -75,14 +75,10 @@ def market_order(task: ExecutionTask, idx: np.ndarray) -> StrategyOutcomes:
 
 def volume_profile(task: ExecutionTask) -> np.ndarray:
     """Share of traded volume per minute of the hour (60,), from the training split's period only."""
-    trades = task.market.trades
-    if trades is None:
+    if task.tape.book_only:
         return np.full(60, 1 / 60)
     train = task.split_index(Split.TRAIN)
-    end_us = task.decisions.ts_us[train].max() + int(task.decisions.horizon_s * US_PER_S)
-    sel = trades.ts_us <= end_us
-    minute = (trades.ts_us[sel] // (60 * US_PER_S)) % 60
-    vol = np.bincount(minute, weights=trades.amount[sel], minlength=60)
+    vol = task.tape.minute_volume(int(task.decisions.ts_us[train].max() + int(task.decisions.horizon_s * US_PER_S)))
     return vol / vol.sum() if vol.sum() > 0 else np.full(60, 1 / 60)
 
 
@@ -100,12 +96,11 @@ def sliced(name: str, task: ExecutionTask, idx: np.ndarray, cfg: BaselineConfig,
         w = profile[minute] + 1e-12
         w = w / w.sum(axis=1, keepdims=True)
     qty = task.instrument.round_to_lot(d.qty[idx][:, None] * w)
-    book = task.market.book
-    mid_child = book.mid[np.searchsorted(book.ts_us, t_child.ravel(), side="right") - 1]
+    mid_child = task.tape.mid_at(t_child.ravel())
     side = np.repeat(d.side[idx], n).astype(float)
     px = task.instrument.round_to_tick(mid_child * (1 + side * cfg.child_offset_bps / 1e4))
     child_cfg = replace(task.fill_cfg, horizon_s=d.horizon_s / n)
-    out = simulate(book, task.market.trades, t_child.ravel(), side, px, qty.ravel(), child_cfg, task.venue)
+    out = task.tape.simulate(t_child.ravel(), side, px, qty.ravel(), child_cfg, task.venue)
     shape = (len(idx), n)
     filled = out.filled.reshape(shape)
     q = qty

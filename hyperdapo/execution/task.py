@@ -107,13 +107,6 @@ class ExecutionTask:
             task.messages = [task._messages(i, few_shot) for i in range(len(decisions))]
         return task
 
-    @property
-    def market(self) -> MarketData:
-        """The in-memory market (a day-by-day tape holds no whole market)."""
-        if not isinstance(self.tape, MemoryTape):
-            raise TypeError("this task reads its market day by day (data.day_by_day=true): use task.tape")
-        return self.tape.market
-
     def _messages(self, i: int, few_shot: list[tuple[str, str]] = ()) -> list[dict[str, str]]:
         d = self.decisions
         return build_messages(self.asset.name, self.features[i], Side(int(d.side[i])), float(d.qty[i]), d.horizon_s,

@@ -160,8 +160,8 @@ class LiveSession:
                          np.array([d.objective.value for d in decisions]), np.full(len(decisions), Split.TEST.value),
                          c.decisions.horizon_s)
         mids = np.array([d.features["mid_usd"] for d in decisions])
-        return ExecutionTask(c.asset, c.venue, MemoryTape(market), ds, [d.features for d in decisions], mids, [], c.execution,
-                             c.reward, c.prompt)
+        return ExecutionTask(c.asset, c.venue, MemoryTape(market), ds, [d.features for d in decisions], mids, [],
+                             c.execution, c.reward, c.prompt)
 
     def score(self, d: LiveDecision) -> None:
         """Simulate ``d`` and the baselines on the recording and write its log line."""
@@ -228,5 +228,5 @@ def summarize_live(session: LiveSession, url: str, wall_s: float, out: Path) -> 
     span = f"{utc_text(decided[0].ts_us)} to {utc_text(decided[-1].ts_us)} UTC"
     head = (f"Paper trading (live, {url}) of {session.policy.path.name} on {cfg.asset.name}, {span}: {len(decided)} "
             f"decisions every {cfg.decisions.every_s:g} s; vwap and analytic (fit on a training period) not run")
-    return summarize(out, cfg, session.policy, strategies, head, task.market.trades is not None, wall_s)
+    return summarize(out, cfg, session.policy, strategies, head, not task.tape.book_only, wall_s)
 

@@ -78,7 +78,7 @@ def paper_trade(policy: TrainedPolicy, market_cfg: RunConfig, out_dir: Path | st
     span = f"{utc_text(d.ts_us[idx[0]])} to {utc_text(d.ts_us[idx[-1]])} UTC"
     head = (f"Paper trading (replay) of {policy.path.name} on {cfg.asset.name} {cfg.data.source} data, {span}: "
             f"{len(idx)} decisions every {cfg.decisions.every_s:g} s after the training period")
-    return summarize(out, cfg, policy, strategies, head, task.market.trades is not None, time.perf_counter() - t_wall)
+    return summarize(out, cfg, policy, strategies, head, not task.tape.book_only, time.perf_counter() - t_wall)
 
 
 def order_row(task: ExecutionTask, i: int, order: Order, offset_bps: float, baselines_is_bps: dict) -> dict:

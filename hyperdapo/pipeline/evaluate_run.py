@@ -58,6 +58,7 @@ from hyperdapo.evaluation.tables import (
     training_performance,
     write_table,
 )
+from hyperdapo.execution.config import FillRule, QueueModel
 from hyperdapo.execution.task import ExecutionTask
 from hyperdapo.features.decision_set import too_few_decisions
 from hyperdapo.models.policy import ModelConfig, load_policy, policy_device
@@ -239,9 +240,22 @@ def greedy_answers(model, tokenizer, task: ExecutionTask, idx: np.ndarray, max_n
     return texts
 
 
+QUEUE_WORDS = {QueueModel.NONE: "", QueueModel.CONSERVATIVE: ", or by trades at it beyond the visible queue ahead",
+               QueueModel.CAPPED: ", or by trades at it beyond the queue ahead (capped at the level's visible size)"}
+
+
+def fill_words(cfg: RunConfig, task: ExecutionTask) -> str:
+    """How resting orders fill in this evaluation (the simulator's rule 4), in words."""
+    if task.tape.book_only:
+        return ("book-only fills (a resting order fills when the opposite best reaches its price; no trades in "
+                "the data)")
+    rule = ("fills when the opposite best touches the limit price or a trade prints through it"
+            if cfg.execution.fill_rule is FillRule.TOUCH else "fills by trades printing through the limit price")
+    return rule + QUEUE_WORDS[cfg.execution.queue_model]
+
+
 def caption(cfg: RunConfig, task: ExecutionTask, n: int) -> str:
-    fills = ("book-only fills (a resting order fills when the opposite best reaches its price; no trades in "
-             "the data)" if task.market.trades is None else "fills by trades printing through the limit price")
+    fills = fill_words(cfg, task)
     venue = (f"{cfg.venue.name} (maker {cfg.venue.maker_fee_bps:g} / taker {cfg.venue.taker_fee_bps:g} bps, latency "
              f"{cfg.venue.latency_ms:g} ms)")
     depth = (f"depth beyond the visible book priced by the square-root impact sigma * sqrt(Q / V) over "
@@ -391,9 +405,8 @@ def evaluation_tables(cfg: RunConfig, task: ExecutionTask, n: int, metrics: dict
                       best: str | None) -> dict[str, tuple[pd.DataFrame, str, list[str]]]:
     """Every table of an evaluation: ``stem -> (table, caption, rows shown first and in bold)``."""
     rows = [p.row for p in policies]
-    fill_rule = "book-only fills" if task.market.trades is None else "trade-through fills"
     setting = (f"{cfg.asset.name}, {cfg.data.source} data, {cfg.evaluate.split} split ({n} decisions), "
-               f"horizon {cfg.execution.horizon_s:g} s, {fill_rule}.")
+               f"horizon {cfg.execution.horizon_s:g} s, {fill_words(cfg, task)}.")
     filled = "share of decisions filled by the limit order(s) without the cleanup market order"
     win = (f"win rate = share of decisions where the policy's IS is below the best baseline's ({best}, chosen on the "
            "validation split; a tie is no win); " if best is not None else "")

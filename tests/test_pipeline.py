@@ -48,7 +48,7 @@ def test_evaluate_writes_three_tables_and_three_figures(trained):
     result = run_evaluation(cfg, tmp / "eval")
     assert STRATEGIES | {"oracle", "sft"} == set(result["metrics"])  # sft: the policy dapo started from, by run name
     for stem in ("execution_quality", "execution_detail", "fill_rate", "training_performance", "headline",
-                 "comparisons"):
+                 "comparisons", "execution_by_objective"):
         for ext in ("md", "tex", "csv", "caption.txt"):
             assert (tmp / "eval" / "tables" / f"{stem}.{ext}").exists(), (stem, ext)
     quality = pd.read_csv(tmp / "eval" / "tables" / "execution_quality.csv")
@@ -56,6 +56,10 @@ def test_evaluate_writes_three_tables_and_three_figures(trained):
     assert np.isfinite(quality.loc[quality.Strategy == "llm", "p (t)"]).all()  # tested against the best baseline
     compared = pd.read_csv(tmp / "eval" / "tables" / "comparisons.csv")
     assert compared[["Policy", "Versus"]].values.tolist() == [["llm", result["best_baseline"]["name"]], ["llm", "sft"]]
+    per_objective = pd.read_csv(tmp / "eval" / "tables" / "execution_by_objective.csv").set_index("Strategy")
+    decisions = pd.read_parquet(tmp / "eval" / "decisions.parquet")
+    n = per_objective.loc["llm", [c for c in per_objective.columns if c.startswith("n ")]]
+    assert n.sum() == len(decisions)  # every evaluated decision has one objective
     training = pd.read_csv(tmp / "eval" / "tables" / "training_performance.csv")
     assert training.Run.tolist() == ["BTC sft (sft)", "BTC dapo (dapo)"]  # the policy's lineage, oldest first
     for fig in ("learning_curves", "strategy_is", "cumulative_pnl"):

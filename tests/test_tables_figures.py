@@ -289,3 +289,14 @@ def test_make_tables_collects_tables_captions_and_figures(tmp_path):
     assert "BTC: BTC" not in captions["fill_rate_comparison.caption.txt"]
     assert pd.read_csv(out / "fill_rate_comparison.csv").columns.tolist() == ["Strategy", "BTC [%]", "Average [%]"]
     assert pd.read_csv(out / "training_performance.csv").Run.tolist() == ["BTC sft (sft)", "BTC dapo (dapo)"]
+
+
+def test_is_by_objective_is_the_mean_over_each_objectives_decisions():
+    from hyperdapo.evaluation.tables import by_objective
+
+    objective = np.array(["patient", "aggressive", "patient", "risk_averse"])
+    table = by_objective({"llm": np.array([1.0, 2.0, 3.0, -4.0]), "market": np.array([5.0, 5.0, 6.0, 7.0])}, objective)
+    assert list(table.columns) == ["Strategy", "IS aggressive [bps]", "IS patient [bps]", "IS risk_averse [bps]",
+                                   "n aggressive", "n patient", "n risk_averse"]
+    assert table.iloc[0].tolist() == ["llm", 2.0, 2.0, -4.0, 1, 2, 1]  # patient: (1 + 3) / 2
+    assert table.iloc[1].tolist() == ["market", 5.0, 5.5, 7.0, 1, 2, 1]

@@ -32,6 +32,7 @@ import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import yaml
 
@@ -269,6 +270,20 @@ def execution_detail(metrics: dict[str, dict[str, float]]) -> pd.DataFrame:
     the policies only, missing elsewhere) and the number of invalid answers (fallback order used)."""
     return pd.DataFrame([{"Strategy": name, **{c: m.get(c, math.nan) for c in DETAIL_COLUMNS},
                           "Invalid answers": m["Invalid"]} for name, m in metrics.items()])
+
+
+def by_objective(is_bps: dict[str, np.ndarray], objective: np.ndarray) -> pd.DataFrame:
+    """Mean IS [bps] of each strategy (rows) over the decisions of each objective (columns ``IS <objective>
+    [bps]``, objectives sorted by name) and the decisions of each (``n <objective>``)."""
+    names = sorted(set(objective))
+    rows = []
+    for strategy, values in is_bps.items():
+        row = {"Strategy": strategy}
+        for o in names:
+            row[f"IS {o} [bps]"] = float(np.mean(values[objective == o]))
+        rows.append(row)
+    counts = {f"n {o}": int((objective == o).sum()) for o in names}
+    return pd.DataFrame(rows).assign(**counts)
 
 
 # the seeds' headline metrics and their direction: +1 higher is better, -1 lower is better

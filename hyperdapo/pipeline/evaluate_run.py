@@ -43,11 +43,13 @@ from hyperdapo.evaluation.baselines import (
     best_on_validation,
     classic_baselines,
     llm_outcomes,
+    single_offset,
 )
 from hyperdapo.evaluation.figures import cumulative_pnl, learning_curves, save_figure, strategy_bars
 from hyperdapo.evaluation.metrics import StrategyOutcomes, strategy_metrics, win_rate
 from hyperdapo.evaluation.stats import Comparison, mean_ci, paired_tests
 from hyperdapo.evaluation.tables import (
+    by_objective,
     comparisons,
     execution_detail,
     execution_quality,
@@ -99,10 +101,22 @@ def language_model_outcomes(cfg: RunConfig, task: ExecutionTask, idx: np.ndarray
     return llm_outcomes(task, idx, policy_answers(cfg, task, idx, policy_dir), fallback_offset_bps(cfg), row)
 
 
+def is_ppo(policy_dir: Path) -> bool:
+    from hyperdapo.rl.ppo import is_ppo_policy  # stable-baselines3 is imported only when a registry entry is read
+
+    return is_ppo_policy(policy_dir)
+
+
+def ppo_outcomes(cfg: RunConfig, task: ExecutionTask, idx: np.ndarray, policy_dir: Path, row: str) -> StrategyOutcomes:
+    """The PPO baseline's deterministic offsets (always valid orders), scored as a fixed-offset order is."""
+    from hyperdapo.rl.ppo import ppo_offsets
+
+    return single_offset(row, task, idx, ppo_offsets(policy_dir, task, idx))
+
+
 LANGUAGE_MODEL = PolicyKind("language model", is_language_model, language_model_outcomes)
-# The kinds a registry entry may be, tried in order. The PPO baseline (hyperdapo/rl/ppo.py) plugs in here with
-# PolicyKind("ppo", is_ppo_policy, <single_offset(row, task, idx, ppo_offsets(policy_dir, task, idx))>).
-POLICY_KINDS: tuple[PolicyKind, ...] = (LANGUAGE_MODEL,)
+PPO = PolicyKind("ppo", is_ppo, ppo_outcomes)  # the classic-RL baseline (hyperdapo/rl/ppo.py)
+POLICY_KINDS: tuple[PolicyKind, ...] = (LANGUAGE_MODEL, PPO)  # the kinds a registry entry may be, tried in order
 
 
 def kind_of(policy_dir: Path, kinds: Sequence[PolicyKind] = POLICY_KINDS) -> PolicyKind | None:
@@ -472,6 +486,11 @@ def run_evaluation(cfg: RunConfig, out_dir: Path) -> dict:
                                           if best is not None else "")
     chains = lineages(policies)
     tables = evaluation_tables(cfg, task, len(idx), metrics, ci, made, policies, chains, cap, best)
+    tables["execution_by_objective"] = (
+        by_objective({n: o.is_bps for n, o in strategies.items()}, task.decisions.objective[idx]),
+        "Implementation shortfall [bps] by the objective each decision's prompt states (n = decisions); the reward "
+        + ("adds each objective's components (reward.objective_weights). " if cfg.reward.objective_weights else
+           "is the same for every objective. ") + cap, [p.row for p in policies])
     for stem, (df, text, bold) in tables.items():
         write_table(df, out / "tables", stem, text, policies=bold)
     names = [n for n in strategies if n not in NOT_STRATEGIES]

@@ -60,9 +60,10 @@ if unfilled or the data ends first). Times in microseconds (``_us``) or seconds 
 
 The fast path is numba; :mod:`hyperdapo.execution.reference` is the slow, obvious loop it is tested against.
 Cost per decision: O(W + K log W) for W trades in the window (running extreme + binary search), plus
-O(S + K log S) for S snapshots with ``touch``, O(K W) with a queue model, O(K S L) more with ``capped`` (L
-levels). Orders needing the impact model are priced in a second pass over them alone (rule 6 scans its window),
-which keeps the hot loop as fast as the visible book allows.
+O(S + K log S) for S snapshots with ``touch``; a queue model scans, per order, only the trades from the first at or
+through ``p`` (binary search) to its fill, ``capped`` also the snapshots up to its last print at ``p`` (O(L) each, L
+levels). The optional rules run in a function of their own, out of the default rule's hot loop; orders needing the
+impact model are priced in a second pass over them alone (rule 6 scans its window).
 """
 
 from __future__ import annotations
@@ -258,7 +259,8 @@ def _first_reaching(run, target, inclusive):  # pragma: no cover - numba
     a, b = 0, len(run)
     while a < b:
         h = (a + b) // 2
-        if run[h] < target or (inclusive and run[h] == target):
+        hit = run[h] <= target if inclusive else run[h] < target  # (LLVM unswitches the choice out of the loop)
+        if hit:
             b = h
         else:
             a = h + 1
@@ -267,50 +269,83 @@ def _first_reaching(run, target, inclusive):  # pragma: no cover - numba
 
 @numba.njit(cache=True)
 def _level_lots(own_px, own_sz, p, sign):  # pragma: no cover - numba
-    """The capped queue's view of one snapshot's own side (best first): lots at ``p``; 0 if ``p`` is inside the
-    visible range but not a level; ``NO_CAP`` if ``p`` is beyond the deepest visible level or the side is empty."""
+    """The capped queue's view of one snapshot's own side (best first, NaN-padded): lots at ``p``; 0 if ``p`` is
+    inside the visible range but not a level; ``NO_CAP`` if ``p`` is beyond the deepest visible level or the side
+    is empty."""
+    if sign * own_px[0] < sign * p:  # inside the spread (a NaN best compares False: an empty side falls through)
+        return np.int64(0)
+    deepest = own_px[-1]
+    if not np.isnan(deepest) and sign * p < sign * deepest:  # beyond a full side's deepest level: O(1)
+        return NO_CAP
     for j in range(len(own_px)):
         lp = own_px[j]
         if np.isnan(lp):
             break
         if lp == p:
             return _lots(own_sz[j])
-        if sign * lp < sign * p:  # levels are best first: p lies between two levels, or inside the spread
+        if sign * lp < sign * p:  # levels are best first: p lies in a gap between two levels
             return np.int64(0)
     return NO_CAP
 
 
 @numba.njit(cache=True)
-def _queue_fill_ts(p, sign, ahead, ev_ts, ev_px, ev_amt, before_us, capped, b_ts, own_px_all, own_sz_all,
-                   i_snap, i_last):  # pragma: no cover - numba
-    """Time of the trade printing at ``p`` before ``before_us`` at which the queue ahead (``ahead`` lots at
-    placement) is exceeded, or ``NEVER_US``. ``capped``: snapshots ``i_snap..i_last`` cap the queue left at their
-    size at ``p`` (``own_*_all``: the order's side, (N, L)), each after the trades of its time."""
-    for j in range(len(ev_ts)):
-        t = ev_ts[j]
-        if t >= before_us:
-            break
-        if ev_px[j] == p:
-            if capped:
-                while i_snap <= i_last and b_ts[i_snap] < t:
-                    ahead = min(ahead, _level_lots(own_px_all[i_snap], own_sz_all[i_snap], p, sign))
-                    i_snap += 1
-            ahead -= _lots(ev_amt[j])
-            if ahead < 0:
-                return t
-    return NEVER_US
+def _touch_queue_fill_ts(j_trade_k, t_extra, prices, sign, run, ev_ts, ev_px, ev_amt, touch, queue, b_ts,
+                         opp_px_all, own_px_all, own_sz_all, i_first, i_last):  # pragma: no cover - numba
+    """For one decision's candidate ``prices``: into ``j_trade_k`` the index of the first trade through each (of
+    ``ev_*``, the trades after placement), into ``t_extra`` the time a resting order at it is filled by the
+    optional rules before that trade (``NEVER_US`` if not): ``touch``, a snapshot ``i_first..i_last`` whose
+    opposite best reaches it; ``queue`` (1 conservative, 2 capped), the trade printing at it that exceeds the
+    queue ahead (placement book: snapshot ``i_first - 1``). ``*_all``: (N, L) levels of the order's opposite and
+    own sides. Kept out of the hot loop so that the default rule's loop stays lean."""
+    sn_ts = b_ts[i_first:i_last + 1] if touch else b_ts[:0]
+    run_sn = _running_extreme(opp_px_all[i_first:i_last + 1, 0] if touch else opp_px_all[:0, 0], sign)
+    own_px, own_sz = own_px_all[i_first - 1], own_sz_all[i_first - 1]
+    for c in range(len(prices)):
+        p = prices[c]
+        j_trade = _first_reaching(run, sign * p, False)
+        j_trade_k[c] = j_trade
+        t_trade = ev_ts[j_trade] if j_trade < len(ev_ts) else NEVER_US
+        t_fill = t_trade
+        j_sn = _first_reaching(run_sn, sign * p, True)
+        if j_sn < len(sn_ts) and sn_ts[j_sn] < t_fill:
+            t_fill = sn_ts[j_sn]
+        if queue > 0:
+            ahead = np.int64(0)
+            for j in range(len(own_px)):
+                if own_px[j] == p:
+                    ahead = _lots(own_sz[j])
+                    break
+            # the trades printing at p before the fill found so far, from the first at or through p (none before
+            # it prints at p); capped: each snapshot's size at p caps the queue left, after the trades of its
+            # time; a queue left at 0 cannot be capped lower
+            n_q = j_trade if t_fill == t_trade else np.searchsorted(ev_ts, t_fill, side="left")
+            i_snap = i_first
+            for j in range(_first_reaching(run, sign * p, True), n_q):
+                if ev_px[j] == p:
+                    t = ev_ts[j]
+                    if queue == 2 and ahead > 0:
+                        while i_snap <= i_last and b_ts[i_snap] < t:
+                            ahead = min(ahead, _level_lots(own_px_all[i_snap], own_sz_all[i_snap], p, sign))
+                            i_snap += 1
+                    ahead -= _lots(ev_amt[j])
+                    if ahead < 0:
+                        t_fill = t
+                        break
+        t_extra[c] = t_fill
 
 
 @numba.njit(cache=True)
 def _price_impact(b_ts, b_mid, bid_px, bid_sz, ask_px, ask_sz, t_ts, t_amt, ts, sd, px, q, latency_us, horizon_us,
-                  adverse_us, impact_us, arrival, marketable, cleanup, fill_ts, fill_px, exec_px, fee, is_bps, pi,
-                  adv):  # pragma: no cover - numba
-    """Pass 2 (rare orders, kept out of the hot loop of pass 1; their ``exec_px`` is NaN): the market order that
+                  adverse_us, impact_us, arrival, marketable, cleanup, short, fill_ts, fill_px, exec_px, fee, is_bps,
+                  pi, adv):  # pragma: no cover - numba
+    """Pass 2 (rare orders, kept out of the hot loop of pass 1: ``short`` with ``exec_px`` NaN): the market order that
     goes beyond the visible book by the impact model, on placement (a market order) or at the horizon (a cleanup,
     of the whole order or of a split order's remainder), and the fields that follow from it."""
     k = px.shape[1]
     last_ts = b_ts[-1]
-    for o in np.flatnonzero(np.isnan(exec_px)):
+    for o in np.flatnonzero(short):
+        if not np.isnan(exec_px[o]):  # a split order filled, or cleaned up within the visible book: priced
+            continue
         i, c = o // k, o % k
         s, mid0, qty = sd[i], arrival[i], q[i, c]
         cost_take, left = 0.0, qty  # the part taken on placement (USD) and the rest (coins)
@@ -360,6 +395,11 @@ def _simulate_numba(b_ts, b_mid, bid_px, bid_sz, ask_px, ask_sz, t_ts, t_px, t_a
     short = np.zeros(n, np.bool_)
     last_ts = b_ts[-1]
     book_touch = touch and not book_only  # snapshot fills beside trade fills
+    if book_only:
+        queue = 0  # no trades to read
+    extra = book_touch or queue > 0  # fills beside the first trade (or book-only snapshot) through p
+    j_trade_k = np.empty(k, np.int64)  # per candidate of one decision (extra): the first trade through p
+    t_extra = np.empty(k, np.int64)  # and the first fill by the extra rules before it
     for i in range(d):
         t0 = ts[i]
         s = sd[i]
@@ -380,18 +420,19 @@ def _simulate_numba(b_ts, b_mid, bid_px, bid_sz, ask_px, ask_sz, t_ts, t_px, t_a
             lo, hi = ip + 1, ih + 1
             ev_ts = b_ts[lo:hi]
             ev_px = opp_px_all[lo:hi, 0]
+            ev_amt = t_amt[:0]  # no trades
         else:
             lo = np.searchsorted(t_ts, tp, side="right")
             hi = np.searchsorted(t_ts, th, side="right")
             ev_ts = t_ts[lo:hi]
             ev_px = t_px[lo:hi]
+            ev_amt = t_amt[lo:hi]
         m = len(ev_px)
         run = _running_extreme(ev_px, s)
-        # touch with trades: the snapshots' opposite best too (none otherwise)
-        sn_hi = ih + 1 if book_touch else ip + 1
-        sn_ts = b_ts[ip + 1:sn_hi]
-        run_sn = _running_extreme(opp_px_all[ip + 1:sn_hi, 0], s)
-        opp_px, opp_sz, own_px, own_sz = opp_px_all[ip], opp_sz_all[ip], own_px_all[ip], own_sz_all[ip]
+        if extra:
+            _touch_queue_fill_ts(j_trade_k, t_extra, px[i], s, run, ev_ts, ev_px, ev_amt, book_touch, queue, b_ts,
+                                 opp_px_all, own_px_all, own_sz_all, ip + 1, ih)
+        opp_px, opp_sz = opp_px_all[ip], opp_sz_all[ip]
         for c in range(k):
             o = i * k + c
             p = px[i, c]
@@ -411,21 +452,10 @@ def _simulate_numba(b_ts, b_mid, bid_px, bid_sz, ask_px, ask_sz, t_ts, t_px, t_a
                     short[o], rest, cost_take = True, left, cost
             if rest > 0:
                 target = s * p
-                j_fill = _first_reaching(run, target, book_only)
+                j_fill = j_trade_k[c] if extra else _first_reaching(run, target, book_only)
                 t_fill = ev_ts[j_fill] if j_fill < m else NEVER_US
-                if book_touch:
-                    j_sn = _first_reaching(run_sn, target, True)
-                    if j_sn < len(sn_ts) and sn_ts[j_sn] < t_fill:
-                        t_fill = sn_ts[j_sn]
-                if queue > 0 and not book_only:
-                    ahead = np.int64(0)
-                    for j in range(len(own_px)):
-                        if own_px[j] == p:
-                            ahead = _lots(own_sz[j])
-                            break
-                    t_q = _queue_fill_ts(p, s, ahead, ev_ts, ev_px, t_amt[lo:hi], t_fill, queue == 2, b_ts,
-                                         own_px_all, own_sz_all, ip + 1, ih)
-                    t_fill = min(t_fill, t_q)
+                if extra:
+                    t_fill = min(t_fill, t_extra[c])
                 if t_fill < NEVER_US:
                     filled[o] = True
                     fill_ts[o] = t_fill
@@ -450,6 +480,8 @@ def _simulate_numba(b_ts, b_mid, bid_px, bid_sz, ask_px, ask_sz, t_ts, t_px, t_a
                     ia = np.searchsorted(b_ts, ta, side="right") - 1
                     adv[o] = s * (fill_px[o] - b_mid[ia]) / mid0 * 1e4
             is_bps[o] = s * (exec_px[o] - mid0) / mid0 * 1e4 + fee[o]
-    _price_impact(b_ts, b_mid, bid_px, bid_sz, ask_px, ask_sz, t_ts, t_amt, ts, sd, px, q, latency_us, horizon_us,
-                  adverse_us, impact_us, arrival, marketable, cleanup, fill_ts, fill_px, exec_px, fee, is_bps, pi, adv)
+    if short.any():
+        _price_impact(b_ts, b_mid, bid_px, bid_sz, ask_px, ask_sz, t_ts, t_amt, ts, sd, px, q, latency_us,
+                      horizon_us, adverse_us, impact_us, arrival, marketable, cleanup, short, fill_ts, fill_px,
+                      exec_px, fee, is_bps, pi, adv)
     return arrival, filled, marketable, cleanup, fill_ts, ttf, fill_px, exec_px, fee, is_bps, pi, adv, short

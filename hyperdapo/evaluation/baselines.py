@@ -30,6 +30,7 @@ from hyperdapo.execution.fills import Outcomes
 from hyperdapo.execution.preferences import offset_rewards
 from hyperdapo.execution.task import ExecutionTask
 from hyperdapo.features.decision_set import Split
+from hyperdapo.prompts.answer import offset_to_price
 
 US_PER_S = 1_000_000
 ORACLE = "oracle"
@@ -98,7 +99,7 @@ def sliced(name: str, task: ExecutionTask, idx: np.ndarray, cfg: BaselineConfig,
     qty = task.instrument.round_to_lot(d.qty[idx][:, None] * w)
     mid_child = task.tape.mid_at(t_child.ravel())
     side = np.repeat(d.side[idx], n).astype(float)
-    px = task.instrument.round_to_tick(mid_child * (1 + side * cfg.child_offset_bps / 1e4))
+    px = task.instrument.round_to_tick(offset_to_price(mid_child, side, cfg.child_offset_bps))
     child_cfg = replace(task.fill_cfg, horizon_s=d.horizon_s / n)
     out = task.tape.simulate(t_child.ravel(), side, px, qty.ravel(), child_cfg, task.venue)
     shape = (len(idx), n)

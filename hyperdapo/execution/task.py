@@ -26,7 +26,7 @@ from hyperdapo.execution.tape import MemoryTape, Tape
 from hyperdapo.features.compute import compute_features
 from hyperdapo.features.config import DecisionConfig, FeatureConfig
 from hyperdapo.features.decision_set import DecisionSet, Split, build_decisions
-from hyperdapo.prompts.answer import format_answer, parse_answer
+from hyperdapo.prompts.answer import format_answer, offset_to_price, parse_answer
 from hyperdapo.prompts.config import PromptConfig
 from hyperdapo.prompts.render import build_messages, render_prompt
 from hyperdapo.timing import timed
@@ -178,8 +178,8 @@ class ExecutionTask:
     def price_of_offset(self, idx: np.ndarray, offsets_bps: np.ndarray) -> np.ndarray:
         """Limit prices (USD, on the tick grid) of side-relative offsets; ``offsets_bps`` is (B, K)."""
         idx = np.asarray(idx)
-        side = self.decisions.side[idx].astype(np.float64)[:, None]
-        raw = self.mid_usd[idx][:, None] * (1 + side * np.asarray(offsets_bps, dtype=np.float64) / 1e4)
+        raw = offset_to_price(self.mid_usd[idx][:, None], self.decisions.side[idx][:, None],
+                              np.asarray(offsets_bps, dtype=np.float64))
         return self.instrument.round_to_tick(raw)
 
     def score_prices(self, idx: np.ndarray, limit_px: np.ndarray) -> tuple[np.ndarray, Outcomes]:

@@ -23,6 +23,8 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 
+import numpy as np
+
 from hyperdapo.data.schema import Side
 from hyperdapo.data.venues import Instrument
 
@@ -65,9 +67,10 @@ def format_answer(side: Side, offset_bps: float, reason: str | None = None) -> s
     return text if reason is None else f"{text}\n{reason}"
 
 
-def offset_to_price(mid_usd: float, side: Side, offset_bps: float) -> float:
-    """Limit price in USD for a side-relative offset from mid (not yet on the tick grid)."""
-    return mid_usd * (1.0 + int(side) * offset_bps / 1e4)
+def offset_to_price(mid_usd, side, offset_bps):
+    """Limit price in USD for a side-relative offset (bps) from mid, not yet on the tick grid: the project's one
+    offset -> price rule (answers, the task's candidate orders, baselines). Scalars or broadcastable arrays."""
+    return mid_usd * (1.0 + np.asarray(side, dtype=np.float64) * offset_bps / 1e4)
 
 
 def price_to_offset(mid_usd: float, side: Side, price_usd: float) -> float:

@@ -11,13 +11,13 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
 from scipy import stats
 
-from hyperdapo.execution.task import Scored
 from hyperdapo.models.config import ModelConfig
 from hyperdapo.models.policy import load_policy
 from hyperdapo.pipeline.compare import sft_then_dapo
@@ -65,14 +65,7 @@ def test_dapo_learns_what_the_reward_pays_for(sft):
     task.render(tokenizer)
     held_out = task.split_index("val")
     before = share_of_target(task, model, tokenizer, held_out)
-    market_score = task.score
-
-    def toy_score(idx, texts, group_size):
-        s = market_score(idx, texts, group_size)
-        return Scored(np.where(np.isclose(s.offsets_bps, TARGET_BPS, atol=0.2), 10.0, 0.0), s.valid,
-                      s.offsets_bps, s.reasons, s.outcomes)
-
-    task.score = toy_score
+    task = replace(task, reward_of=lambda s: np.where(np.isclose(s.offsets_bps, TARGET_BPS, atol=0.2), 10.0, 0.0))
     fit_policy(cfg, task, model, tokenizer, tmp / "toy", time.perf_counter())
     after = share_of_target(task, model, tokenizer, held_out)
     table = [[after[0], after[1] - after[0]], [before[0], before[1] - before[0]]]

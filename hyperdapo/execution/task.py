@@ -12,6 +12,7 @@ day windows read on demand (:func:`hyperdapo.execution.daily.day_task`, for mont
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -71,6 +72,9 @@ class ExecutionTask:
     prompt_texts: list[str] = field(default_factory=list)  # (D,) rendered by the policy's chat template
     day: np.ndarray | None = None  # (D,) the day file of each decision on a day-by-day tape (training batches
     # then draw from one day each, so that a step reads one day window), None in memory
+    # a reward (B, G) of the scored answers in place of the configured one, e.g. a toy task that pays for one
+    # offset (tests/test_learning.py): ``dataclasses.replace(task, reward_of=fn)``; invalid answers keep the penalty
+    reward_of: Callable[[Scored], np.ndarray] | None = None
 
     @classmethod
     def build(
@@ -210,8 +214,11 @@ class ExecutionTask:
         limit_px = np.array([p.limit_px for p in parsed]).reshape(b, g)
         limit_px = np.where(valid, limit_px, self.mid_usd[idx][:, None])
         rewards, outcomes = self.score_prices(idx, limit_px)
-        rewards = np.where(valid, rewards, self.reward_cfg.invalid_penalty)
-        return Scored(rewards, valid, np.where(valid, offsets, np.nan), reasons, outcomes)
+        scored = Scored(rewards, valid, np.where(valid, offsets, np.nan), reasons, outcomes)
+        if self.reward_of is not None:
+            scored.rewards = self.reward_of(scored)
+        scored.rewards = np.where(valid, scored.rewards, self.reward_cfg.invalid_penalty)
+        return scored
 
     def answer_of_offset(self, i: int, offset_bps: float) -> str:
         return format_answer(Side(int(self.decisions.side[i])), offset_bps)

@@ -25,6 +25,7 @@ from hyperdapo.rl.rollout import encode_prompts, positions, sample, token_logpro
 from tests.pipeline_helpers import fast, run_config
 
 STEPS, VAL_DECISIONS, GRAD_CLIP = 6, 40, 1e-6
+MAX_NEW_TOKENS = 24
 
 
 class StepClock(L.Callback):
@@ -205,8 +206,8 @@ def test_skipping_the_on_policy_old_logprob_forward_changes_nothing_bitwise(poli
     assert fast_m[0]["ratio"] == 1.0  # on-policy: old log-probs are the log-probs
 
 
-@pytest.mark.parametrize("greedy", [False, True])
-def test_sampling_with_the_prompt_cache_draws_what_generate_draws(policy, greedy):
+@pytest.mark.parametrize("greedy, temperature, top_p", [(False, 1.0, 1.0), (False, 0.7, 0.9), (True, 1.0, 1.0)])
+def test_sampling_draws_what_generate_draws(policy, greedy, temperature, top_p):
     model, tokenizer, prompts = policy
     ids, mask = encode_prompts(tokenizer, prompts, "cpu")
     eos = tokenizer.convert_tokens_to_ids("<|im_end|>")
@@ -214,13 +215,16 @@ def test_sampling_with_the_prompt_cache_draws_what_generate_draws(policy, greedy
     torch.manual_seed(3)
     model.eval()
     ref = model.generate(input_ids=ids, attention_mask=mask, do_sample=not greedy, num_return_sequences=n,
-                         max_new_tokens=8, eos_token_id=eos, pad_token_id=tokenizer.pad_token_id,
-                         **({} if greedy else {"temperature": 1.0, "top_p": 1.0, "top_k": 0}))[:, ids.shape[1]:]
+                         max_new_tokens=MAX_NEW_TOKENS, eos_token_id=eos, pad_token_id=tokenizer.pad_token_id,
+                         **({} if greedy else {"temperature": temperature, "top_p": top_p, "top_k": 0}))
+    ref = ref[:, ids.shape[1]:]  # (N, T')
     model.train()
     torch.manual_seed(3)
-    roll = sample(model, tokenizer, prompts, group_size=4, max_new_tokens=8, temperature=1.0, greedy=greedy)
+    roll = sample(model, tokenizer, prompts, group_size=4, max_new_tokens=MAX_NEW_TOKENS, temperature=temperature,
+                  top_p=top_p, greedy=greedy)
     assert model.training  # restored
     assert torch.equal(ref.masked_fill(roll.completion_mask == 0, tokenizer.pad_token_id), roll.completion_ids)
+    assert greedy or 0 < roll.truncated.sum() < len(roll.texts)  # rows that ended (then pads) beside rows at the cap
 
 
 def test_entropy_is_a_metric_outside_autograd(policy):

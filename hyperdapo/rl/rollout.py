@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from transformers import DynamicCache
+from transformers import DynamicCache, TopPLogitsWarper
 
 
 @dataclass
@@ -70,39 +70,54 @@ def prompt_cache(model, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor,
     return cache, logits[rows, -1]
 
 
+def next_token(logits: torch.Tensor, *, greedy: bool, temperature: float, top_p: float) -> torch.Tensor:
+    """(N, V) float32 logits -> (N,) token ids: the argmax if ``greedy``, else one draw from softmax(logits /
+    temperature) cut to the top-p nucleus. This is ``generate``'s processing (temperature, then top-p) and its
+    ``torch.multinomial`` call, so a seeded draw is the one ``generate`` makes."""
+    if greedy:
+        return logits.argmax(-1)
+    scores = logits / temperature
+    if top_p < 1.0:
+        scores = TopPLogitsWarper(top_p)(None, scores)
+    return torch.multinomial(torch.softmax(scores, dim=-1), num_samples=1).squeeze(1)
+
+
 @torch.no_grad()
 def sample(model, tokenizer, prompts: list[str], *, group_size: int, max_new_tokens: int, temperature: float,
            top_p: float = 1.0, greedy: bool = False) -> Rollout:
-    """Sample ``group_size`` answers per prompt (or one greedy answer if ``greedy``)."""
+    """Sample ``group_size`` answers per prompt (or one greedy answer if ``greedy``).
+
+    Each prompt runs once (:func:`prompt_cache`), then every step feeds the N rows' last tokens, one column, until
+    every row has written ``<|im_end|>`` or ``max_new_tokens`` columns; ended rows get pad tokens. The same tokens
+    as ``model.generate`` (``tests/test_throughput.py``) without its per-token bookkeeping, which at the tiny
+    model's size costs more than the model."""
     device = next(model.parameters()).device
     prompt_ids, prompt_mask = encode_prompts(tokenizer, prompts, device)  # (B, P)
     eos_id = tokenizer.convert_tokens_to_ids("<|im_end|>")
-    n_rep = 1 if greedy else group_size
+    rows = torch.arange(len(prompts), device=device).repeat_interleave(1 if greedy else group_size)  # (N,)
     was_training = model.training
     model.eval()
-    # the prompts' first P-1 columns once per prompt: generate runs the last prompt column and the answers
-    rows = torch.arange(len(prompts), device=device).repeat_interleave(n_rep)  # (N,)
-    cache, _ = prompt_cache(model, prompt_ids[:, :-1], prompt_mask[:, :-1], rows)
-    prompt_ids = prompt_ids.repeat_interleave(n_rep, dim=0)  # (N, P)
-    prompt_mask = prompt_mask.repeat_interleave(n_rep, dim=0)
-    out = model.generate(
-        input_ids=prompt_ids,
-        attention_mask=prompt_mask,
-        past_key_values=cache,
-        do_sample=not greedy,
-        temperature=temperature if not greedy else None,
-        top_p=top_p if not greedy else None,
-        top_k=0 if not greedy else None,
-        max_new_tokens=max_new_tokens,
-        eos_token_id=eos_id,
-        pad_token_id=tokenizer.pad_token_id,
-    )  # (N, P + T')
+    cache, logits = prompt_cache(model, prompt_ids, prompt_mask, rows)  # logits (N, V): the first answer token's
+    attention = prompt_mask[rows]  # (N, P + t) after t answer tokens
+    position = positions(attention)[:, -1:]  # (N, 1) of the last column fed
+    ended = torch.zeros(len(rows), dtype=torch.bool, device=device)
+    tokens = []
+    for t in range(max_new_tokens):
+        if t > 0:
+            attention = torch.cat([attention, torch.ones_like(attention[:, :1])], dim=1)
+            position = position + 1
+            logits = model(input_ids=tokens[-1].unsqueeze(1), attention_mask=attention, position_ids=position,
+                           past_key_values=cache, use_cache=True).logits[:, -1]  # (N, V)
+        token = next_token(logits.float(), greedy=greedy, temperature=temperature, top_p=top_p)
+        tokens.append(token.masked_fill(ended, tokenizer.pad_token_id))  # (N,)
+        ended |= tokens[-1] == eos_id
+        if ended.all():
+            break
     model.train(was_training)
-    completion_ids = out[:, prompt_ids.shape[1]:]  # (N, T')
+    completion_ids = torch.stack(tokens, dim=1)  # (N, T')
     completion_mask, truncated = completion_mask_from_ids(completion_ids, eos_id)
-    completion_ids = completion_ids.masked_fill(completion_mask == 0, tokenizer.pad_token_id)
     texts = tokenizer.batch_decode(completion_ids, skip_special_tokens=True)
-    return Rollout(prompt_ids, prompt_mask, completion_ids, completion_mask, truncated, texts)
+    return Rollout(prompt_ids[rows], prompt_mask[rows], completion_ids, completion_mask, truncated, texts)
 
 
 def completion_logits(model, prompt_ids, prompt_mask, completion_ids, completion_mask) -> torch.Tensor:

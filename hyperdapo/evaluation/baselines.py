@@ -113,8 +113,9 @@ def sliced(name: str, task: ExecutionTask, idx: np.ndarray, cfg: BaselineConfig,
     fill_qty = (q * filled).sum(1)
     avg_fill = np.where(fill_qty > 0, (fill_px * q).sum(1) / np.where(fill_qty > 0, fill_qty, 1), np.nan)
     last_fill_s = np.where(filled.all(1), (out.fill_ts_us.reshape(shape).max(1) - d.ts_us[idx]) / US_PER_S, np.nan)
-    adverse = np.nanmean(np.where(filled, out.adverse_selection_bps.reshape(shape), np.nan), axis=1) \
-        if filled.any() else np.full(len(idx), np.nan)
+    children = np.where(filled, out.adverse_selection_bps.reshape(shape), np.nan)  # of the filled children
+    known = np.isfinite(children).sum(axis=1)
+    adverse = np.where(known > 0, np.nansum(children, axis=1) / np.maximum(known, 1), np.nan)  # NaN: none known
     return StrategyOutcomes(
         name=name, side=s, arrival_mid=mid0, qty=q.sum(1), fill_share=fill_qty / q.sum(1),
         time_to_fill_s=last_fill_s, exec_price=exec_px, target_price=(px.reshape(shape) * q).sum(1) / q.sum(1),

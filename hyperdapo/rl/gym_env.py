@@ -81,7 +81,7 @@ class LimitOrderEnv(gym.Env):
         if not len(self.index):
             raise ValueError(f"split {Split(split).value!r} of the task holds no decision")
         self.band_bps = float(task.prompt_cfg.band_bps)
-        self.observation_space = spaces.Box(-np.inf, np.inf, shape=(OBS_DIM,), dtype=np.float32)
+        self.observation_space = spaces.Box(-Z_CLIP, Z_CLIP, shape=(OBS_DIM,), dtype=np.float32)  # side, one-hot fit
         self.action_space = action_space(self.kind, self.grid_bps)
         self.decision: int | None = None
 

@@ -32,7 +32,7 @@ class PPOConfig:
     action: str = ActionKind.DISCRETE
     offset_grid_bps: list[float] = field(default_factory=lambda: [-50.0, -30.0, -15.0, -10.0, -5.0, -2.0, -1.0, 0.0,
                                                                   1.0, 2.0, 5.0])  # the discrete actions (bps)
-    total_timesteps: int = 40_000  # training decisions scored (env steps over all envs)
+    total_timesteps: int = 40_960  # training decisions scored (env steps over all envs): 20 rollouts of 2,048
     n_envs: int = 64  # decisions scored together per env step (one batched simulator call)
     n_steps: int = 32  # steps per env per rollout: a rollout is n_envs * n_steps decisions
     batch_size: int = 256  # PPO minibatch (decisions)

@@ -47,7 +47,7 @@ def test_ppo_beats_a_uniform_random_policy_on_validation(setup):
     test = stats.ttest_rel(ppo_bps[:, 0], random_bps[:, 0], alternative="greater")
     assert len(val) >= 200
     assert diff.mean() > 0.5 and test.pvalue < 0.01, (diff.mean(), test.pvalue)
-    assert curve["val/reward_bps"].iloc[-1] == pytest.approx(ppo_bps.mean())  # the logged curve is this reward
+    assert curve["val/reward_mean"].iloc[-1] == pytest.approx(ppo_bps.mean())  # the logged curve is this reward
     assert curve["step"].iloc[-1] == ppo_cfg.total_timesteps and curve["step"].iloc[0] == 0
 
 
@@ -81,6 +81,18 @@ def test_train_py_algo_ppo_writes_a_registry_entry_the_loader_reads(tmp_path):
     assert set(offsets) <= set(cfg.algo.ppo.offset_grid_bps)
     np.testing.assert_array_equal(offsets, ppo_offsets(policy_dir, task, val))  # deterministic actions
     rewards, _ = task.score_offsets(val, offsets[:, None])  # the loaded policy scores what training logged
-    assert rewards.mean() == pytest.approx(metrics["val/reward_bps"].iloc[-1], abs=1e-9)
+    assert rewards.mean() == pytest.approx(metrics["val/reward_mean"].iloc[-1], abs=1e-9)
     with pytest.raises(FileNotFoundError, match="not a PPO policy"):
         ppo_offsets(tmp_path / "run", task, val)
+
+    # the backtest: evaluate.policy=<the PPO entry> gives a `ppo` row, evaluate.policies its run name's; both are
+    # the loaded policy's offsets scored on the test split
+    from hyperdapo.pipeline.evaluate_run import run_evaluation
+
+    test = task.split_index(Split.TEST)
+    want, _ = task.score_offsets(test, ppo_offsets(policy_dir, task, test)[:, None])
+    alone = run_evaluation(run_config(fast(tmp_path, f"evaluate.policy={policy_dir}"), "evaluate"), tmp_path / "e1")
+    many = run_evaluation(run_config(fast(tmp_path, "evaluate.policies=[ppo-rt]"), "evaluate"), tmp_path / "e2")
+    assert alone["metrics"]["ppo"]["IS [bps]"] == pytest.approx(-want.mean(), abs=1e-12)
+    assert many["metrics"]["ppo-rt"]["IS [bps]"] == alone["metrics"]["ppo"]["IS [bps]"]
+    assert [c["versus"] for c in alone["comparisons"]] == [alone["best_baseline"]["name"]]

@@ -227,7 +227,8 @@ def training_performance(runs: list[dict]) -> pd.DataFrame:
         final = r.get("final", {})
         acc = final.get("train/pref_accuracy", final.get("val/valid_rate", math.nan))
         rows.append({
-            "Run": run_label(r), "Model": r["model"], "Training time [s]": r.get("fit_seconds", r["train_seconds"]),
+            "Run": run_label(r), "Model": r["model"],
+            "Training time [s]": r["fit_seconds"] if "fit_seconds" in r else r["train_seconds"],
             "Steps": r["steps"], "Final loss": final.get("train/loss", math.nan),
             "Accuracy / valid rate": acc, "Val reward [bps]": final.get("val/reward_mean", math.nan),
             "Trainable params": r["trainable_params"], "Trainable share [%]": 100 * r["trainable_share"],

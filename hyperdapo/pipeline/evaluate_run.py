@@ -230,8 +230,9 @@ def evaluated_policies(cfg: RunConfig) -> list[EvaluatedPolicy]:
             _check_policy_dir(m, cfg, "evaluate.members", kinds=(LANGUAGE_MODEL,))
         policies = [EvaluatedPolicy(CANDIDATE, members, None)]
     else:
-        policy_dir = find_policy(cfg)
-        policies = with_parents([(CANDIDATE, policy_dir)]) if policy_dir is not None else []
+        policy_dir = find_policy(cfg)  # its row is `llm`, or `ppo` for the PPO baseline
+        row = PPO.name if policy_dir is not None and kind_of(policy_dir) is PPO else CANDIDATE
+        policies = with_parents([(row, policy_dir)]) if policy_dir is not None else []
     taken = set(baseline_names(cfg.evaluate.baselines))
     for p in policies:
         if p.row in taken:

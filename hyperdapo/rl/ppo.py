@@ -131,7 +131,7 @@ class ValidationCurve(BaseCallback):
         rewards, _ = self.task.score_offsets(self.val_idx, policy_offsets(self.model, self.task, self.val_idx,
                                                                           self.env_spec)[:, None])
         train = float(np.mean(self.train_rewards)) if self.train_rewards else float("nan")
-        self.rows.append({"step": self.num_timesteps, "val/reward_bps": float(rewards.mean()),
+        self.rows.append({"step": self.num_timesteps, "val/reward_mean": float(rewards.mean()),
                           "train/reward_bps": train})
         log.info("ppo step %d: val reward %.3f bps, train reward %.3f bps", self.num_timesteps, rewards.mean(), train)
         self.train_rewards, self.next_at = [], self.num_timesteps + self.every
@@ -201,9 +201,11 @@ def run_ppo(task: ExecutionTask, cfg: PPOConfig, seed: int, out_dir: Path, polic
     model, metrics = train_ppo(task, cfg, seed)
     val = task.split_index(Split.VAL)
     spec = env_spec_of(cfg, task)
-    summary = {**summary, "algo": "ppo", "fit_seconds": time.perf_counter() - t_fit,
-               "steps": int(model.num_timesteps), "env": spec,
-               "final": {"val/reward_bps": float(metrics["val/reward_bps"].iloc[-1]), "val_decisions": len(val)},
+    n_params = sum(p.numel() for p in model.policy.parameters())
+    summary = {**summary, "algo": "ppo", "model": f"MLP {'x'.join(map(str, cfg.hidden_sizes))} (PPO)",
+               "fit_seconds": time.perf_counter() - t_fit, "steps": int(model.num_timesteps), "env": spec,
+               "trainable_params": n_params, "total_params": n_params, "trainable_share": 1.0,
+               "final": {"val/reward_mean": float(metrics["val/reward_mean"].iloc[-1]), "val_decisions": len(val)},
                "policy_dir": str(policy_dir)}
     write_csv_atomic(Path(out_dir) / "metrics.csv", metrics)
     write_text_atomic(Path(out_dir) / "config.yaml", config_yaml)

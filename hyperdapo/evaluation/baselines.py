@@ -109,7 +109,7 @@ def sliced(name: str, task: ExecutionTask, idx: np.ndarray, cfg: BaselineConfig,
     fee = (out.fee_bps.reshape(shape) * q).sum(1) / q.sum(1)
     mid0 = task.mid_usd[idx]
     s = d.side[idx].astype(float)
-    fill_px = np.where(filled, px.reshape(shape), 0.0)
+    fill_px = np.where(filled, out.fill_price.reshape(shape), 0.0)  # a split child's average fill, not its limit
     fill_qty = (q * filled).sum(1)
     avg_fill = np.where(fill_qty > 0, (fill_px * q).sum(1) / np.where(fill_qty > 0, fill_qty, 1), np.nan)
     last_fill_s = np.where(filled.all(1), (out.fill_ts_us.reshape(shape).max(1) - d.ts_us[idx]) / US_PER_S, np.nan)

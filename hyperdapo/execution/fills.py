@@ -163,6 +163,14 @@ def _check_orders(book, ts, sd, px, q, cfg) -> None:
 
 
 @numba.njit(cache=True)
+def shortfall_bps(side, exec_px, mid0, fee_bps):  # pragma: no cover - numba
+    """Implementation shortfall in bps of the arrival mid ``mid0`` (a cost: positive is worse) of executing at
+    ``exec_px`` (USD, average over fills and cleanup) on ``side`` (+1 buy, -1 sell), fees ``fee_bps`` included: the
+    project's one shortfall formula (simulator, reference loop, sliced baselines). Scalars or arrays."""
+    return side * (exec_px - mid0) / mid0 * 1e4 + fee_bps
+
+
+@numba.njit(cache=True)
 def _lots(size):  # pragma: no cover - numba
     """``size`` (coins) as a whole number of lots of ``1 / LOTS_PER_COIN`` coin (int64)."""
     return np.int64(np.rint(size * LOTS_PER_COIN))
@@ -365,7 +373,7 @@ def _price_impact(b_ts, b_mid, bid_px, bid_sz, ask_px, ask_sz, t_ts, t_amt, ts, 
         else:
             price = _impact_price(bid_px[ib], bid_sz[ib], left, s, b_ts, b_mid, ib, t_x, t_ts, t_amt, impact_us)
         exec_px[o] = price if left == qty else (cost_take + left * price) / qty
-        is_bps[o] = s * (exec_px[o] - mid0) / mid0 * 1e4 + fee[o]
+        is_bps[o] = shortfall_bps(s, exec_px[o], mid0, fee[o])
         if not cleanup[o]:
             fill_px[o] = price
             pi[o] = s * (mid0 - price) / mid0 * 1e4
@@ -479,7 +487,7 @@ def _simulate_numba(b_ts, b_mid, bid_px, bid_sz, ask_px, ask_sz, t_ts, t_px, t_a
                 if ta <= last_ts:
                     ia = np.searchsorted(b_ts, ta, side="right") - 1
                     adv[o] = s * (fill_px[o] - b_mid[ia]) / mid0 * 1e4
-            is_bps[o] = s * (exec_px[o] - mid0) / mid0 * 1e4 + fee[o]
+            is_bps[o] = shortfall_bps(s, exec_px[o], mid0, fee[o])
     if short.any():
         _price_impact(b_ts, b_mid, bid_px, bid_sz, ask_px, ask_sz, t_ts, t_amt, ts, sd, px, q, latency_us,
                       horizon_us, adverse_us, impact_us, arrival, marketable, cleanup, short, fill_ts, fill_px,

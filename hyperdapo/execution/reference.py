@@ -12,7 +12,7 @@ import numpy as np
 from hyperdapo.data.config import VenueConfig
 from hyperdapo.data.schema import BookSnapshots, Trades
 from hyperdapo.execution.config import FillConfig, FillRule, QueueModel
-from hyperdapo.execution.fills import FIELDS, LOTS_PER_COIN, Outcomes
+from hyperdapo.execution.fills import FIELDS, LOTS_PER_COIN, Outcomes, shortfall_bps
 
 
 def _asof(ts_list, t) -> int:
@@ -151,7 +151,7 @@ def reference_order(book: BookSnapshots, trades: Trades | None, t0: int, s: int,
         ta = r["fill_ts_us"] + int(cfg.adverse_horizon_s * 1e6)
         if ta <= ts[-1]:
             r["adverse_selection_bps"] = s * (r["fill_price"] - float(book.mid[_asof(ts, ta)])) / mid0 * 1e4
-    r["is_bps"] = s * (r["exec_price"] - mid0) / mid0 * 1e4 + r["fee_bps"]
+    r["is_bps"] = shortfall_bps(s, r["exec_price"], mid0, r["fee_bps"])
     r["arrival_mid"] = mid0
     return r
 

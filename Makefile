@@ -3,7 +3,7 @@ PY      := .venv/bin/python
 PIP     := .venv/bin/pip
 PYTEST  := $(PY) -m pytest
 
-.PHONY: help install test demo bench lint clean tables thesis ablations
+.PHONY: help install test demo bench lint clean tables thesis ablations evidence
 
 help:
 	@grep -E '^[a-z]+:.*##' Makefile | sed 's/:.*##/\t/'
@@ -43,6 +43,9 @@ thesis: ## all four assets with experiment=thesis_<asset> (prints the plan and e
 
 ablations: ## DAPO ablation table (CPU configuration) into outputs/tables/ablations.*
 	$(PY) experiments/ablations.py
+
+evidence: ## SFT, SFT->DAPO/GRPO/DPO and PPO over 3 seeds on the demo market, pooled paired tests -> outputs/tables/evidence.* (~40 min)
+	$(PY) experiments/evidence.py
 
 clean: ## remove caches and generated data (keeps .venv)
 	rm -rf .pytest_cache .ruff_cache data/cache outputs/*/ benchmarks/.out

@@ -26,12 +26,14 @@ lint: ## ruff check
 DEMO      := experiment=demo
 DEMO_SFT  := outputs/models/BTC/demo-sft
 DEMO_DAPO := outputs/models/BTC/demo-dapo
+DEMO_PPO  := outputs/models/BTC/demo-ppo
 
-demo: ## synthetic BTC data -> SFT -> DAPO -> backtest -> tables and figures, on the CPU (a few minutes)
+demo: ## synthetic BTC data -> SFT -> DAPO, and the PPO baseline -> one backtest of both -> tables and figures, CPU (a few minutes)
 	$(PY) train.py $(DEMO) algo=sft trainer.max_steps=400 optim.lr=3e-3 run_name=demo-sft overwrite=true
 	$(PY) train.py $(DEMO) algo=dapo algo.sft_warmup_steps=0 trainer.max_steps=500 optim.lr=1e-4 \
 		algo.max_gen_batches=32 model.init_from=$(DEMO_SFT) run_name=demo-dapo overwrite=true
-	$(PY) evaluate.py $(DEMO) evaluate.policy=$(DEMO_DAPO)
+	$(PY) train.py $(DEMO) algo=ppo run_name=demo-ppo overwrite=true
+	$(PY) evaluate.py $(DEMO) 'evaluate.policies=[$(DEMO_DAPO),$(DEMO_PPO)]'
 	$(PY) experiments/make_tables.py
 	@echo "demo done: outputs/tables/ (all runs) and the newest outputs/eval/BTC/*/ (tables/, figures/)"
 

@@ -305,23 +305,14 @@ def test_gradient_checkpointing_falls_back_to_the_full_forward(policy):
 
 
 # ------------------------------------------------------------------------------ W&B sample table (issue 12 item 6)
-class SamplesEvery(L.Callback):
-    """Sets the module's sample-table interval (``PolicyModule(samples_every_n_steps=...)``) before the fit."""
-
-    def __init__(self, n_steps: int):
-        self.n_steps = n_steps
-
-    def on_fit_start(self, trainer, module):
-        module.samples_every_n_steps = self.n_steps
-
-
 def test_wandb_offline_training_logs_a_table_of_sample_answers(tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_DIR", str(tmp_path / "wandb_dir"))
     monkeypatch.setenv("WANDB_SILENT", "true")
     cfg = run_config(fast(tmp_path, "algo=dapo", "algo.sft_warmup_steps=0", "algo.dynamic_sampling=false",
                           "algo.overlong_shaping=false", "trainer.max_steps=3", "trainer.val_every_n_steps=100",
-                          "algo.prompts_per_batch=4", "algo.group_size=4", "logger=wandb"))
+                          "algo.prompts_per_batch=4", "algo.group_size=4", "logger=wandb",
+                          "logger.samples_every_n_steps=2"))
     task = build_task(cfg)
     model, tokenizer = load_policy(cfg.model, corpus=tokenizer_corpus(task))
     real_score, rolls = task.score, []
@@ -337,8 +328,7 @@ def test_wandb_offline_training_logs_a_table_of_sample_answers(tmp_path, monkeyp
     task.score = rigged_score
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(module_lib, "sample", recording_sample)
-        fit_policy(cfg, task, model, tokenizer, tmp_path / "run", time.perf_counter(),
-                   extra_callbacks=[SamplesEvery(2)])
+        fit_policy(cfg, task, model, tokenizer, tmp_path / "run", time.perf_counter())
     (run_dir,) = (tmp_path / "run" / "wandb").glob("offline-run-*")
     tables = sorted((run_dir / "files" / "media" / "table" / "train").glob("samples_*.table.json"),
                     key=lambda p: int(p.name.split("_")[1]))

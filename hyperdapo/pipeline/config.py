@@ -58,8 +58,11 @@ class LoggerConfig:
     mode: str = "offline"  # wandb: offline | online | disabled
     group: str | None = None
     tags: list[str] = field(default_factory=list)
+    samples_every_n_steps: int = 50  # wandb: RL steps between two tables of sample prompts and answers; 0 = none
 
     def __post_init__(self) -> None:
+        if self.samples_every_n_steps < 0:
+            raise ValueError(f"logger.samples_every_n_steps={self.samples_every_n_steps}: must be >= 0")
         if self.name not in ("csv", "wandb", "none"):
             raise ValueError(f"logger.name={self.name!r}: use csv, wandb or none")
         if self.mode not in ("offline", "online", "disabled"):

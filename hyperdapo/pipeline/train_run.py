@@ -142,7 +142,8 @@ def fit_policy(cfg: RunConfig, task: ExecutionTask, model, tokenizer, out_dir: P
     pairs = preference_pairs(task, Split.TRAIN, DEFAULT_OFFSETS_BPS)
     offline = OfflineBatches(task, pairs, cfg.algo.sft_batch_size, cfg.seed)
     total_opt_steps = optimizer_steps(cfg.algo, cfg.trainer.max_steps)
-    module = PolicyModule(model, tokenizer, task, cfg.algo, cfg.optim, total_opt_steps, cfg.seed, offline=offline)
+    module = PolicyModule(model, tokenizer, task, cfg.algo, cfg.optim, total_opt_steps, cfg.seed, offline=offline,
+                          samples_every_n_steps=cfg.logger.samples_every_n_steps)
     data = ExecutionDataModule(task, cfg.trainer.max_steps, cfg.trainer.val_decisions, cfg.decisions)
     a = cfg.algo
     tags = [f"asset:{cfg.asset.name}", f"algo:{a.name.value}", f"eps:{a.eps_low}/{a.eps_high}",

@@ -38,7 +38,7 @@ def test_config_schema_and_entry_points_do_not_import_the_heavy_stack():
 def test_help_lists_the_config_groups_and_examples():
     proc = _python("train.py", "--help")
     assert proc.returncode == 0, proc.stderr
-    for text in ("== Examples ==", "python train.py experiment=demo algo=sft", "algo: dapo, dpo, grpo, sft",
+    for text in ("== Examples ==", "python train.py experiment=demo algo=sft", "algo: dapo, dpo, grpo, ppo, sft",
                  "asset: BTC, ETH, HYPE, SOL", "eps_low"):
         assert text in proc.stdout
     proc = _python("evaluate.py", "--help")

@@ -90,7 +90,7 @@ def column_formatter(name: str) -> Callable[[float], str]:
     """The number format of one column, chosen by its header (see the module docstring)."""
     if _is_p_column(name):
         return format_p
-    if name in INT_COLUMNS:
+    if name in INT_COLUMNS or name.startswith("n "):  # counts, e.g. by_objective's "n patient"
         return lambda v: f"{v:,.0f}"
     if "[bps]" in name or "[USD]" in name or name == "Sharpe":
         return lambda v: f"{v:,.2f}"

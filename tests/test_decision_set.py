@@ -70,3 +70,22 @@ def test_draws_are_seeded_and_follow_config():
 def test_invalid_config_names_the_key(kwargs, key):
     with pytest.raises(ValueError, match=key.replace(".", r"\.")):
         DecisionConfig(**kwargs)
+
+
+def test_train_every_thins_only_the_training_split():
+    """decisions.train_every=k (the data-size sweep) keeps every k-th training decision; validation and test
+    decisions are identical (times, sides, quantities, objectives) for every k."""
+    ts_us, mid = _book()
+    full = build_decisions("SOL", ts_us, mid, SOL_LOTS, DecisionConfig(every_s=30))
+    thin = build_decisions("SOL", ts_us, mid, SOL_LOTS, DecisionConfig(every_s=30, train_every=4))
+    tr_full, tr_thin = full.of_split(Split.TRAIN), thin.of_split(Split.TRAIN)
+    assert len(tr_thin) == -(-len(tr_full) // 4)
+    np.testing.assert_array_equal(tr_thin.ts_us, tr_full.ts_us[::4])
+    np.testing.assert_array_equal(tr_thin.qty, tr_full.qty[::4])
+    for split in (Split.VAL, Split.TEST):
+        a, b = full.of_split(split), thin.of_split(split)
+        assert len(a) > 0
+        for key in ("ts_us", "side", "qty", "objective"):
+            np.testing.assert_array_equal(getattr(a, key), getattr(b, key))
+    with pytest.raises(ValueError, match="decisions.train_every"):
+        DecisionConfig(train_every=0)

@@ -60,12 +60,17 @@ class DecisionConfig:
     train_frac: float = 0.8
     val_frac: float = 0.1  # test gets the rest
     embargo_s: float = 360.0  # gap between splits; must be >= horizon_s + adverse_horizon_s
+    # keep every k-th training decision (1 = all): the data-size sweep (experiments/ablations.py); the validation and
+    # test decisions (times, sides, quantities, objectives) are the same for every k
+    train_every: int = 1
     seed: int = 0
 
     def __post_init__(self) -> None:
         for key in ("every_s", "horizon_s", "notional_min_usd"):
             if not getattr(self, key) > 0:
                 raise ValueError(f"decisions.{key}={getattr(self, key)}: must be > 0")
+        if not (isinstance(self.train_every, int) and self.train_every >= 1):
+            raise ValueError(f"decisions.train_every={self.train_every}: must be an integer >= 1")
         for key in ("jitter_s", "warmup_s", "adverse_horizon_s"):
             if not getattr(self, key) >= 0:
                 raise ValueError(f"decisions.{key}={getattr(self, key)}: must be >= 0")

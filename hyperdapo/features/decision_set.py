@@ -107,7 +107,11 @@ def draw_decisions(asset: str, start_us: int, end_us: int, cfg: DecisionConfig) 
     probs = np.array([cfg.objective_weights[k] for k in names], dtype=np.float64)
     objective = np.array([Objective(k).value for k in names])[rng.choice(len(names), n, p=probs / probs.sum())]
     notional_usd = rng.uniform(cfg.notional_min_usd, cfg.notional_max_usd, n)
-    return DecisionSet(asset, ts_us, side, np.full(n, np.nan), objective, split, cfg.horizon_s), notional_usd
+    keep = np.ones(n, dtype=bool)  # decisions.train_every thins the training split after the draws
+    train = np.flatnonzero(split == Split.TRAIN.value)
+    keep[train[np.arange(len(train)) % cfg.train_every != 0]] = False
+    decisions = DecisionSet(asset, ts_us, side, np.full(n, np.nan), objective, split, cfg.horizon_s)
+    return decisions.take(keep), notional_usd[keep]
 
 
 def with_quantity(decisions: DecisionSet, notional_usd: np.ndarray, book_ts_us: np.ndarray, mid_usd: np.ndarray,

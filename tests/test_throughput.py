@@ -111,7 +111,8 @@ def test_rl_logs_match_the_recorded_rollouts(run):
         expected = {
             "train/truncated_share": roll.truncated.float().mean().item(),
             "train/answer_len_min": lengths.min().item(), "train/answer_len": lengths.mean().item(),
-            "train/answer_len_max": lengths.max().item(),
+            "train/answer_len_max": lengths.max().item(), "train/answer_len_std": lengths.std(correction=0).item(),
+            "train/overlong_share": (overlong < 0).float().mean().item(),
             "train/zero_std_group_share": zero_std, "train/kept_group_share": 1.0,  # with dynamic sampling off
             "train/reward_market_mean": market.mean().item(), "train/reward_overlong_mean": overlong.mean().item(),
             "train/reward_mean": market.mean().item() + overlong.mean().item(), "train/tokens_total": float(total),
@@ -121,6 +122,9 @@ def test_rl_logs_match_the_recorded_rollouts(run):
         assert m["train/grad_norm"] > 1e3 * GRAD_CLIP  # the norm before clipping, not after
         assert 0 < m["train/step_seconds"] and np.isfinite(m["train/entropy"])
     assert max(m["train/zero_std_group_share"] for m in clock.logged) > 0  # counted although none is dropped
+    # not degenerate: some answers end inside the overlong cache (penalised, not truncated), lengths spread
+    assert any(m["train/overlong_share"] > m["train/truncated_share"] for m in clock.logged)
+    assert min(m["train/answer_len_std"] for m in clock.logged) > 0
 
 
 def test_tokens_total_continues_after_a_resume(tmp_path):

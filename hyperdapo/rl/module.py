@@ -249,13 +249,14 @@ class PolicyModule(L.LightningModule):
         norm of the optimiser steps. Answers (every generated one, also groups dynamic sampling dropped):
         ``reward_mean`` = ``reward_market_mean`` (simulator reward, invalid answers' penalty included) +
         ``reward_overlong_mean`` (overlong shaping), ``valid_rate``, ``truncated_share`` (no <|im_end|> within
-        max_new_tokens), ``answer_len`` (mean tokens incl. <|im_end|>) and ``answer_len_min``/``_max``.
-        Groups: ``zero_std_group_share`` (reward std < ``algo.min_reward_std`` bps: no signal; measured whether or
-        not dynamic sampling drops them), ``kept_group_share``, ``gen_batches``. Throughput: ``tokens_total``
-        (prompt + answer tokens of the sequences trained on, all ranks, cumulative over the run's RL steps, resumed
-        from checkpoints), ``step_seconds`` (wall clock from the start of ``training_step`` to this call:
-        generation, scoring, every forward and backward, the optimiser steps) and ``tokens_per_s`` (this step's
-        tokens / ``step_seconds``)."""
+        max_new_tokens), ``overlong_share`` (share the overlong shaping penalises: overlong reward < 0),
+        ``answer_len`` (mean tokens incl. <|im_end|>), ``answer_len_std`` (their population std, tokens) and
+        ``answer_len_min``/``_max``. Groups: ``zero_std_group_share`` (reward std < ``algo.min_reward_std`` bps: no
+        signal; measured whether or not dynamic sampling drops them), ``kept_group_share``, ``gen_batches``.
+        Throughput: ``tokens_total`` (prompt + answer tokens of the sequences trained on, all ranks, cumulative over
+        the run's RL steps, resumed from checkpoints), ``step_seconds`` (wall clock from the start of
+        ``training_step`` to this call: generation, scoring, every forward and backward, the optimiser steps) and
+        ``tokens_per_s`` (this step's tokens / ``step_seconds``)."""
         n_tok = int(_global_sum(roll.completion_mask.sum() + roll.prompt_mask.sum()))
         self.tokens_total += n_tok
         log = {f"train/{k}": torch.stack([m[k] for m in metrics]).float().mean() for k in metrics[0]}
@@ -269,7 +270,9 @@ class PolicyModule(L.LightningModule):
             "train/kept_reward_mean": rewards.mean().item(),
             "train/valid_rate": stats["valid"].mean().item(),
             "train/truncated_share": stats["truncated"].mean().item(),
+            "train/overlong_share": (stats["overlong"] < 0).float().mean().item(),
             "train/answer_len": lengths.mean().item(),
+            "train/answer_len_std": lengths.std(correction=0).item(),
             "train/answer_len_min": lengths.min().item(),
             "train/answer_len_max": lengths.max().item(),
             "train/zero_std_group_share": stats["zero_std"].mean().item(),

@@ -23,6 +23,7 @@ from hyperdapo.data.venues import Instrument, load_venue
 from hyperdapo.execution.config import FillConfig
 from hyperdapo.execution.fills import simulate
 from hyperdapo.execution.reference import reference_simulate
+from hyperdapo.features.config import DecisionConfig
 
 
 def main() -> None:
@@ -44,20 +45,22 @@ def main() -> None:
     offsets = np.linspace(-50, 5, args.offsets)
     px = Instrument(venue, asset).round_to_tick(mid[:, None] * (1 + side[:, None] * offsets[None, :] / 1e4))
     qty = np.full(len(ts), 0.1)
-    simulate(book, trades, ts[:2], side[:2], px[:2], qty[:2], cfg, venue)  # JIT warm-up
+    window = {"horizon_s": DecisionConfig.horizon_s, "adverse_horizon_s": DecisionConfig.adverse_horizon_s}
+    simulate(book, trades, ts[:2], side[:2], px[:2], qty[:2], cfg, venue, **window)  # JIT warm-up
     times = []
     for _ in range(args.repeats):
         t0 = time.perf_counter()
-        simulate(book, trades, ts, side, px, qty, cfg, venue)
+        simulate(book, trades, ts, side, px, qty, cfg, venue, **window)
         times.append(time.perf_counter() - t0)
     n_orders = px.size
     fast_per_s = n_orders / statistics.median(times)
     sub = slice(0, args.ref_decisions)
     cols = slice(0, 4)
     t0 = time.perf_counter()
-    reference_simulate(book, trades, ts[sub], side[sub], px[sub, cols], qty[sub], cfg, venue)
+    reference_simulate(book, trades, ts[sub], side[sub], px[sub, cols], qty[sub], cfg, venue, **window)
     ref_per_s = px[sub, cols].size / (time.perf_counter() - t0)
-    print(f"{len(ts)} decisions x {args.offsets} offsets = {n_orders} orders, {len(trades)} trades, horizon 300 s, "
+    print(f"{len(ts)} decisions x {args.offsets} offsets = {n_orders} orders, {len(trades)} trades, "
+          f"horizon {DecisionConfig.horizon_s:g} s, "
           f"fill_rule={cfg.fill_rule.value}, queue_model={cfg.queue_model.value}")
     med_ms = statistics.median(times) * 1e3
     print(f"fast path: median {med_ms:.1f} ms over {args.repeats} -> {fast_per_s:,.0f} orders/s")

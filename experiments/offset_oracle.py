@@ -45,8 +45,7 @@ def main() -> None:
     market = simulate_market(asset, synth).market_data()
     decisions = DecisionConfig(every_s=args.every_s, horizon_s=args.horizon_s,
                                embargo_s=max(DecisionConfig.embargo_s, args.horizon_s + 60.0))
-    fills = FillConfig(horizon_s=args.horizon_s)
-    task = ExecutionTask.build(asset, load_venue("hyperliquid"), market, decisions, FeatureConfig(), fills,
+    task = ExecutionTask.build(asset, load_venue("hyperliquid"), market, decisions, FeatureConfig(), FillConfig(),
                                RewardConfig(), PromptConfig())
     train, test = task.split_index(Split.TRAIN), task.split_index(Split.TEST)
     edges = np.quantile(task.book_lean(train), [0.25, 0.5, 0.75])

@@ -9,16 +9,25 @@ import pytest
 
 from hyperdapo.data.schema import BookSnapshots, Side, Trades
 from hyperdapo.data.venues import load_venue
+from hyperdapo.execution import fills, reference
 from hyperdapo.execution.config import FillConfig
-from hyperdapo.execution.fills import FIELDS, simulate
-from hyperdapo.execution.reference import reference_simulate
+from hyperdapo.execution.fills import FIELDS
 
 S = 1_000_000  # us per second
 BID, ASK = 100.0, 101.0  # best levels; second levels 99 / 102
 MID = 100.5
 VENUE = load_venue("hyperliquid")  # latency 20 ms, fees below
 TAKER, MAKER = VENUE.taker_fee_bps, VENUE.maker_fee_bps  # 4.5, 1.5 bps
-CFG = FillConfig(horizon_s=300, adverse_horizon_s=60)
+CFG = FillConfig()
+
+
+def simulate(*args, horizon_s: float = 300.0, adverse_horizon_s: float = 60.0):
+    """The fast path with a 300-s horizon and a 60-s adverse-selection look unless told (the decisions' window)."""
+    return fills.simulate(*args, horizon_s=horizon_s, adverse_horizon_s=adverse_horizon_s)
+
+
+def reference_simulate(*args, horizon_s: float = 300.0, adverse_horizon_s: float = 60.0):
+    return reference.reference_simulate(*args, horizon_s=horizon_s, adverse_horizon_s=adverse_horizon_s)
 
 
 def flat_book(seconds: int = 500, bid=BID, ask=ASK, moves: dict[int, float] | None = None) -> BookSnapshots:
@@ -40,9 +49,9 @@ def tape(*rows: tuple[float, float, float, int]) -> Trades:
                   np.array([r[2] for r in rows], dtype=float), np.array([r[3] for r in rows], dtype=np.int8))
 
 
-def one(book, trades, px, side=Side.BUY, qty=0.5, t0=10.0, cfg=CFG, venue=VENUE, sim=simulate):
+def one(book, trades, px, side=Side.BUY, qty=0.5, t0=10.0, cfg=CFG, venue=VENUE, sim=simulate, horizon_s=300.0):
     out = sim(book, trades, np.array([int(t0 * S)]), np.array([side]), np.array([[px]]), np.array([qty]), cfg,
-                   venue)
+              venue, horizon_s=horizon_s)
     return {f: getattr(out, f)[0, 0] for f in FIELDS} | {"mid": out.arrival_mid[0]}
 
 
@@ -72,7 +81,7 @@ def test_trade_through_fills_a_resting_buy_at_its_price():
 def test_trade_at_the_price_needs_the_queue_model_and_volume_beyond_the_queue():
     trades = tape((30, 100, 0.6, -1), (40, 100, 0.6, -1))  # 1.2 printed at 100; queue ahead = 1 (visible bid)
     assert not one(flat_book(), trades, 100.0)["filled"]  # trade-through rule: no print strictly below 100
-    queue = FillConfig(**{**CFG.__dict__, "queue_model": "conservative"})
+    queue = replace(CFG, queue_model="conservative")
     o = one(flat_book(), trades, 100.0, cfg=queue)
     assert o["filled"] and o["time_to_fill_s"] == pytest.approx(30.0)  # 0.6 <= 1 at t=30; 1.2 > 1 at t=40
     # a price that is not a visible level has no queue ahead: the first print at it fills
@@ -86,7 +95,7 @@ def test_queue_exactly_consumed_is_not_a_fill_in_lots(sim):
     # 0.1 + 0.2 = 0.30000000000000004 > 0.3 filled it); a further 0.1 at t=50 exceeds it -> filled at t=50
     book = flat_book()
     book.bid_sz[:, 0] = 0.3
-    queue = FillConfig(**{**CFG.__dict__, "queue_model": "conservative"})
+    queue = replace(CFG, queue_model="conservative")
 
     def run(trades):
         out = sim(book, trades, np.array([10 * S]), np.array([Side.BUY]), np.array([[100.0]]), np.array([0.5]), queue,
@@ -139,8 +148,9 @@ def test_invalid_inputs():
         one(flat_book(), None, 100.0, t0=-1.0)
     with pytest.raises(ValueError, match="horizon"):
         one(flat_book(seconds=200), None, 100.0)
-    for key, value in (("adverse_horizon_s", -1.0), ("horizon_s", 0.0), ("queue_model", "fifo"),
-                       ("fill_rule", "cross")):
+    for key, value in (("impact_window_s", 0.0), ("queue_model", "fifo"), ("fill_rule", "cross"),
+                       ("latency", {"low_ms": 5.0}), ("latency", {"_target_": "hyperdapo.execution.latency.Nowhere"}),
+                       ("latency", {"_target_": "hyperdapo.execution.latency.UniformLatency", "low_ms": 60.0})):
         with pytest.raises(ValueError, match=f"execution.{key}"):
             FillConfig(**{key: value})
     for key, value in (("latency_ms", -1.0), ("taker_fee_bps", np.inf), ("tick_rule", "round")):
@@ -170,7 +180,8 @@ def random_market(rng, seconds=900, m=3000):
 @pytest.mark.parametrize("queue", ["none", "conservative", "capped"])
 @pytest.mark.parametrize("book_only", [False, True])
 @pytest.mark.parametrize(("n_trades", "horizon_s"), [(3000, 300), (300, 20)], ids=["dense", "sparse"])
-def test_fast_path_equals_reference_loop(fill_rule, queue, book_only, n_trades, horizon_s):
+@pytest.mark.parametrize("latency", ["venue", "uniform"])
+def test_fast_path_equals_reference_loop(fill_rule, queue, book_only, n_trades, horizon_s, latency):
     rng = np.random.default_rng(7)
     book, trades = random_market(rng, m=n_trades)
     d, k = 40, 6
@@ -180,11 +191,13 @@ def test_fast_path_equals_reference_loop(fill_rule, queue, book_only, n_trades, 
     px = np.round(mid[:, None] + side[:, None] * rng.integers(-6, 4, (d, k)))  # passive, at-the-touch, marketable
     px[:, 0] = side * np.inf  # market orders
     qty = rng.uniform(0.1, 12.0, d)  # some exceed the visible depth (impact-priced rest)
-    cfg = FillConfig(horizon_s=horizon_s, fill_rule=fill_rule, queue_model=queue)
+    # the venue's constant latency, or a per-decision delay of 0-3 s (wide, so that placements differ by snapshots)
+    uniform = {"_target_": "hyperdapo.execution.latency.UniformLatency", "low_ms": 0.0, "high_ms": 3000.0}
+    cfg = FillConfig(fill_rule=fill_rule, queue_model=queue, **({"latency": uniform} if latency == "uniform" else {}))
     venue = replace(VENUE, latency_ms=float(rng.integers(5, 50)))
     tr = None if book_only else trades
-    fast = simulate(book, tr, ts, side, px, qty, cfg, venue)
-    slow = reference_simulate(book, tr, ts, side, px, qty, cfg, venue)
+    fast = simulate(book, tr, ts, side, px, qty, cfg, venue, horizon_s=horizon_s)
+    slow = reference_simulate(book, tr, ts, side, px, qty, cfg, venue, horizon_s=horizon_s)
     np.testing.assert_allclose(fast.arrival_mid, slow.arrival_mid)
     for f in FIELDS:
         np.testing.assert_allclose(getattr(fast, f).astype(float), getattr(slow, f).astype(float), rtol=1e-12,
@@ -209,7 +222,7 @@ def one_level_book(seconds: int = 500) -> BookSnapshots:
 def test_beyond_the_visible_book_the_square_root_impact_prices_the_rest(sim):
     # window 60 s: the 59 returns between snapshots 41..100 (before the placement at 100.02 s, and likewise before
     # the horizon at 400 s) are each +-ln(100.01 / 100), so sigma = 1e4 * sqrt(59) * ln(1.0001) = 7.68 bps
-    cfg = FillConfig(horizon_s=300, impact_window_s=60)
+    cfg = FillConfig(impact_window_s=60)
     book = one_level_book()
     sigma_bps = 1e4 * np.sqrt(59) * np.log(100.01 / 100.0)
     qty = 10.0  # 10x the top size
@@ -252,12 +265,12 @@ def test_touch_fills_when_the_ask_reaches_the_price_without_a_trade(sim):
     # buy 0.5 at 100 (the best bid), decision at 10 s, horizon 120 s; the book drops by 1 for the second 50 only
     # (ask 100 <= 100); the only print is a buy at the ask 101 at 30 s: nothing trades at or below 100
     book, trades = flat_book(moves={50: -1.0, 51: 0.0}), tape((30, 101, 1, 1))
-    cfg = replace(CFG, horizon_s=120)
-    o = one(book, trades, 100.0, cfg=replace(cfg, fill_rule="touch"), sim=sim)
+    o = one(book, trades, 100.0, cfg=replace(CFG, fill_rule="touch"), sim=sim, horizon_s=120)
     assert o["filled"] and not o["marketable"] and not o["cleanup"]
     assert o["fill_ts_us"] == 50 * S and o["time_to_fill_s"] == 40.0 and o["fill_price"] == 100.0
     assert o["fee_bps"] == pytest.approx(MAKER)
-    o = one(book, trades, 100.0, cfg=cfg, sim=sim)  # trade_through: no print below 100 -> cleanup at 130 s, ask 101
+    # trade_through: no print below 100 -> cleanup at 130 s, ask 101
+    o = one(book, trades, 100.0, cfg=CFG, sim=sim, horizon_s=120)
     assert not o["filled"] and o["cleanup"] and o["fill_ts_us"] == 130 * S and np.isnan(o["fill_price"])
     assert o["exec_price"] == pytest.approx(101.0) and o["fee_bps"] == TAKER
 

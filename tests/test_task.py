@@ -87,12 +87,6 @@ def test_embargo_shorter_than_the_reward_window_is_rejected():
         DecisionConfig(embargo_s=100.0)
 
 
-def test_simulator_horizon_must_match_the_decisions_reward_window(market):
-    with pytest.raises(ValueError, match=r"execution\.horizon_s=60.0 != decisions\.horizon_s=300.0"):
-        ExecutionTask.build(load_asset(market.asset), HYPERLIQUID, market, DecisionConfig(), FeatureConfig(),
-                            FillConfig(horizon_s=60.0), RewardConfig(), PromptConfig())
-
-
 def test_preference_pairs(task):
     pairs = preference_pairs(task, Split.TRAIN)
     assert len(pairs) > 0.9 * len(task.split_index(Split.TRAIN))  # ties are rare with continuous rewards

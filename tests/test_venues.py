@@ -56,7 +56,7 @@ def test_the_simulator_charges_the_venues_fees_after_its_latency():
     book = flat_book()
     for venue in (HYPERLIQUID, BINANCE):
         out = simulate(book, None, np.array([10_000_000]), np.array([Side.BUY]), np.array([[102.0]]),
-                       np.array([0.5]), FillConfig(), venue)
+                       np.array([0.5]), FillConfig(), venue, horizon_s=300.0, adverse_horizon_s=60.0)
         assert out.fee_bps[0, 0] == venue.taker_fee_bps
         assert out.time_to_fill_s[0, 0] == pytest.approx(venue.latency_ms / 1e3)
 
@@ -92,3 +92,18 @@ def test_a_registry_config_from_before_venues_reads_as_hyperliquid_with_its_own_
     (tmp_path / "config.yaml").write_text(OmegaConf.to_yaml(raw))
     with pytest.raises(Exception, match="latency_ms|taker_fee_bps"):
         run_config_of(tmp_path)
+
+
+def test_a_registry_config_with_the_simulators_own_horizons_loads_with_the_decisions_window(tmp_path):
+    """Policies registered when the simulator kept a copy of the reward window (execution.horizon_s and
+    execution.adverse_horizon_s, equal to decisions.* by a check then) load; the window is the decisions'."""
+    from omegaconf import OmegaConf
+
+    from hyperdapo.pipeline.trained import run_config_of
+
+    raw = OmegaConf.to_container(compose_cfg(["decisions.horizon_s=120"]), resolve=True)
+    raw["execution"].update(horizon_s=120.0, adverse_horizon_s=60.0)
+    (tmp_path / "config.yaml").write_text(OmegaConf.to_yaml(raw))
+    cfg = run_config_of(tmp_path)
+    assert (cfg.decisions.horizon_s, cfg.decisions.adverse_horizon_s) == (120.0, 60.0)
+    assert not hasattr(cfg.execution, "horizon_s")

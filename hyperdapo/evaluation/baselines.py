@@ -20,7 +20,7 @@ The classic baselines (:func:`classic_baselines`: market, the fixed offsets, TWA
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -100,8 +100,8 @@ def sliced(name: str, task: ExecutionTask, idx: np.ndarray, cfg: BaselineConfig,
     mid_child = task.tape.mid_at(t_child.ravel())
     side = np.repeat(d.side[idx], n).astype(float)
     px = task.instrument.round_to_tick(offset_to_price(mid_child, side, cfg.child_offset_bps))
-    child_cfg = replace(task.fill_cfg, horizon_s=d.horizon_s / n)
-    out = task.tape.simulate(t_child.ravel(), side, px, qty.ravel(), child_cfg, task.venue)
+    out = task.tape.simulate(t_child.ravel(), side, px, qty.ravel(), task.fill_cfg, task.venue,
+                             horizon_s=d.horizon_s / n, adverse_horizon_s=d.adverse_horizon_s)
     shape = (len(idx), n)
     filled = out.filled.reshape(shape)
     q = qty

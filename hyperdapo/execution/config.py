@@ -1,7 +1,9 @@
 """The typed configuration of the execution stage (``execution:`` and ``reward=``): light, no numerical imports.
 
 :class:`FillConfig` is used by the fill simulator (:mod:`hyperdapo.execution.fills`), :class:`RewardConfig` by
-:mod:`hyperdapo.execution.rewards` (see there for the reward definitions).
+:mod:`hyperdapo.execution.rewards` (see there for the reward definitions). The reward window (``horizon_s``,
+``adverse_horizon_s``) is the decisions' (``decisions.*``, :class:`~hyperdapo.features.config.DecisionConfig`): each
+decision carries it to the simulator.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 from hyperdapo.features.config import Objective
 
@@ -28,26 +31,28 @@ class QueueModel(StrEnum):
 
 @dataclass
 class FillConfig:
-    """Execution assumptions (times in s); the venue's latency and fees are in ``venue`` (:class:`VenueConfig`)."""
+    """How orders fill (times in s): the parts chosen in ``conf/execution/`` (``execution/fill=``,
+    ``execution/latency=``). Fees are the venue's (``venue=``, :class:`VenueConfig`), the reward window the
+    decisions' (``decisions.horizon_s``, ``decisions.adverse_horizon_s``)."""
 
-    horizon_s: float = 300.0
-    adverse_horizon_s: float = 60.0
     fill_rule: str = FillRule.TRADE_THROUGH  # trade_through | touch
     queue_model: str = QueueModel.NONE  # none | conservative | capped
     # the square-root impact model of depth beyond the visible book (fills.py, rule 6): the window of its
     # volatility (bps of the mid) and traded volume (coins), seconds before the execution
     impact_window_s: float = 300.0
+    # the latency model, by Hydra _target_ (hyperdapo/execution/latency.py): the venue's constant latency_ms by default
+    latency: dict[str, Any] = field(default_factory=lambda: {"_target_": "hyperdapo.execution.latency.VenueLatency"})
 
     def __post_init__(self) -> None:
+        from hyperdapo.execution.latency import latency_model
+
+        self.latency_model = latency_model(self.latency)
         for key, enum in (("fill_rule", FillRule), ("queue_model", QueueModel)):
             if getattr(self, key) not in {e.value for e in enum}:
                 raise ValueError(f"execution.{key}={getattr(self, key)!r}: use one of {[e.value for e in enum]}")
             setattr(self, key, enum(getattr(self, key)))
-        if not (math.isfinite(self.adverse_horizon_s) and self.adverse_horizon_s >= 0):
-            raise ValueError(f"execution.adverse_horizon_s={self.adverse_horizon_s}: must be finite and >= 0")
-        for key in ("horizon_s", "impact_window_s"):
-            if not (math.isfinite(getattr(self, key)) and getattr(self, key) > 0):
-                raise ValueError(f"execution.{key}={getattr(self, key)}: must be finite and > 0")
+        if not (math.isfinite(self.impact_window_s) and self.impact_window_s > 0):
+            raise ValueError(f"execution.impact_window_s={self.impact_window_s}: must be finite and > 0")
 
 
 class RewardName(StrEnum):

@@ -56,7 +56,7 @@ from hyperdapo.data.venues import Instrument
 from hyperdapo.execution.config import FillConfig, RewardConfig
 from hyperdapo.execution.preferences import DEFAULT_OFFSETS_BPS, offset_rewards
 from hyperdapo.execution.tape import DayFiles, DayLoader, DayTape, MemoryTape, day_files, day_tail, day_window
-from hyperdapo.execution.task import ExecutionTask, check_reward_window
+from hyperdapo.execution.task import ExecutionTask
 from hyperdapo.features.compute import Carry, EwmState, TradeSums, compute_features_carried, lookback_s
 from hyperdapo.features.config import DecisionConfig, FeatureConfig
 from hyperdapo.features.decision_set import DecisionSet, draw_decisions, with_quantity
@@ -81,9 +81,6 @@ class DaySpec:
     fill: FillConfig
     reward: RewardConfig
     offsets_bps: tuple[float, ...] = DEFAULT_OFFSETS_BPS  # side-relative limit offsets from the arrival mid
-
-    def __post_init__(self) -> None:
-        check_reward_window(self.fill, self.decisions)
 
     @property
     def lookback_us(self) -> int:
@@ -139,7 +136,7 @@ def day_task(files: dict[str, list[Path]], spec: DaySpec, prompt_cfg: PromptConf
     table = pd.concat(tables, ignore_index=True)
     decisions = DecisionSet(spec.asset.name, table["ts_us"].to_numpy(), table["side"].to_numpy(),
                             table["qty"].to_numpy(), table["objective"].to_numpy(), table["split"].to_numpy(),
-                            spec.decisions.horizon_s)
+                            spec.decisions.horizon_s, spec.decisions.adverse_horizon_s)
     features = table[[c for c in table.columns if c not in DECISION_COLUMNS and not c.startswith("reward_")]]
     starts = np.array([int(pq.read_schema(p).metadata[DAY_START_KEY]) for p in paths], dtype=np.int64)
     tape = DayTape(DayLoader(spec.asset.name, day_files(files), Path(market_cache_dir)), spec.lookback_us,

@@ -4,7 +4,8 @@ Orders: D decisions x K candidate limit prices (a flat list of orders is D x 1).
 with side s (+1 buy, -1 sell), quantity q (coins) and limit price p (USD):
 
 1. **Arrival mid** = mid of the last snapshot with ``ts_us <= t``. Every bps figure is relative to it.
-2. **Placement** at ``t + venue.latency_ms``; the book at placement is the last snapshot at or before it.
+2. **Placement** at ``t + latency`` (``execution.latency``: the venue's ``latency_ms`` by default, or a per-decision
+   draw, :mod:`hyperdapo.execution.latency`); the book at placement is the last snapshot at or before it.
 3. **Marketable** (buy ``p >= best ask``, sell ``p <= best bid`` at placement; a market order is
    ``p = side_sign * inf``): fills at once by walking the visible levels up to ``p`` (the venue's taker fee).
    What the visible depth within the limit does not cover (the order is flagged ``depth_short``):
@@ -119,8 +120,10 @@ FIELDS = ("filled", "marketable", "cleanup", "fill_ts_us", "time_to_fill_s", "fi
 
 
 def simulate(book: BookSnapshots, trades: Trades | None, decision_ts_us: np.ndarray, side: np.ndarray,
-             limit_px: np.ndarray, qty: np.ndarray, cfg: FillConfig, venue: VenueConfig) -> Outcomes:
-    """Simulate D x K limit orders on ``venue`` (its latency and fees; see the module docstring).
+             limit_px: np.ndarray, qty: np.ndarray, cfg: FillConfig, venue: VenueConfig, *, horizon_s: float,
+             adverse_horizon_s: float) -> Outcomes:
+    """Simulate D x K limit orders on ``venue`` (its fees) with ``cfg``'s fill rules and latency model, over the
+    decisions' reward window (``horizon_s``, ``adverse_horizon_s``, s; see the module docstring).
     ``limit_px`` is (D, K) or (D,)."""
     ts = np.asarray(decision_ts_us, dtype=np.int64)
     px = np.asarray(limit_px, dtype=np.float64)
@@ -128,29 +131,29 @@ def simulate(book: BookSnapshots, trades: Trades | None, decision_ts_us: np.ndar
     d, k = px.shape
     sd = np.asarray(side, dtype=np.float64).reshape(d)
     q = np.broadcast_to(np.asarray(qty, dtype=np.float64).reshape(d, -1), (d, k)).copy()
-    _check_orders(book, ts, sd, px, q, cfg)
+    _check_orders(book, ts, sd, px, q, horizon_s)
     book_only = trades is None
     t_ts = np.zeros(0, np.int64) if book_only else trades.ts_us
     t_px = np.zeros(0) if book_only else trades.price
     t_amt = np.zeros(0) if book_only else trades.amount
     out = _simulate_numba(
         book.ts_us, book.mid, book.bid_px, book.bid_sz, book.ask_px, book.ask_sz, t_ts, t_px, t_amt, book_only,
-        ts, sd, px, q, int(venue.latency_ms * 1000), int(cfg.horizon_s * US_PER_S),
-        int(cfg.adverse_horizon_s * US_PER_S), cfg.fill_rule is FillRule.TOUCH, QUEUE_CODE[cfg.queue_model],
+        ts, sd, px, q, cfg.latency_model(ts, venue), int(horizon_s * US_PER_S),
+        int(adverse_horizon_s * US_PER_S), cfg.fill_rule is FillRule.TOUCH, QUEUE_CODE[cfg.queue_model],
         venue.taker_fee_bps, venue.maker_fee_bps, int(cfg.impact_window_s * US_PER_S),
     )
     arrival_mid, *arrays = out
     return Outcomes(arrival_mid, *(a.reshape(d, k) for a in arrays), book_only=book_only)
 
 
-def _check_orders(book, ts, sd, px, q, cfg) -> None:
+def _check_orders(book, ts, sd, px, q, horizon_s) -> None:
     if len(ts) and ts.min() < book.ts_us[0]:
         i = int(np.argmin(ts))
         raise ValueError(f"decision {i} at ts_us={ts[i]} is before the first book snapshot ({book.ts_us[0]})")
-    late = ts + int(cfg.horizon_s * US_PER_S) > book.ts_us[-1]
+    late = ts + int(horizon_s * US_PER_S) > book.ts_us[-1]
     if late.any():
         i = int(np.flatnonzero(late)[0])
-        raise ValueError(f"decision {i} at ts_us={ts[i]}: its horizon ({cfg.horizon_s:g} s) ends after the last book "
+        raise ValueError(f"decision {i} at ts_us={ts[i]}: its horizon ({horizon_s:g} s) ends after the last book "
                          f"snapshot ({book.ts_us[-1]}); decisions must leave a full reward window")
     if not np.isin(sd, (-1.0, 1.0)).all():
         raise ValueError("side must be +1 (buy) or -1 (sell)")
@@ -360,13 +363,13 @@ def _price_impact(b_ts, b_mid, bid_px, bid_sz, ask_px, ask_sz, t_ts, t_amt, ts, 
         if cleanup[o]:
             t_x = ts[i] + horizon_us
             if marketable[o]:  # a split order (rule 3): its taker part again, as pass 1 took it
-                ip = np.searchsorted(b_ts, ts[i] + latency_us, side="right") - 1
+                ip = np.searchsorted(b_ts, ts[i] + latency_us[i], side="right") - 1
                 if s > 0:
                     cost_take, left, _ = _walk(ask_px[ip], ask_sz[ip], qty, px[i, c], s)
                 else:
                     cost_take, left, _ = _walk(bid_px[ip], bid_sz[ip], qty, px[i, c], s)
         else:
-            t_x = ts[i] + latency_us
+            t_x = ts[i] + latency_us[i]
         ib = np.searchsorted(b_ts, t_x, side="right") - 1
         if s > 0:
             price = _impact_price(ask_px[ib], ask_sz[ib], left, s, b_ts, b_mid, ib, t_x, t_ts, t_amt, impact_us)
@@ -414,7 +417,7 @@ def _simulate_numba(b_ts, b_mid, bid_px, bid_sz, ask_px, ask_sz, t_ts, t_px, t_a
         i0 = np.searchsorted(b_ts, t0, side="right") - 1
         mid0 = b_mid[i0]
         arrival[i] = mid0
-        tp = t0 + latency_us
+        tp = t0 + latency_us[i]
         th = t0 + horizon_us
         ip = np.searchsorted(b_ts, tp, side="right") - 1
         ih = np.searchsorted(b_ts, th, side="right") - 1

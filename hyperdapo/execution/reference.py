@@ -112,11 +112,12 @@ def _resting_fill_ts(book: BookSnapshots, trades: Trades | None, ip: int, ih: in
 
 
 def reference_order(book: BookSnapshots, trades: Trades | None, t0: int, s: int, p: float, qty: float,
-                    cfg: FillConfig, venue: VenueConfig) -> dict:
+                    cfg: FillConfig, venue: VenueConfig, latency_us: int, horizon_s: float,
+                    adverse_horizon_s: float) -> dict:
     ts = book.ts_us.tolist()
     i0 = _asof(ts, t0)
     mid0 = float(book.mid[i0])
-    tp, th = t0 + int(venue.latency_ms * 1000), t0 + int(cfg.horizon_s * 1e6)
+    tp, th = t0 + latency_us, t0 + int(horizon_s * 1e6)
     ip, ih = _asof(ts, tp), _asof(ts, th)
     best_opp = book.ask_px[ip, 0] if s > 0 else book.bid_px[ip, 0]
     r = dict(filled=False, marketable=False, cleanup=False, fill_ts_us=0, time_to_fill_s=math.nan,
@@ -148,7 +149,7 @@ def reference_order(book: BookSnapshots, trades: Trades | None, t0: int, s: int,
         r["exec_price"] = r["fill_price"]
         r["time_to_fill_s"] = (r["fill_ts_us"] - t0) / 1e6
         r["price_improvement_bps"] = s * (mid0 - r["fill_price"]) / mid0 * 1e4
-        ta = r["fill_ts_us"] + int(cfg.adverse_horizon_s * 1e6)
+        ta = r["fill_ts_us"] + int(adverse_horizon_s * 1e6)
         if ta <= ts[-1]:
             r["adverse_selection_bps"] = s * (r["fill_price"] - float(book.mid[_asof(ts, ta)])) / mid0 * 1e4
     r["is_bps"] = shortfall_bps(s, r["exec_price"], mid0, r["fee_bps"])
@@ -156,12 +157,13 @@ def reference_order(book: BookSnapshots, trades: Trades | None, t0: int, s: int,
     return r
 
 
-def reference_simulate(book, trades, decision_ts_us, side, limit_px, qty, cfg: FillConfig,
-                       venue: VenueConfig) -> Outcomes:
+def reference_simulate(book, trades, decision_ts_us, side, limit_px, qty, cfg: FillConfig, venue: VenueConfig, *,
+                       horizon_s: float, adverse_horizon_s: float) -> Outcomes:
     px = np.atleast_2d(np.asarray(limit_px, dtype=np.float64))
     d, k = px.shape
     q = np.broadcast_to(np.asarray(qty, dtype=np.float64).reshape(d, -1), (d, k))
-    rows = [[reference_order(book, trades, int(decision_ts_us[i]), int(side[i]), float(px[i, c]), float(q[i, c]),
-                             cfg, venue) for c in range(k)] for i in range(d)]
+    lat = cfg.latency_model(np.asarray(decision_ts_us, dtype=np.int64), venue)
+    rows = [[reference_order(book, trades, int(decision_ts_us[i]), int(side[i]), float(px[i, c]), float(q[i, c]), cfg,
+                             venue, int(lat[i]), horizon_s, adverse_horizon_s) for c in range(k)] for i in range(d)]
     cols = {f: np.array([[r[f] for r in row] for row in rows]) for f in FIELDS}
     return Outcomes(np.array([row[0]["arrival_mid"] for row in rows]), **cols, book_only=trades is None)

@@ -40,7 +40,7 @@ class Tape(Protocol):
     book_only: bool  # no trades: resting orders fill by the book-only rule (fills.py, rule 4)
 
     def simulate(self, ts_us: np.ndarray, side: np.ndarray, limit_px: np.ndarray, qty: np.ndarray, cfg: FillConfig,
-                 venue: VenueConfig) -> Outcomes:
+                 venue: VenueConfig, *, horizon_s: float, adverse_horizon_s: float) -> Outcomes:
         """:func:`hyperdapo.execution.fills.simulate` of D x K orders on this market."""
 
     def mid_at(self, ts_us: np.ndarray) -> np.ndarray:
@@ -60,8 +60,9 @@ class MemoryTape:
     def book_only(self) -> bool:
         return self.market.trades is None
 
-    def simulate(self, ts_us, side, limit_px, qty, cfg, venue) -> Outcomes:
-        return simulate(self.market.book, self.market.trades, ts_us, side, limit_px, qty, cfg, venue)
+    def simulate(self, ts_us, side, limit_px, qty, cfg, venue, *, horizon_s, adverse_horizon_s) -> Outcomes:
+        return simulate(self.market.book, self.market.trades, ts_us, side, limit_px, qty, cfg, venue,
+                        horizon_s=horizon_s, adverse_horizon_s=adverse_horizon_s)
 
     def mid_at(self, ts_us: np.ndarray) -> np.ndarray:
         return _mid_at(self.market, ts_us)
@@ -97,7 +98,7 @@ class DayTape:
         """The day (index into the files) each time falls in; times before the first day belong to it."""
         return np.maximum(np.searchsorted(self.day_start_us, np.asarray(ts_us), side="right") - 1, 0)
 
-    def simulate(self, ts_us, side, limit_px, qty, cfg, venue) -> Outcomes:
+    def simulate(self, ts_us, side, limit_px, qty, cfg, venue, *, horizon_s, adverse_horizon_s) -> Outcomes:
         ts = np.asarray(ts_us, dtype=np.int64)
         px = np.asarray(limit_px, dtype=np.float64)
         px = px[:, None] if px.ndim == 1 else px
@@ -108,7 +109,8 @@ class DayTape:
         for k in np.unique(day):  # in day order: one window load per day
             rows = np.flatnonzero(day == k)
             w = self.window(int(k))
-            parts[int(k)] = rows, simulate(w.book, w.trades, ts[rows], sd[rows], px[rows], q[rows], cfg, venue)
+            parts[int(k)] = rows, simulate(w.book, w.trades, ts[rows], sd[rows], px[rows], q[rows], cfg, venue,
+                                           horizon_s=horizon_s, adverse_horizon_s=adverse_horizon_s)
         return _gather(parts, len(ts), px.shape[1], self.book_only)
 
     def mid_at(self, ts_us: np.ndarray) -> np.ndarray:

@@ -36,14 +36,6 @@ log = logging.getLogger(__name__)
 FEW_SHOT_OFFSETS_BPS = (-50.0, -30.0, -15.0, -5.0, 0.0, 5.0)  # the candidate answers of examples and pairs
 
 
-def check_reward_window(fill_cfg: FillConfig, decision_cfg: DecisionConfig) -> None:
-    """The simulator must use the decisions' reward window: the splits' embargo is computed from it."""
-    for key in ("horizon_s", "adverse_horizon_s"):
-        if getattr(fill_cfg, key) != getattr(decision_cfg, key):
-            raise ValueError(f"execution.{key}={getattr(fill_cfg, key)} != decisions.{key}="
-                             f"{getattr(decision_cfg, key)}: the simulator must use the decisions' reward window")
-
-
 @dataclass
 class Scored:
     """Scores of G answers for each of B decisions."""
@@ -88,7 +80,6 @@ class ExecutionTask:
         reward_cfg: RewardConfig,
         prompt_cfg: PromptConfig,
     ) -> ExecutionTask:
-        check_reward_window(fill_cfg, decision_cfg)
         book = market.book
         with timed(log, "decisions"):
             decisions = build_decisions(asset.name, book.ts_us, book.mid, Instrument(venue, asset).round_to_lot,
@@ -190,8 +181,9 @@ class ExecutionTask:
         """Reward (bps) and outcomes of limit orders ``limit_px`` (B, K) for decisions ``idx`` (B,)."""
         idx = np.asarray(idx)
         d = self.decisions
-        out = self.tape.simulate(d.ts_us[idx], d.side[idx], limit_px, d.qty[idx], self.fill_cfg, self.venue)
-        return compute_reward(out, self.reward_cfg, self.fill_cfg.horizon_s, d.objective[idx]), out
+        out = self.tape.simulate(d.ts_us[idx], d.side[idx], limit_px, d.qty[idx], self.fill_cfg, self.venue,
+                                 horizon_s=d.horizon_s, adverse_horizon_s=d.adverse_horizon_s)
+        return compute_reward(out, self.reward_cfg, d.horizon_s, d.objective[idx]), out
 
     def score_offsets(self, idx: np.ndarray, offsets_bps: np.ndarray) -> tuple[np.ndarray, Outcomes]:
         return self.score_prices(idx, self.price_of_offset(idx, offsets_bps))

@@ -42,7 +42,8 @@ class DecisionSet:
     qty: np.ndarray  # (D,) float64 coins, on the asset's size grid
     objective: np.ndarray  # (D,) str, Objective values
     split: np.ndarray  # (D,) str, Split values
-    horizon_s: float
+    horizon_s: float  # the reward window of every decision (s): fill horizon (unfilled -> cleaned up by a market order)
+    adverse_horizon_s: float  # and the adverse-selection look after a fill; the simulator reads both from here
 
     def __len__(self) -> int:
         return len(self.ts_us)
@@ -50,7 +51,7 @@ class DecisionSet:
     def take(self, index: np.ndarray) -> DecisionSet:
         return DecisionSet(
             self.asset, self.ts_us[index], self.side[index], self.qty[index], self.objective[index],
-            self.split[index], self.horizon_s,
+            self.split[index], self.horizon_s, self.adverse_horizon_s,
         )
 
     def of_split(self, split: Split | str) -> DecisionSet:
@@ -110,7 +111,8 @@ def draw_decisions(asset: str, start_us: int, end_us: int, cfg: DecisionConfig) 
     keep = np.ones(n, dtype=bool)  # decisions.train_every thins the training split after the draws
     train = np.flatnonzero(split == Split.TRAIN.value)
     keep[train[np.arange(len(train)) % cfg.train_every != 0]] = False
-    decisions = DecisionSet(asset, ts_us, side, np.full(n, np.nan), objective, split, cfg.horizon_s)
+    decisions = DecisionSet(asset, ts_us, side, np.full(n, np.nan), objective, split, cfg.horizon_s,
+                            cfg.adverse_horizon_s)
     return decisions.take(keep), notional_usd[keep]
 
 

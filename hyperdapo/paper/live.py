@@ -31,7 +31,7 @@ from hyperdapo.data.schema import MarketData, Side
 from hyperdapo.data.venues import Instrument
 from hyperdapo.evaluation.baselines import baseline_outcomes, llm_outcomes
 from hyperdapo.execution.tape import MemoryTape
-from hyperdapo.execution.task import ExecutionTask, check_reward_window
+from hyperdapo.execution.task import ExecutionTask
 from hyperdapo.features.config import Objective
 from hyperdapo.features.decision_set import DecisionSet, Split
 from hyperdapo.paper.replay import order_row, summarize, utc_text
@@ -158,7 +158,7 @@ class LiveSession:
                          np.array([int(d.side) for d in decisions], dtype=np.int8),
                          np.array([d.qty for d in decisions]),
                          np.array([d.objective.value for d in decisions]), np.full(len(decisions), Split.TEST.value),
-                         c.decisions.horizon_s)
+                         c.decisions.horizon_s, c.decisions.adverse_horizon_s)
         mids = np.array([d.features["mid_usd"] for d in decisions])
         return ExecutionTask(c.asset, c.venue, MemoryTape(market), ds, [d.features for d in decisions], mids, [],
                              c.execution, c.reward, c.prompt)
@@ -201,7 +201,6 @@ def paper_trade_live(policy: TrainedPolicy, market_cfg: RunConfig, out_dir: Path
     ``summary.json``)."""
     if max_decisions <= 0 and duration_s <= 0:
         raise ValueError("mode=live needs max_decisions=<n> and/or duration_s=<s> so that the run stops by itself")
-    check_reward_window(market_cfg.execution, market_cfg.decisions)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     cfg = replace(market_cfg, prompt=policy.cfg.prompt)  # score answers with the policy's own prefill and band

@@ -276,7 +276,7 @@ def caption(cfg: RunConfig, task: ExecutionTask, n: int) -> str:
     depth = (f"depth beyond the visible book priced by the square-root impact sigma * sqrt(Q / V) over "
              f"{cfg.execution.impact_window_s:g} s (Depth-short counts those decisions)")
     return (f"{cfg.asset.name} on {venue}, {cfg.data.source} data, {cfg.evaluate.split} split ({n} decisions), horizon "
-            f"{cfg.execution.horizon_s:g} s, IS in bps incl. fees and cleanup; {fills}; {depth}. Oracle = ex-post best "
+            f"{cfg.decisions.horizon_s:g} s, IS in bps incl. fees and cleanup; {fills}; {depth}. Oracle = ex-post best "
             "offset (upper bound, not a strategy).")
 
 
@@ -421,13 +421,13 @@ def evaluation_tables(cfg: RunConfig, task: ExecutionTask, n: int, metrics: dict
     """Every table of an evaluation: ``stem -> (table, caption, rows shown first and in bold)``."""
     rows = [p.row for p in policies]
     setting = (f"{cfg.asset.name}, {cfg.data.source} data, {cfg.evaluate.split} split ({n} decisions), "
-               f"horizon {cfg.execution.horizon_s:g} s, {fill_words(cfg, task)}.")
+               f"horizon {cfg.decisions.horizon_s:g} s, {fill_words(cfg, task)}.")
     filled = "share of decisions filled by the limit order(s) without the cleanup market order"
     win = (f"win rate = share of decisions where the policy's IS is below the best baseline's ({best}, chosen on the "
            "validation split; a tie is no win); " if best is not None else "")
     detail = (f"Execution detail by strategy: fill rate = {filled}; slippage = |exec - limit| / limit; price "
               "improvement = share of fills better than the arrival mid; time to fill over filled decisions; adverse "
-              f"selection {cfg.execution.adverse_horizon_s:g} s after the fill; Sharpe of the per-decision PnL, "
+              f"selection {cfg.decisions.adverse_horizon_s:g} s after the fill; Sharpe of the per-decision PnL, "
               f"annualised (365 days); max drawdown of the cumulative PnL [USD]; {win}invalid answers = policy answers "
               "that did not parse (fallback order used). ")
     tests = {c.policy: c.test for c in made if c.role == BEST}

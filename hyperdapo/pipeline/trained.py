@@ -121,12 +121,12 @@ def decision_prompt(cfg: RunConfig, tokenizer, d: DecisionInput) -> str:
 
 def run_config_of(policy_dir: Path | str) -> RunConfig:
     """The run config a policy was trained with, from its ``config.yaml`` (checked by the run schema; a config
-    written before venues existed is read through :func:`migrate_pre_venue`)."""
+    written by an earlier version is read through :func:`migrate_pre_venue` and :func:`migrate_fill_horizons`)."""
     path = Path(policy_dir) / "config.yaml"
     if not path.exists():
         raise FileNotFoundError(f"policy={policy_dir}: no config.yaml; expected a policy directory written by "
                                 "train.py (outputs/models/<ASSET>/<run_name>)")
-    raw = migrate_pre_venue(OmegaConf.load(path), path)
+    raw = migrate_fill_horizons(migrate_pre_venue(OmegaConf.load(path), path))
     return to_run_config(OmegaConf.merge(OmegaConf.structured(RunConfig), raw))
 
 
@@ -152,6 +152,19 @@ def migrate_pre_venue(raw: DictConfig, path: Path) -> DictConfig:
     raw.venue = venue
     log.warning("%s predates the venue group: read as venue=hyperliquid with the run's fees and latency (maker %s / "
                 "taker %s bps, %s ms)", path, venue.maker_fee_bps, venue.taker_fee_bps, venue.latency_ms)
+    return raw
+
+
+def migrate_fill_horizons(raw: DictConfig) -> DictConfig:
+    """A run config written when the simulator had its own copy of the reward window (``execution.horizon_s``,
+    ``execution.adverse_horizon_s``, then kept equal to ``decisions.*`` by a check) without that copy: the window is
+    the decisions'. A config without those keys is returned unchanged."""
+    execution = raw.get("execution") or {}
+    if not any(k in execution for k in ("horizon_s", "adverse_horizon_s")):
+        return raw
+    raw = raw.copy()
+    for key in ("horizon_s", "adverse_horizon_s"):
+        raw.execution.pop(key, None)
     return raw
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 from pathlib import Path
 
 from hyperdapo.pipeline.config import compose as compose_cfg
@@ -20,3 +21,21 @@ def fast(tmp: Path, *extra: str) -> list[str]:
         "model.tiny.hidden_size=32", "model.tiny.intermediate_size=64", "model.tiny.vocab_size=300",
         "optim.warmup_steps=1", *extra,
     ]
+
+
+def wandb_records(run_file: Path) -> list:
+    """The protobuf records of a W&B transaction log (``run-<id>.wandb``: a 7-byte header, then LevelDB-log
+    records in 32 KiB blocks, each ``crc32 (4) | length (2) | type (1)``; types 1 full, 2 first, 3 middle, 4 last)."""
+    from wandb.proto import wandb_internal_pb2
+
+    raw, block, pos, part, records = run_file.read_bytes(), 32 * 1024, 7, b"", []
+    while pos + 7 <= len(raw):
+        if block - pos % block < 7:  # a block's tail too short for a header is padding
+            pos += block - pos % block
+            continue
+        _, length, kind = struct.unpack("<IHB", raw[pos:pos + 7])
+        part, pos = part + raw[pos + 7:pos + 7 + length], pos + 7 + length
+        if kind in (1, 4):
+            records.append(wandb_internal_pb2.Record.FromString(part))
+            part = b""
+    return records

@@ -4,7 +4,6 @@ validation split, each policy compared with the policy it started from, and the 
 from __future__ import annotations
 
 import json
-import struct
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +13,7 @@ import pytest
 from hyperdapo.evaluation.baselines import ORACLE, baseline_outcomes, best_on_validation
 from hyperdapo.pipeline.evaluate_run import run_evaluation
 from hyperdapo.pipeline.train_run import build_task, run_training
-from tests.pipeline_helpers import fast, run_config
+from tests.pipeline_helpers import fast, run_config, wandb_records
 
 ROWS = ("market", "moderate", "passive", "twap", "analytic")
 
@@ -95,24 +94,6 @@ def test_the_best_baseline_is_chosen_on_validation_without_reading_the_test_spli
     assert best != test_best, "this market's validation-best and test-best baselines differ (the case to show)"
     result = json.loads((registry / "many" / "results.json").read_text())
     assert result["best_baseline"]["name"] == best != test_best  # the evaluation compared with the validation's
-
-
-def wandb_records(run_file: Path) -> list:
-    """The protobuf records of a W&B transaction log (``run-<id>.wandb``: a 7-byte header, then LevelDB-log
-    records in 32 KiB blocks, each ``crc32 (4) | length (2) | type (1)``; types 1 full, 2 first, 3 middle, 4 last)."""
-    from wandb.proto import wandb_internal_pb2
-
-    raw, block, pos, part, records = run_file.read_bytes(), 32 * 1024, 7, b"", []
-    while pos + 7 <= len(raw):
-        if block - pos % block < 7:  # a block's tail too short for a header is padding
-            pos += block - pos % block
-            continue
-        _, length, kind = struct.unpack("<IHB", raw[pos:pos + 7])
-        part, pos = part + raw[pos + 7:pos + 7 + length], pos + 7 + length
-        if kind in (1, 4):
-            records.append(wandb_internal_pb2.Record.FromString(part))
-            part = b""
-    return records
 
 
 def test_wandb_offline_evaluation_logs_tables_figures_and_summary(registry, monkeypatch):

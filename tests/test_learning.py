@@ -62,10 +62,15 @@ def test_dapo_learns_what_the_reward_pays_for(sft):
                       f"model.init_from={summary['policy_dir']}", "run_name=toy"])
     task = build_task(cfg)
     model, tokenizer = load_policy(ModelConfig(init_from=summary["policy_dir"]))
-    task.render(tokenizer)
+    task = task.rendered(tokenizer)
     held_out = task.split_index("val")
     before = share_of_target(task, model, tokenizer, held_out)
-    task = replace(task, reward_of=lambda s: np.where(np.isclose(s.offsets_bps, TARGET_BPS, atol=0.2), 10.0, 0.0))
+
+    def pays_for_the_target(s):  # 10 bps for the target offset, 0 for another, the penalty for an invalid answer
+        return np.where(s.valid, np.where(np.isclose(s.offsets_bps, TARGET_BPS, atol=0.2), 10.0, 0.0),
+                        task.reward_cfg.invalid_penalty)
+
+    task = replace(task, reward_of=pays_for_the_target)
     fit_policy(cfg, task, model, tokenizer, tmp / "toy", time.perf_counter())
     after = share_of_target(task, model, tokenizer, held_out)
     table = [[after[0], after[1] - after[0]], [before[0], before[1] - before[0]]]

@@ -103,8 +103,8 @@ def test_every_config_group_option_builds_the_validated_run_config(tmp_path):
     group used to be merged into the schema's and failed here)."""
     from tests.pipeline_helpers import REPO
 
-    for group in ("asset", "venue", "data", "model", "algo", "reward", "hardware", "logger", "trainer", "execution/fill",
-                  "execution/latency"):
+    for group in ("asset", "venue", "data", "model", "algo", "reward", "hardware", "logger", "trainer",
+                  "execution/fill", "execution/latency"):
         for option in sorted((REPO / "conf" / group).glob("*.yaml")):
             needs = {"data/files": ["data.files.book=[my_quotes.csv.gz]"]}.get(f"{group}/{option.stem}", [])
             cfg = run_config([f"{group}={option.stem}", *needs])
@@ -122,12 +122,16 @@ def test_seed_and_thesis_rewards_train(tmp_path, reward):
     assert summary["steps"] == 2 and np.isfinite(summary["final"]["train/reward_mean"])
 
 
-def test_wandb_offline_run_is_tagged_and_finished(tmp_path):
-    summary = run_training(run_config(fast(tmp_path, "algo=sft", "trainer.max_steps=2", "logger=wandb")),
-                           tmp_path / "run")
+def test_wandb_offline_run_is_named_tagged_and_finished(tmp_path):
+    from tests.pipeline_helpers import wandb_records
+
+    summary = run_training(run_config(fast(tmp_path, "algo=sft", "trainer.max_steps=2", "logger=wandb",
+                                           "logger.group=sweep-3", "run_name=sft-lr3")), tmp_path / "run")
     runs = list((tmp_path / "run" / "wandb").glob("offline-run-*"))
     assert len(runs) == 1 and summary["steps"] == 2
-    assert any(p.suffix == ".wandb" for p in runs[0].iterdir())
+    (run,) = [r.run for r in wandb_records(next(runs[0].glob("run-*.wandb"))) if r.WhichOneof("record_type") == "run"]
+    assert (run.run_group, run.job_type, run.display_name) == ("sweep-3", "train", "sft-lr3")
+    assert "algo:sft" in run.tags
     assert (tmp_path / "run" / "datasets" / "preferences_train.parquet").exists()
 
 

@@ -58,13 +58,12 @@ def run(tmp_path_factory):
     cfg = run_config([o for o in overrides if not o.startswith("decisions.every_s=")] + ["decisions.every_s=10"])
     task = build_task(cfg)
     model, tokenizer = load_policy(cfg.model, corpus=tokenizer_corpus(task))
-    real_score, rolls, val_sizes = task.score, [], []
+    rolls, val_sizes = [], []
 
-    def rigged_score(idx, texts, group_size):
-        scored = real_score(idx, texts, group_size)
-        rewards = np.tile(np.arange(group_size, dtype=float), (len(idx), 1))  # (B, G)
+    def rigged(scored):  # (B, G) = the answer's place in its group; every second group all 1.0 (no signal)
+        rewards = np.tile(np.arange(scored.rewards.shape[1], dtype=float), (len(scored.rewards), 1))
         rewards[::2] = 1.0
-        return dataclasses.replace(scored, rewards=rewards)
+        return rewards
 
     def recording_sample(*args, **kwargs):
         roll = sample(*args, **kwargs)
@@ -73,7 +72,7 @@ def run(tmp_path_factory):
             rolls[-1] = roll
         return roll
 
-    task.score = rigged_score
+    task = dataclasses.replace(task, reward_of=rigged)
     clock = StepClock()
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(module_lib, "sample", recording_sample)
@@ -319,17 +318,17 @@ def test_wandb_offline_training_logs_a_table_of_sample_answers(tmp_path, monkeyp
                           "logger.samples_every_n_steps=2"))
     task = build_task(cfg)
     model, tokenizer = load_policy(cfg.model, corpus=tokenizer_corpus(task))
-    real_score, rolls = task.score, []
+    rolls = []
 
-    def rigged_score(idx, texts, group_size):  # rewards (B, G) = 10 * group + answer, in bps
-        scored = real_score(idx, texts, group_size)
-        return dataclasses.replace(scored, rewards=10.0 * np.arange(len(idx))[:, None] + np.arange(group_size))
+    def rigged(scored):  # rewards (B, G) = 10 * group + answer, in bps
+        b, g = scored.rewards.shape
+        return 10.0 * np.arange(b)[:, None] + np.arange(g)
 
     def recording_sample(*args, **kwargs):
         rolls.append(sample(*args, **kwargs))
         return rolls[-1]
 
-    task.score = rigged_score
+    task = dataclasses.replace(task, reward_of=rigged)
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(module_lib, "sample", recording_sample)
         fit_policy(cfg, task, model, tokenizer, tmp_path / "run", time.perf_counter())

@@ -47,9 +47,10 @@ class Scored:
     outcomes: Outcomes | None = None  # (B, G) simulator outcomes (invalid answers hold the fallback's)
 
 
-@dataclass
+@dataclass(frozen=True)
 class ExecutionTask:
-    """One asset's decisions on one venue, their features and chat prompts, and how to score answers."""
+    """One asset's decisions on one venue, their features and chat prompts, and how to score answers: the execution
+    environment. Immutable: a variant is a new task (``dataclasses.replace``, :meth:`rendered`)."""
 
     asset: AssetConfig
     venue: VenueConfig  # tick, lot, fees and latency of the orders
@@ -61,11 +62,12 @@ class ExecutionTask:
     fill_cfg: FillConfig
     reward_cfg: RewardConfig
     prompt_cfg: PromptConfig
-    prompt_texts: list[str] = field(default_factory=list)  # (D,) rendered by the policy's chat template
+    prompt_texts: list[str] = field(default_factory=list)  # (D,) by a policy's chat template (:meth:`rendered`)
     day: np.ndarray | None = None  # (D,) the day file of each decision on a day-by-day tape (training batches
     # then draw from one day each, so that a step reads one day window), None in memory
-    # a reward (B, G) of the scored answers in place of the configured one, e.g. a toy task that pays for one
-    # offset (tests/test_learning.py): ``dataclasses.replace(task, reward_of=fn)``; invalid answers keep the penalty
+    # a reward (B, G) of the scored answers in place of the configured one, invalid answers included (their
+    # ``Scored.valid`` is False), e.g. a toy task that pays for one offset (tests/test_learning.py):
+    # ``dataclasses.replace(task, reward_of=fn)``
     reward_of: Callable[[Scored], np.ndarray] | None = None
 
     @classmethod
@@ -97,20 +99,23 @@ class ExecutionTask:
         reward window, see :meth:`_few_shot`) and chat prompts."""
         mid_usd = np.array([r["mid_usd"] for r in rows], dtype=np.float64)
         task = cls(asset, venue, tape, decisions, rows, mid_usd, [], fill_cfg, reward_cfg, prompt_cfg, day=day)
-        few_shot = task._few_shot(window_s) if prompt_cfg.n_few_shot else []
+        few_shot = []
+        if prompt_cfg.n_few_shot:
+            few_shot, decisions = task._few_shot(window_s)
+            task = replace(task, decisions=decisions)
         with timed(log, "prompts"):
-            task.messages = [task._messages(i, few_shot) for i in range(len(decisions))]
-        return task
+            return replace(task, messages=[task._messages(i, few_shot) for i in range(len(decisions))])
 
     def _messages(self, i: int, few_shot: list[tuple[str, str]] = ()) -> list[dict[str, str]]:
         d = self.decisions
         return build_messages(self.asset.name, self.features[i], Side(int(d.side[i])), float(d.qty[i]), d.horizon_s,
                               d.objective[i], self.prompt_cfg, few_shot)
 
-    def _few_shot(self, window_s: float) -> list[tuple[str, str]]:
-        """``prompt.n_few_shot`` worked examples: the first training decisions with their ex-post best offset.
-        Their answers use data up to the end of their reward windows, so every training decision before
-        that time leaves the training split (as an embargo would): no prompt carries future information."""
+    def _few_shot(self, window_s: float) -> tuple[list[tuple[str, str]], DecisionSet]:
+        """``prompt.n_few_shot`` worked examples: the first training decisions with their ex-post best offset, and the
+        decisions without the ones they spoil. The examples' answers use data up to the end of their reward windows,
+        so every training decision before that time leaves the training split (as an embargo would): no prompt
+        carries future information."""
         train = self.split_index(Split.TRAIN)[: self.prompt_cfg.n_few_shot]
         grid = np.broadcast_to(np.asarray(FEW_SHOT_OFFSETS_BPS), (len(train), len(FEW_SHOT_OFFSETS_BPS)))
         rewards, _ = self.score_offsets(train, grid)
@@ -120,8 +125,7 @@ class ExecutionTask:
         known_us = self.decisions.ts_us[train].max() + int(window_s * 1_000_000)
         split = self.decisions.split.copy()
         split[(split == Split.TRAIN.value) & (self.decisions.ts_us < known_us)] = ""
-        self.decisions = replace(self.decisions, split=split)
-        return examples
+        return examples, replace(self.decisions, split=split)
 
     @property
     def instrument(self) -> Instrument:
@@ -132,10 +136,11 @@ class ExecutionTask:
     def split_index(self, split: Split | str) -> np.ndarray:
         return np.flatnonzero(self.decisions.split == Split(split).value)
 
-    def render(self, tokenizer) -> None:
-        """Render every prompt through ``tokenizer``'s chat template (once per policy), followed by the
-        answer prefix when ``prompt.prefill_side`` is set."""
-        self.prompt_texts = [render_prompt(tokenizer, m) + self.answer_prefix(i) for i, m in enumerate(self.messages)]
+    def rendered(self, tokenizer) -> ExecutionTask:
+        """This task with every prompt rendered through ``tokenizer``'s chat template (once per policy), followed by
+        the answer prefix when ``prompt.prefill_side`` is set (:meth:`prompts` reads them)."""
+        return replace(self, prompt_texts=[render_prompt(tokenizer, m) + self.answer_prefix(i)
+                                           for i, m in enumerate(self.messages)])
 
     def answer_prefix(self, i: int) -> str:
         """The start of the assistant's answer that the prompt already holds ("SELL LIMIT" or "")."""
@@ -150,7 +155,7 @@ class ExecutionTask:
 
     def prompts(self, idx: np.ndarray) -> list[str]:
         if not self.prompt_texts:
-            raise RuntimeError("ExecutionTask.render(tokenizer) must run before prompts() is used")
+            raise RuntimeError("prompts() reads rendered prompts: use task.rendered(tokenizer)")
         return [self.prompt_texts[i] for i in np.asarray(idx)]
 
     def book_lean(self, idx: np.ndarray) -> np.ndarray:
@@ -206,10 +211,10 @@ class ExecutionTask:
         limit_px = np.array([p.limit_px for p in parsed]).reshape(b, g)
         limit_px = np.where(valid, limit_px, self.mid_usd[idx][:, None])
         rewards, outcomes = self.score_prices(idx, limit_px)
-        scored = Scored(rewards, valid, np.where(valid, offsets, np.nan), reasons, outcomes)
+        scored = Scored(np.where(valid, rewards, self.reward_cfg.invalid_penalty), valid,
+                        np.where(valid, offsets, np.nan), reasons, outcomes)
         if self.reward_of is not None:
-            scored.rewards = self.reward_of(scored)
-        scored.rewards = np.where(valid, scored.rewards, self.reward_cfg.invalid_penalty)
+            scored.rewards = np.asarray(self.reward_of(scored), dtype=np.float64)
         return scored
 
     def answer_of_offset(self, i: int, offset_bps: float) -> str:

@@ -26,7 +26,7 @@ def policy_rewards(task: ExecutionTask, model_cfg: ModelConfig, policy_dir: Path
     mean over that many sampled answers (temperature 1, seeded): the policy's expected reward."""
     model, tokenizer = load_policy(replace(model_cfg, init_from=str(policy_dir)))
     model.eval()
-    task.render(tokenizer)
+    task = task.rendered(tokenizer)
     if samples == 0:
         scored = task.score(idx, greedy_answers(model, tokenizer, task, idx, max_new_tokens, 64), 1)
         return scored.rewards[:, 0], scored.valid[:, 0], scored.offsets_bps[:, 0]

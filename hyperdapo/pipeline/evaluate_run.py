@@ -65,7 +65,7 @@ from hyperdapo.execution.task import ExecutionTask
 from hyperdapo.features.decision_set import too_few_decisions
 from hyperdapo.models.policy import ModelConfig, load_policy, policy_device
 from hyperdapo.pipeline.config import RunConfig
-from hyperdapo.pipeline.train_run import build_task, sweep_name
+from hyperdapo.pipeline.train_run import build_task, wandb_names
 from hyperdapo.rl.rollout import sample
 from hyperdapo.timing import timed
 
@@ -293,7 +293,7 @@ def policy_answers(cfg: RunConfig, task: ExecutionTask, idx: np.ndarray, policy_
     model, tokenizer = load_policy(ModelConfig(**{**cfg.model.__dict__, "init_from": str(policy_dir)}),
                                    device=policy_device(cfg.trainer.accelerator))
     model.eval()
-    task.render(tokenizer)
+    task = task.rendered(tokenizer)
     return greedy_answers(model, tokenizer, task, idx, cfg.algo.max_new_tokens, cfg.evaluate.batch_size)
 
 
@@ -364,18 +364,6 @@ def write_figures(out: Path, names: list[str], metrics: dict, ci: dict, strategi
             pngs += save_figure(learning_curves(runs, ["train/reward_mean", "train/loss", "val/reward_mean",
                                                        "val/valid_rate"], continuous=True), figures / stem)[:1]
     return pngs
-
-
-def wandb_names(cfg: RunConfig, out: Path) -> tuple[str | None, str]:
-    """The W&B group and name of an evaluation run: the group is ``logger.group``, else the multirun's sweep,
-    else ``run_name``, else the experiment preset; the name is ``run_name``, else the job's overrides (Hydra),
-    else the output directory's name."""
-    from hydra.core.hydra_config import HydraConfig
-
-    hydra = HydraConfig.get() if HydraConfig.initialized() else None
-    experiment = hydra.runtime.choices.get("experiment") if hydra is not None else None
-    overrides = hydra.job.override_dirname if hydra is not None else ""
-    return cfg.logger.group or sweep_name() or cfg.run_name or experiment, cfg.run_name or overrides or out.name
 
 
 def wandb_summary(metrics: dict, ci: dict, made: Sequence[Comparison], best: str | None) -> dict[str, float | str]:

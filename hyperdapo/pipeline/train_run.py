@@ -85,13 +85,26 @@ def sweep_name() -> str | None:
     return Path(HydraConfig.get().sweep.dir).name
 
 
+def wandb_names(cfg: RunConfig, out: Path) -> tuple[str | None, str]:
+    """The W&B group and name of a training (``job_type=train``) or evaluation (``job_type=eval``) run, so that a
+    sweep's or an experiment's runs compare side by side: the group is ``logger.group``, else the multirun's sweep,
+    else the experiment preset, else ``run_name``; the name is ``run_name``, else the job's overrides (Hydra), else
+    the output directory's name."""
+    from hydra.core.hydra_config import HydraConfig
+
+    hydra = HydraConfig.get() if HydraConfig.initialized() else None
+    experiment = hydra.runtime.choices.get("experiment") if hydra is not None else None
+    overrides = hydra.job.override_dirname if hydra is not None else ""
+    return cfg.logger.group or sweep_name() or experiment or cfg.run_name or None, cfg.run_name or overrides or out.name
+
+
 def make_loggers(cfg: RunConfig, out: Path, tags: list[str], resume_step: int | None):
     loggers = [MetricsCSV(out, resume_step)]
     if cfg.logger.name == "wandb":
         os.environ.setdefault("WANDB_MODE", cfg.logger.mode)
-        loggers.append(WandbLogger(project=cfg.logger.project, save_dir=str(out),
-                                   group=cfg.logger.group or sweep_name(), tags=sorted({*cfg.logger.tags, *tags}),
-                                   name=out.name,
+        group, name = wandb_names(cfg, out)
+        loggers.append(WandbLogger(project=cfg.logger.project, save_dir=str(out), group=group, name=name,
+                                   job_type="train", tags=sorted({*cfg.logger.tags, *tags}),
                                    config=OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True)))
     return loggers
 
@@ -138,7 +151,7 @@ def fit_policy(cfg: RunConfig, task: ExecutionTask, model, tokenizer, out_dir: P
                extra_callbacks: list | None = None) -> dict:
     """The Lightning fit of ``model`` on ``task``, then the registry entry (rank 0, finished runs only)."""
     model.train()
-    task.render(tokenizer)
+    task = task.rendered(tokenizer)
     pairs = preference_pairs(task, Split.TRAIN, DEFAULT_OFFSETS_BPS)
     offline = OfflineBatches(task, pairs, cfg.algo.sft_batch_size, cfg.seed)
     total_opt_steps = optimizer_steps(cfg.algo, cfg.trainer.max_steps)

@@ -32,7 +32,12 @@ def _duplicates() -> list[str]:
         values = yaml.safe_load(text) or {}
         values.pop("defaults", None)
         values.pop("hydra", None)
-        root = values if ("@package _global_" in text or path.parent == conf) else {path.parent.name: values}
+        package = next((line.split("@package", 1)[1].strip() for line in text.splitlines() if "@package" in line),
+                       path.parent.name)  # a group's option sits at its package (the group's name by default)
+        root = values
+        if package != "_global_" and path.parent != conf:
+            for key in reversed(package.split(".")):
+                root = {key: root}
         for keys, value in _leaves(root):
             node = schema
             for k in keys:

@@ -3,7 +3,7 @@ PY      := .venv/bin/python
 PIP     := .venv/bin/pip
 PYTEST  := $(PY) -m pytest
 
-.PHONY: help install test demo bench lint clean tables thesis ablations evidence
+.PHONY: help install test demo bench lint clean tables thesis ablations evidence walkforward
 
 help:
 	@grep -E '^[a-z]+:.*##' Makefile | sed 's/:.*##/\t/'
@@ -48,6 +48,9 @@ ablations: ## DAPO ablation table (CPU configuration) into outputs/tables/ablati
 
 evidence: ## SFT, SFT->DAPO/GRPO/DPO and PPO over 3 seeds on the demo market, pooled paired tests -> outputs/tables/evidence.* (~40 min)
 	$(PY) experiments/evidence.py
+
+walkforward: ## walk-forward: 6 synthetic days, train on 2, test on the next, 4 windows (SFT->DAPO, then DAPO continued) -> outputs/tables/walk_forward.* (32 min on the loaded 2 cores)
+	$(PY) experiments/walk_forward.py
 
 clean: ## remove caches and generated data (keeps .venv)
 	rm -rf .pytest_cache .ruff_cache data/cache outputs/*/ benchmarks/.out

@@ -142,3 +142,13 @@ def test_market_with_other_parameters_is_never_read_from_stale_files(tmp_path):
         books[strength] = load_market(load_asset("BTC"), cfg).book
     assert len(list((tmp_path / "raw" / "synthetic").iterdir())) == 2  # one directory per parameter set
     assert not np.array_equal(books[0.08].mid, books[0.25].mid)
+
+
+def test_the_market_directory_does_not_depend_on_int_or_float_parameters():
+    """Hydra gives ``data.synthetic.n_days=6`` as 6.0; a script's ``SyntheticConfig(n_days=6)`` must name the same
+    market directory (else it simulates the market again), and another value names another directory."""
+    from hyperdapo.data.synthetic import synthetic_dir_name
+
+    assert synthetic_dir_name(SyntheticConfig(n_days=6, signal_tau_s=120)) == synthetic_dir_name(
+        SyntheticConfig(n_days=6.0, signal_tau_s=120.0))
+    assert synthetic_dir_name(SyntheticConfig(n_days=6)) != synthetic_dir_name(SyntheticConfig(n_days=5))

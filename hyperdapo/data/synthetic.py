@@ -45,7 +45,7 @@ import hashlib
 import json
 import math
 import zlib
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numba
@@ -277,8 +277,10 @@ def updates_table(updates: BookUpdates, symbol: str) -> pa.Table:
 
 def synthetic_dir_name(cfg: SyntheticConfig) -> str:
     """``seed<seed>-<hash>``: the directory of one market, keyed by every parameter, so that files written with
-    other parameters (another signal strength, fewer days) are never reused."""
-    digest = hashlib.sha256(json.dumps(asdict(cfg), sort_keys=True).encode()).hexdigest()[:10]
+    other parameters (another signal strength, fewer days) are never reused. Float parameters are hashed as floats:
+    ``SyntheticConfig(n_days=6)`` from Python names the directory ``data.synthetic.n_days=6`` does (Hydra: 6.0)."""
+    params = {f.name: float(getattr(cfg, f.name)) if f.type == "float" else getattr(cfg, f.name) for f in fields(cfg)}
+    digest = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:10]
     return f"seed{cfg.seed}-{digest}"
 
 

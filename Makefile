@@ -43,7 +43,7 @@ tables: ## tables and figures from finished runs (registry + evaluations) into o
 thesis: ## all four assets with experiment=thesis_<asset> (prints the plan and expected cost; needs a GPU)
 	$(PY) experiments/thesis.py
 
-ablations: ## DAPO ablation table (CPU configuration) into outputs/tables/ablations.*
+ablations: ## DAPO ablations over 3 seeds: component activity next to test IS, steps-to-threshold (DAPO/GRPO/DPO), data-size sweep -> outputs/tables/ablations*.* (~35 min)
 	$(PY) experiments/ablations.py
 
 evidence: ## SFT, SFT->DAPO/GRPO/DPO and PPO over 3 seeds on the demo market, pooled paired tests -> outputs/tables/evidence.* (~40 min)

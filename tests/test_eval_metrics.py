@@ -8,7 +8,14 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from hyperdapo.evaluation.metrics import StrategyOutcomes, max_drawdown, sharpe, strategy_metrics, win_rate
+from hyperdapo.evaluation.metrics import (
+    MIN_SHARPE_DECISIONS,
+    StrategyOutcomes,
+    max_drawdown,
+    sharpe_per_decision,
+    strategy_metrics,
+    win_rate,
+)
 from hyperdapo.evaluation.stats import mean_ci, paired_tests
 
 MID, QTY = 100.0, 2.0
@@ -31,8 +38,9 @@ def test_metrics_by_hand():
     m = strategy_metrics(hand_case(), decisions_per_day=3)
     assert m["Fill rate [%]"] == pytest.approx(100 * 2 / 3)
     assert m["IS [bps]"] == pytest.approx((-8.5 + 6.5 + 24.5) / 3)
-    # slippage |exec - target| / target: 0, 0.05/100, 0.4/99.8 (in bps)
-    assert m["Slippage [bps]"] == pytest.approx((0 + 5 + 0.4 / 99.8 * 1e4) / 3)
+    # slippage |exec - target| / target of the executed price: the limit for a limit fill (0, 0.05 / 100), the
+    # arrival mid for the cleaned-up decision (its limit 99.8 never traded: 0.2 / 100), in bps
+    assert m["Slippage [bps]"] == pytest.approx((0 + 5 + 20) / 3)
     assert m["Price improvement [%]"] == pytest.approx(50.0)  # one of the two fills beat the mid
     assert m["Time to fill [s]"] == pytest.approx(60.0)
     assert m["Adverse selection [bps]"] == pytest.approx(-0.5)
@@ -41,14 +49,34 @@ def test_metrics_by_hand():
     pnl = np.array([0.17, -0.13, -0.49])
     assert m["PnL [USD]"] == pytest.approx(pnl.sum())
     assert m["Max drawdown [USD]"] == pytest.approx(0.13 + 0.49)  # peak 0.17 -> trough -0.45
-    assert m["Sharpe"] == pytest.approx(pnl.mean() / pnl.std(ddof=1) * math.sqrt(3 * 365))
+    assert math.isnan(m["Sharpe per decision"]) and math.isnan(m["Sharpe annualised"])  # 3 decisions: too few
     assert (m["Decisions"], m["Filled"], m["Cleanups"]) == (3, 2, 1)
 
 
 def test_drawdown_and_sharpe_edge_cases():
     assert max_drawdown(np.array([1.0, 2.0, 3.0])) == 0.0
     assert max_drawdown(np.array([-1.0, -1.0])) == 2.0
-    assert math.isnan(sharpe(np.array([1.0, 1.0]), 10))
+    assert math.isnan(sharpe_per_decision(np.ones(MIN_SHARPE_DECISIONS)))  # no spread: undefined
+
+
+def test_sharpe_is_per_decision_and_blank_below_the_minimum_sample():
+    # 18 decisions (the case) of a steady saver: no Sharpe at all, not an annualised one in the thousands
+    steady = np.tile([1.0, 1.2], 9)
+    assert math.isnan(sharpe_per_decision(steady)) and MIN_SHARPE_DECISIONS == 30
+    # 30 decisions alternating 1 and 3 USD: mean 2, sd (ddof 1) sqrt(30 / 29), per decision 2 / sqrt(30 / 29)
+    pnl = np.tile([1.0, 3.0], 15)
+    per_decision = 2 / math.sqrt(30 / 29)
+    assert sharpe_per_decision(pnl) == pytest.approx(per_decision)
+    outcomes = StrategyOutcomes(
+        name="x", side=np.ones(30), arrival_mid=np.full(30, 100.0), qty=np.ones(30), fill_share=np.ones(30),
+        time_to_fill_s=np.ones(30), exec_price=np.full(30, 100.0), target_price=np.full(30, 100.0),
+        is_bps=-pnl * 1e4 / 100, price_improvement_bps=np.zeros(30), adverse_selection_bps=np.zeros(30),
+        depth_short=np.zeros(30, dtype=bool))
+    m = strategy_metrics(outcomes, decisions_per_day=1440)  # a decision a minute
+    assert m["Sharpe per decision"] == pytest.approx(per_decision)
+    # annualised honestly: 365 days x the decisions made a day, i.e. x sqrt(525,600) ~ 725
+    assert m["Sharpe annualised"] == pytest.approx(per_decision * math.sqrt(365 * 1440))
+    assert "Sharpe" not in m  # the old key (annualised, shown in the table) is gone
 
 
 def test_paired_tests_match_scipy_and_bonferroni():

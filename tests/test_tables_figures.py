@@ -45,8 +45,8 @@ NAMES = ["market", "twap", "llm", "oracle", "ppo"]
 def metrics_of(name: str) -> dict[str, float]:
     k = NAMES.index(name)
     return {"Fill rate [%]": 10.0 * k + 0.04, "IS [bps]": 4.5 - k + 0.123, "Slippage [bps]": 1.0 + k / 3,
-            "Price improvement [%]": 40.0, "Time to fill [s]": 33.25, "Adverse selection [bps]": -0.5, "Sharpe": 1.234,
-            "Max drawdown [USD]": 12.345, "Depth-short": 2.0 if name == "market" else 0.0,
+            "Price improvement [%]": 40.0, "Time to fill [s]": 33.25, "Adverse selection [bps]": -0.5,
+            "Sharpe per decision": 1.234, "Max drawdown [USD]": 12.345, "Depth-short": 2.0 if name == "market" else 0.0,
             "Invalid": 3.0 if name == "llm" else 0.0, **({"Win rate [%]": 62.5} if name == "llm" else {})}
 
 
@@ -109,8 +109,8 @@ def test_detail_and_fill_tables_have_their_own_columns_and_captions(tmp_path):
     write_table(fills, tmp_path, "fill_rate", "Fill rate [%] by strategy and asset.")
     detail = pd.read_csv(tmp_path / "execution_detail.csv")
     assert list(detail.columns) == ["Strategy", "Fill rate [%]", "Slippage [bps]", "Price improvement [%]",
-                                    "Time to fill [s]", "Adverse selection [bps]", "Sharpe", "Max drawdown [USD]",
-                                    "Win rate [%]", "Depth-short", "Invalid answers"]
+                                    "Time to fill [s]", "Adverse selection [bps]", "Sharpe per decision",
+                                    "Max drawdown [USD]", "Win rate [%]", "Depth-short", "Invalid answers"]
     md = (tmp_path / "execution_detail.md").read_text().splitlines()
     assert md[4] == ("| **llm** | **20.0** | **1.67** | **40.0** | **33.2** | **-0.50** | **1.23** | **12.35** "
                      "| **62.5** | **0** | **3** |")

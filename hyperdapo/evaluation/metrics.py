@@ -7,14 +7,18 @@ arrival mid; implementation shortfall is a cost, positive = worse, cleanup and f
   (for sliced parents, the share of the parent quantity filled by the child limit orders).
 - ``IS [bps]``: mean implementation shortfall.
 - ``Slippage [bps]``: the seeds' definition ``|exec - target| / target * 1e4`` with exec the average
-  execution price (cleanup included) and target the strategy's limit price (arrival mid for market orders).
+  execution price (cleanup included) and target the price the executed quantity aimed at: the limit price for the
+  quantity its limit order(s) filled, the arrival mid for the rest (a market order, a cleanup): an unfilled limit
+  price never traded, so it is no target of an execution (:func:`slippage_bps`).
 - ``Price improvement [%]``: share of limit fills with price improvement > 0 (better than the arrival mid).
 - ``Time to fill [s]``: mean over filled decisions. ``Adverse selection [bps]``: mean over fills, 60 s after.
 - ``Depth-short``: decisions with an order (a limit taking liquidity, a cleanup, a child) larger than the visible
   book, whose rest the simulator priced by the square-root impact model.
 - PnL per decision ``pnl_usd = -IS / 1e4 * arrival_mid * qty``: the cost avoided relative to trading at the
-  arrival mid (negative = a cost). ``Sharpe``: mean / std of per-decision PnL, annualised by
-  ``sqrt(decisions_per_day * 365)``. ``Max drawdown [USD]``: largest fall of the cumulative PnL from its peak.
+  arrival mid (negative = a cost). ``Sharpe per decision``: mean / std of the per-decision PnL, not annualised (a
+  decision is one order, not a day's return); ``Sharpe annualised`` (results only) scales it by
+  ``sqrt(365 * decisions_per_day)``, crypto trading all year. Both are NaN below ``MIN_SHARPE_DECISIONS`` decisions.
+  ``Max drawdown [USD]``: largest fall of the cumulative PnL from its peak.
 - ``Win rate [%]`` (:func:`win_rate`, set by the evaluation for a policy): share of decisions where its IS is
   strictly lower (cheaper) than a reference strategy's on the same decision; a tie is not a win.
 """
@@ -26,6 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+MIN_SHARPE_DECISIONS = 30  # fewer decisions: no Sharpe (a ratio of two noisy moments, e.g. thousands from 18)
 
 @dataclass
 class StrategyOutcomes:
@@ -59,23 +64,38 @@ def win_rate(is_bps: np.ndarray, reference_is_bps: np.ndarray) -> float:
     return 100 * float(np.mean(np.asarray(is_bps) < np.asarray(reference_is_bps)))
 
 
-def sharpe(pnl: np.ndarray, decisions_per_day: float) -> float:
-    sd = np.std(pnl, ddof=1) if len(pnl) > 1 else 0.0
-    return float(np.mean(pnl) / sd * math.sqrt(decisions_per_day * 365)) if sd > 0 else math.nan
+def sharpe_per_decision(pnl_usd: np.ndarray, min_decisions: int = MIN_SHARPE_DECISIONS) -> float:
+    """``mean / std`` (ddof 1) of the per-decision PnL (unitless, not annualised); NaN with fewer than
+    ``min_decisions`` decisions or no spread."""
+    if len(pnl_usd) < min_decisions:
+        return math.nan
+    sd = float(np.std(pnl_usd, ddof=1))
+    return float(np.mean(pnl_usd)) / sd if sd > 0 else math.nan
+
+
+def slippage_bps(o: StrategyOutcomes) -> np.ndarray:
+    """Per decision ``|exec - target| / target * 1e4`` (bps, >= 0): exec the average execution price, target the
+    quantity-weighted price the executed parts aimed at (the limit for the share filled by limit orders, the
+    arrival mid for the rest: market order or cleanup)."""
+    target = o.fill_share * o.target_price + (1 - o.fill_share) * o.arrival_mid
+    return np.abs(o.exec_price - target) / target * 1e4
 
 
 def strategy_metrics(o: StrategyOutcomes, decisions_per_day: float) -> dict[str, float]:
+    """The metrics of the module docstring; ``decisions_per_day`` (the decision grid's rate) annualises the Sharpe."""
+    per_decision = sharpe_per_decision(o.pnl_usd)
     filled = o.fill_share > 0
     pi = o.price_improvement_bps[filled & np.isfinite(o.price_improvement_bps)]
     return {
         "Fill rate [%]": 100 * float(np.mean(o.fill_share)),
         "IS [bps]": float(np.mean(o.is_bps)),
-        "Slippage [bps]": float(np.mean(np.abs(o.exec_price - o.target_price) / o.target_price * 1e4)),
+        "Slippage [bps]": float(np.mean(slippage_bps(o))),
         "Price improvement [%]": 100 * float(np.mean(pi > 0)) if len(pi) else math.nan,
         "Time to fill [s]": float(np.nanmean(o.time_to_fill_s)) if np.isfinite(o.time_to_fill_s).any() else math.nan,
         "Adverse selection [bps]": float(np.nanmean(o.adverse_selection_bps))
         if np.isfinite(o.adverse_selection_bps).any() else math.nan,
-        "Sharpe": sharpe(o.pnl_usd, decisions_per_day),
+        "Sharpe per decision": per_decision,
+        "Sharpe annualised": per_decision * math.sqrt(365 * decisions_per_day),
         "Max drawdown [USD]": max_drawdown(o.pnl_usd),
         "PnL [USD]": float(np.sum(o.pnl_usd)),
         "Decisions": float(len(o.is_bps)),

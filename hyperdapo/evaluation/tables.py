@@ -7,7 +7,7 @@
   difference to a reference (the best baseline for each policy in an evaluation; ``llm`` for the paper-trading
   summary) and the paired t and Wilcoxon p-values, raw and Bonferroni-corrected.
 - Execution Detail: per strategy fill rate, slippage, price-improvement share, time to fill, adverse selection,
-  Sharpe, max drawdown, win rate (policies: share of decisions cheaper than the best baseline), depth-short
+  Sharpe per decision, max drawdown, win rate (policies: share of decisions cheaper than the best baseline), depth-short
   decisions (an order beyond the visible book, priced by the impact model) and invalid answers (the two execution
   tables together fit a page, where one wide table did not).
 - Headline (the seeds' shape): metric x (policy, traditional average, improvement) for fill rate, slippage,
@@ -21,7 +21,7 @@ the caption of the CSV is the sidecar ``<stem>.caption.txt``.
 Formatting of md/tex, one rule per column (by the unit in its header): ``[bps]`` and ``[USD]`` 2 decimals,
 ``[%]`` and ``[s]`` 1 decimal, ``p (...)`` p-values (3 decimals, 1 significant digit below 0.001, floor
 ``<1e-4``) with significance stars (* p < 0.05, ** p < 0.01, *** p < 0.001), counts as integers, other numbers
-3 decimals (Sharpe 2). Missing values print as an en dash. Policy rows (the trained policies, ``llm`` by
+3 decimals (Sharpe ratios 2). Missing values print as an en dash. Policy rows (the trained policies, ``llm`` by
 default) come first and in bold. The LaTeX starts with a ``% requires`` comment naming its packages.
 """
 
@@ -92,7 +92,7 @@ def column_formatter(name: str) -> Callable[[float], str]:
         return format_p
     if name in INT_COLUMNS or name.startswith("n "):  # counts, e.g. by_objective's "n patient"
         return lambda v: f"{v:,.0f}"
-    if "[bps]" in name or "[USD]" in name or name == "Sharpe":
+    if "[bps]" in name or "[USD]" in name or name.startswith("Sharpe"):
         return lambda v: f"{v:,.2f}"
     if "[%]" in name or "[s]" in name:
         return lambda v: f"{v:,.1f}"
@@ -262,7 +262,7 @@ def execution_quality(metrics: dict[str, dict[str, float]], ci: dict[str, tuple[
 
 
 DETAIL_COLUMNS = ("Fill rate [%]", "Slippage [bps]", "Price improvement [%]", "Time to fill [s]",
-                  "Adverse selection [bps]", "Sharpe", "Max drawdown [USD]", "Win rate [%]", "Depth-short")
+                  "Adverse selection [bps]", "Sharpe per decision", "Max drawdown [USD]", "Win rate [%]", "Depth-short")
 
 
 def execution_detail(metrics: dict[str, dict[str, float]]) -> pd.DataFrame:

@@ -46,7 +46,7 @@ from hyperdapo.evaluation.baselines import (
     single_offset,
 )
 from hyperdapo.evaluation.figures import cumulative_pnl, learning_curves, save_figure, strategy_bars
-from hyperdapo.evaluation.metrics import StrategyOutcomes, strategy_metrics, win_rate
+from hyperdapo.evaluation.metrics import MIN_SHARPE_DECISIONS, StrategyOutcomes, strategy_metrics, win_rate
 from hyperdapo.evaluation.stats import Comparison, mean_ci, paired_tests
 from hyperdapo.evaluation.tables import (
     by_objective,
@@ -274,7 +274,7 @@ def caption(cfg: RunConfig, task: ExecutionTask, n: int) -> str:
     venue = (f"{cfg.venue.name} (maker {cfg.venue.maker_fee_bps:g} / taker {cfg.venue.taker_fee_bps:g} bps, latency "
              f"{cfg.venue.latency_ms:g} ms)")
     depth = (f"depth beyond the visible book priced by the square-root impact sigma * sqrt(Q / V) over "
-             f"{cfg.execution.impact_window_s:g} s (Depth-short counts those decisions)")
+             f"{cfg.execution.impact_window_s:g} s")
     return (f"{cfg.asset.name} on {venue}, {cfg.data.source} data, {cfg.evaluate.split} split ({n} decisions), horizon "
             f"{cfg.decisions.horizon_s:g} s, IS in bps incl. fees and cleanup; {fills}; {depth}. Oracle = ex-post best "
             "offset (upper bound, not a strategy).")
@@ -408,16 +408,21 @@ def evaluation_tables(cfg: RunConfig, task: ExecutionTask, n: int, metrics: dict
                       best: str | None) -> dict[str, tuple[pd.DataFrame, str, list[str]]]:
     """Every table of an evaluation: ``stem -> (table, caption, rows shown first and in bold)``."""
     rows = [p.row for p in policies]
-    setting = (f"{cfg.asset.name}, {cfg.data.source} data, {cfg.evaluate.split} split ({n} decisions), "
-               f"horizon {cfg.decisions.horizon_s:g} s, {fill_words(cfg, task)}.")
+    setting = (f"{cfg.asset.name} on {cfg.venue.name}, {cfg.data.source} data, {cfg.evaluate.split} split ({n} "
+               f"decisions), horizon {cfg.decisions.horizon_s:g} s, {fill_words(cfg, task)}.")
     filled = "share of decisions filled by the limit order(s) without the cleanup market order"
     win = (f"win rate = share of decisions where the policy's IS is below the best baseline's ({best}, chosen on the "
            "validation split; a tie is no win); " if best is not None else "")
-    detail = (f"Execution detail by strategy: fill rate = {filled}; slippage = |exec - limit| / limit; price "
-              "improvement = share of fills better than the arrival mid; time to fill over filled decisions; adverse "
-              f"selection {cfg.decisions.adverse_horizon_s:g} s after the fill; Sharpe of the per-decision PnL, "
-              f"annualised (365 days); max drawdown of the cumulative PnL [USD]; {win}invalid answers = policy answers "
-              "that did not parse (fallback order used). ")
+    sharpe = (f"Sharpe per decision = mean / sd of the per-decision PnL, not annualised, blank below "
+              f"{MIN_SHARPE_DECISIONS} decisions" if n >= MIN_SHARPE_DECISIONS else
+              f"Sharpe per decision blank: fewer than {MIN_SHARPE_DECISIONS} decisions")
+    detail = (f"Execution detail by strategy: fill rate = {filled}; slippage = |exec - target| / target, exec the "
+              "average execution price, target the limit for the limit-filled quantity and the arrival mid for the "
+              "rest (market order, cleanup); price improvement = share of fills better than the arrival mid; time to "
+              f"fill over filled decisions; adverse selection {cfg.decisions.adverse_horizon_s:g} s after the fill; "
+              f"{sharpe}; max drawdown of the cumulative PnL [USD]; {win}Depth-short = decisions with an order beyond "
+              "the visible book (rest priced by the impact model); invalid answers = policy answers that did not parse "
+              "(fallback order used). ")
     tests = {c.policy: c.test for c in made if c.role == BEST}
     tables = {
         "execution_quality": (execution_quality(metrics, ci, tests, reference="best baseline"),

@@ -36,15 +36,18 @@ def data_cfg(tmp_path_factory) -> DataConfig:
 
 @pytest.fixture(scope="module")
 def all_at_once(data_cfg) -> pd.DataFrame:
+    return all_at_once_table(load_market(SPEC.asset, data_cfg), SPEC)
+
+
+def all_at_once_table(market, spec: DaySpec) -> pd.DataFrame:
     """The table from the concatenated market: decisions, features and grid rewards as the task computes them."""
-    market = load_market(SPEC.asset, data_cfg)
-    task = ExecutionTask.build(SPEC.asset, SPEC.venue, market, SPEC.decisions, SPEC.features, SPEC.fill, SPEC.reward,
+    task = ExecutionTask.build(spec.asset, spec.venue, market, spec.decisions, spec.features, spec.fill, spec.reward,
                                PromptConfig())
     d = task.decisions
-    rewards = offset_rewards(task, np.arange(len(d)), SPEC.offsets_bps)
-    features = compute_features(market, d.ts_us, SPEC.features).drop(columns="ts_us")
+    rewards = offset_rewards(task, np.arange(len(d)), spec.offsets_bps)
+    features = compute_features(market, d.ts_us, spec.features).drop(columns="ts_us")
     table = pd.DataFrame({"ts_us": d.ts_us, "side": d.side, "qty": d.qty, "objective": d.objective, "split": d.split})
-    grid = pd.DataFrame(rewards, columns=[reward_column(o) for o in SPEC.offsets_bps])
+    grid = pd.DataFrame(rewards, columns=[reward_column(o) for o in spec.offsets_bps])
     return pd.concat([table, features, grid], axis=1)
 
 

@@ -16,7 +16,7 @@ from rich.table import Table
 
 from hyperdapo.data.assets import load_asset
 from hyperdapo.data.cache import DEFAULT_CACHE_DIR, load_cached
-from hyperdapo.data.readers import Kind
+from hyperdapo.data.readers import Kind, trade_kind
 from hyperdapo.data.schema import BookSnapshots, Trades
 from hyperdapo.data.stats import market_statistics
 from hyperdapo.data.validation import DataFileError
@@ -65,7 +65,7 @@ def _inspect(args) -> None:
         raise DataFileError(args.book, "inspect needs a book file (book_snapshot_*, quotes or Hyperliquid l2Book)")
     trades = None
     if args.trades:
-        trades, _ = load_cached(args.trades, Kind.TRADES, args.cache_dir)
+        trades, _ = load_cached(args.trades, trade_kind(args.trades), args.cache_dir)
         assert isinstance(trades, Trades)
     instrument = Instrument(load_venue(args.venue), load_asset(args.asset)) if args.asset else None
     with warnings.catch_warnings(record=True) as caught:

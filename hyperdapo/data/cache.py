@@ -23,7 +23,8 @@ from hyperdapo.data.schema import BookSnapshots, BookUpdates, Trades
 FORMAT_VERSION = 2
 DEFAULT_CACHE_DIR = Path("data/cache")
 MarketTable = BookSnapshots | Trades | BookUpdates
-TABLE_TYPES = {Kind.TRADES: Trades, Kind.INCREMENTAL_BOOK_L2: BookUpdates}  # every other kind is a book
+# every other kind is a book
+TABLE_TYPES = {Kind.TRADES: Trades, Kind.TRADES_PARQUET: Trades, Kind.INCREMENTAL_BOOK_L2: BookUpdates}
 
 
 @dataclass

@@ -11,6 +11,9 @@ Formats (``kind``), detected from Tardis's default file names or the Hyperliquid
 - ``hyperliquid_l2book`` : Hyperliquid's archive ``market_data/<YYYYMMDD>/<hour>/l2Book/<COIN>.lz4``, an LZ4
   frame of JSON lines; ``raw.data.levels[0]`` = bids best first, ``[1]`` = asks; ``raw.data.time`` (ms,
   exchange) -> ``ts_us``; the outer ``time`` (ISO, ns, receive time) -> ``local_ts_us``.
+- ``levels_parquet`` / ``trades_parquet`` : a recorder's hourly parquet files (StandX's
+  ``orderbook_<SYMBOL>_<date>_<hour>.parquet``: a list column of prices and one of quantities per side;
+  ``trades_...parquet``: price, quantity, taker side), detected from the columns; see :func:`_read_parquet`.
 
 Tardis timestamps are microseconds since the epoch, UTC. CSVs are parsed by pyarrow with explicit types
 (the fast path); when that fails, a slower second pass finds the offending row and field for the error.
@@ -24,6 +27,7 @@ import csv
 import gzip
 import io
 import json
+import logging
 import re
 import zlib
 from dataclasses import dataclass, field
@@ -35,6 +39,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
 
 from hyperdapo.data.schema import BookSnapshots, BookUpdates, Side, Trades
 from hyperdapo.data.validation import (
@@ -49,6 +54,8 @@ from hyperdapo.data.validation import (
     require_columns,
 )
 
+log = logging.getLogger(__name__)
+
 
 class Kind(StrEnum):
     BOOK_SNAPSHOT = "book_snapshot"
@@ -56,6 +63,8 @@ class Kind(StrEnum):
     TRADES = "trades"
     QUOTES = "quotes"
     HYPERLIQUID_L2BOOK = "hyperliquid_l2book"
+    LEVELS_PARQUET = "levels_parquet"
+    TRADES_PARQUET = "trades_parquet"
 
 
 @dataclass
@@ -91,6 +100,8 @@ def detect_kind(path: Path) -> Kind:
     name = Path(path).name
     if name.endswith(".lz4") or "l2Book" in Path(path).parts:
         return Kind.HYPERLIQUID_L2BOOK
+    if name.endswith(".parquet"):
+        return _parquet_kind(Path(path))
     for kind, pattern in (
         (Kind.BOOK_SNAPSHOT, "_book_snapshot_"), (Kind.INCREMENTAL_BOOK_L2, "_incremental_book_L2_"),
         (Kind.TRADES, "_trades_"), (Kind.QUOTES, "_quotes_"),
@@ -108,6 +119,11 @@ def detect_kind(path: Path) -> Kind:
                               f"{[k.value for k in Kind]}")
 
 
+def trade_kind(path: Path | str) -> Kind:
+    """The kind of a file given as trades: parquet trades for ``.parquet``, else Tardis ``trades`` CSV."""
+    return Kind.TRADES_PARQUET if Path(path).name.endswith(".parquet") else Kind.TRADES
+
+
 def read_market_file(path: Path | str, kind: Kind | str | None = None) -> ReadResult:
     """Read and validate one file (see the module docstring for the formats)."""
     path = Path(path)
@@ -116,6 +132,8 @@ def read_market_file(path: Path | str, kind: Kind | str | None = None) -> ReadRe
     kind = Kind(kind) if kind is not None else detect_kind(path)
     if kind is Kind.HYPERLIQUID_L2BOOK:
         return _read_hyperliquid(path)
+    if kind in (Kind.LEVELS_PARQUET, Kind.TRADES_PARQUET):
+        return _read_parquet(path, kind)
     header = _csv_header(path)
     if kind is Kind.BOOK_SNAPSHOT:
         n_levels = _book_levels(path, header)
@@ -302,3 +320,96 @@ def _read_hyperliquid(path: Path) -> ReadResult:
         raise DataFileError(path, f"outer 'time' is not an ISO timestamp: {exc}", field="time") from None
     bid_px, bid_sz, ask_px, ask_sz = grids
     return _finish_book(path, ts_us, local_ts_us, bid_px, bid_sz, ask_px, ask_sz, unit="line")
+
+
+# ----------------------------------------------------------------------------------------------- parquet
+LEVEL_COLUMNS = ("bid_prices", "bid_quantities", "ask_prices", "ask_quantities")  # list<double> per row, best first
+PARQUET_TRADE_COLUMNS = ("timestamp", "price", "quantity", "side")
+ONE_SIDED_MIN_TRADES = 100  # a file with at least this many trades, all on one taker side, has no side information
+
+
+def _parquet_schema(path: Path) -> pa.Schema:
+    try:
+        return pq.read_schema(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise DataFileError(path, f"not a readable parquet file (truncated or corrupt?): {exc}") from None
+
+
+def _parquet_kind(path: Path) -> Kind:
+    names = set(_parquet_schema(path).names)
+    if set(LEVEL_COLUMNS) <= names:
+        return Kind.LEVELS_PARQUET
+    if set(PARQUET_TRADE_COLUMNS) <= names:
+        return Kind.TRADES_PARQUET
+    raise DataFileError(path, f"a parquet file with neither the book's level arrays {list(LEVEL_COLUMNS)} nor the "
+                              f"trade columns {list(PARQUET_TRADE_COLUMNS)}; it has {sorted(names)}")
+
+
+def _read_parquet(path: Path, kind: Kind) -> ReadResult:
+    """A recorder's parquet file (the StandX files of ``../shared/data/standx``): a book with one list column of
+    prices / quantities per side (``bid_prices``, ``bid_quantities``, ``ask_prices``, ``ask_quantities``, best first)
+    or trades (``price``, ``quantity``, ``side`` BUY/SELL = the taker's). ``timestamp`` is the exchange time and
+    ``received_at`` (optional) the receive time, both UTC, as parquet timestamps (any unit) or integer ms.
+
+    A trade file whose every trade names one taker side (at least :data:`ONE_SIDED_MIN_TRADES`; StandX's recorder
+    writes SELL for all) carries no side information: its sides come from the tick test instead
+    (:func:`tick_test_sides`), logged."""
+    names = _parquet_schema(path).names
+    require_columns(path, names, ["timestamp", *(LEVEL_COLUMNS if kind is Kind.LEVELS_PARQUET
+                                                 else PARQUET_TRADE_COLUMNS[1:])])
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise DataFileError(path, f"truncated or corrupt parquet data: {exc}") from None
+    ts_us = _parquet_time_us(path, table, "timestamp")
+    local_ts_us = _parquet_time_us(path, table, "received_at") if "received_at" in names else ts_us.copy()
+    if kind is Kind.LEVELS_PARQUET:
+        bid_px, bid_sz, ask_px, ask_sz = (_level_grid(path, table, c) for c in LEVEL_COLUMNS)
+        return _finish_book(path, ts_us, local_ts_us, bid_px, bid_sz, ask_px, ask_sz)
+    price = table.column("price").to_numpy(zero_copy_only=False).astype(np.float64)
+    amount = table.column("quantity").to_numpy(zero_copy_only=False).astype(np.float64)
+    check_non_decreasing(path, ts_us)
+    check_trade_values(path, price, amount)
+    side = _side_codes(path, table.set_column(names.index("side"), "side", pc.utf8_upper(table.column("side"))),
+                       "BUY", "SELL", allow_unknown=False)
+    if len(side) >= ONE_SIDED_MIN_TRADES and (side == side[0]).all():
+        log.info("%s: all %d trades name the taker side %s: no side information, sides classified by the tick "
+                 "test instead", path, len(side), Side(side[0]).name)
+        side = tick_test_sides(price)
+    return ReadResult(Kind.TRADES, Trades(ts_us, local_ts_us, price, amount, side))
+
+
+def _parquet_time_us(path: Path, table: pa.Table, name: str) -> np.ndarray:
+    """(N,) int64 us since the epoch, UTC, from a parquet timestamp column (any unit) or an integer column in ms."""
+    col = table.column(name)
+    if col.null_count:
+        k = int(np.flatnonzero(col.is_null().to_numpy(zero_copy_only=False))[0])
+        raise DataFileError(path, "missing timestamp", row=k + 1, field=name)
+    if pa.types.is_timestamp(col.type):
+        return pc.cast(col, pa.timestamp("us", col.type.tz)).cast(pa.int64()).to_numpy()
+    if pa.types.is_integer(col.type):
+        return col.to_numpy().astype(np.int64) * 1000
+    raise DataFileError(path, f"type {col.type}: need a timestamp or integer milliseconds", field=name)
+
+
+def _level_grid(path: Path, table: pa.Table, name: str) -> np.ndarray:
+    """A list column (one list of levels per row, best first) as an (N, L) float64 grid, NaN-padded to the longest
+    row; a null list or a null element is an empty level (NaN)."""
+    col = table.column(name).combine_chunks()
+    if not (pa.types.is_list(col.type) or pa.types.is_large_list(col.type)):
+        raise DataFileError(path, f"type {col.type}: need a list of numbers per row", field=name)
+    lengths = pc.fill_null(pc.list_value_length(col), 0).to_numpy().astype(np.int64)
+    values = pc.list_flatten(col).to_numpy(zero_copy_only=False).astype(np.float64)  # nulls -> NaN
+    grid = np.full((len(col), int(lengths.max(initial=1))), np.nan)
+    starts = np.cumsum(lengths) - lengths
+    grid[np.repeat(np.arange(len(col)), lengths), np.arange(lengths.sum()) - np.repeat(starts, lengths)] = values
+    return grid
+
+
+def tick_test_sides(price: np.ndarray) -> np.ndarray:
+    """(N,) int8 taker sides by the tick test (Lee and Ready 1991): +1 (buy) when a trade prints above the last
+    different price before it, -1 (sell) below it, 0 (unknown) before the first price change. Uses earlier trades
+    only, so it adds no look-ahead."""
+    step = np.sign(np.diff(price, prepend=price[:1]))  # (N,) 0 for the first trade and for zero ticks
+    last = np.maximum.accumulate(np.where(step != 0, np.arange(len(price)), 0))  # the last non-zero tick so far
+    return step[last].astype(np.int8)

@@ -31,7 +31,7 @@ from hyperdapo.data.cache import load_cached
 from hyperdapo.data.config import BOOK_TYPES, AssetConfig, DataConfig, DataSource, TardisConfig
 from hyperdapo.data.download import download_tardis
 from hyperdapo.data.orderbook import reconstruct_snapshots
-from hyperdapo.data.readers import Kind
+from hyperdapo.data.readers import Kind, trade_kind
 from hyperdapo.data.schema import BookSnapshots, MarketData, Trades
 from hyperdapo.data.synthetic import synthetic_dir_name, write_synthetic_market
 
@@ -95,7 +95,7 @@ def load_market(asset: AssetConfig, cfg: DataConfig) -> MarketData:
     books += [_replay(p, cfg) for p in files["incremental"]]
     book = concat_books(books)
     book = book.take(np.argsort(book.ts_us, kind="stable"))
-    tapes = [load_cached(p, Kind.TRADES, cfg.cache_dir)[0] for p in files["trades"]]
+    tapes = [load_cached(p, trade_kind(p), cfg.cache_dir)[0] for p in files["trades"]]
     trades = concat_trades(tapes) if tapes else None
     if trades is not None:
         book, trades = shared_span(book, trades, files)

@@ -50,16 +50,25 @@ import pyarrow.parquet as pq
 from hyperdapo.atomic import atomic_path
 from hyperdapo.data.cache import cache_key
 from hyperdapo.data.config import AssetConfig, VenueConfig
-from hyperdapo.data.readers import Kind, detect_kind
+from hyperdapo.data.readers import detect_kind, trade_kind
 from hyperdapo.data.schema import MarketData
 from hyperdapo.data.venues import Instrument
 from hyperdapo.execution.config import FillConfig, RewardConfig
 from hyperdapo.execution.preferences import DEFAULT_OFFSETS_BPS, offset_rewards
-from hyperdapo.execution.tape import DayFiles, DayLoader, DayTape, MemoryTape, day_files, day_tail, day_window
+from hyperdapo.execution.tape import (
+    DayFiles,
+    DayLoader,
+    DayTape,
+    MemoryTape,
+    day_files,
+    day_label,
+    day_tail,
+    day_window,
+)
 from hyperdapo.execution.task import ExecutionTask
 from hyperdapo.features.compute import Carry, EwmState, TradeSums, compute_features_carried, lookback_s
 from hyperdapo.features.config import DecisionConfig, FeatureConfig
-from hyperdapo.features.decision_set import DecisionSet, draw_decisions, with_quantity
+from hyperdapo.features.decision_set import DecisionSet, draw_decisions, outside_gaps, with_quantity
 from hyperdapo.prompts.config import PromptConfig
 from hyperdapo.timing import timed
 
@@ -158,8 +167,9 @@ def _build_day(load: DayLoader, k: int, tail: MarketData | None, carry: Carry,
     hi = len(decisions) if head is None else np.searchsorted(decisions.ts_us, head.book.ts_us[0])
     today = with_quantity(decisions.take(np.arange(lo, hi)), notional_usd[lo:hi], window.book.ts_us,
                           window.book.mid, Instrument(spec.venue, spec.asset).round_to_lot)
+    today = outside_gaps(today, window.book.ts_us, spec.decisions.max_gap_s)
     table, ewm = _day_table(window, today, spec, carry)
-    new_tail = day_tail(day, spec.lookback_us, load.days[k][0], first_day=k == 0)
+    new_tail = day_tail(day, spec.lookback_us, day_label(load.days[k]), first_day=k == 0)
     new_carry = Carry(_sums_before(carry.trade_sums, window, tail, day, new_tail), ewm)
     _write_table(table, new_carry, int(day.book.ts_us[0]), path)
     return new_tail, new_carry
@@ -191,8 +201,8 @@ def _day_table(window: MarketData, decisions: DecisionSet, spec: DaySpec,
 
 # ---------------------------------------------------------------------------------------------- cache
 def _table_paths(days: list[DayFiles], spec: DaySpec, out_dir: Path) -> list[Path]:
-    ident = ([cache_key(book, detect_kind(book)) for book, _ in days]
-             + [cache_key(trades, Kind.TRADES) for _, trades in days if trades is not None])
+    ident = ([cache_key(book, detect_kind(book)) for books, _ in days for book in books]
+             + [cache_key(trades, trade_kind(trades)) for _, tapes in days for trades in tapes])
     key = json.dumps({"version": TABLE_VERSION, "spec": asdict(spec), "files": ident}, sort_keys=True, default=str)
     root = out_dir / f"{spec.asset.name}-{sha256(key.encode()).hexdigest()[:12]}"
     return [root / f"day-{k:04d}.parquet" for k in range(len(days))]
@@ -214,4 +224,4 @@ def _resume(load: DayLoader, k: int, path: Path, spec: DaySpec) -> tuple[MarketD
     meta = json.loads(pq.read_schema(path).metadata[CARRY_KEY])
     carry = Carry(TradeSums(*meta["trade_sums"]), {k: EwmState(*s) for k, s in meta["ewm"].items()})
     log.info("day tables: resuming after day %d (%s)", k + 1, path)
-    return day_tail(load(k), spec.lookback_us, load.days[k][0], first_day=k == 0), carry
+    return day_tail(load(k), spec.lookback_us, day_label(load.days[k]), first_day=k == 0), carry

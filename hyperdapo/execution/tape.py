@@ -17,6 +17,7 @@ Times in microseconds (``_us``), prices in USD, sizes in coins.
 
 from __future__ import annotations
 
+import re
 from collections import OrderedDict
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -26,14 +27,15 @@ import numpy as np
 
 from hyperdapo.data.cache import load_cached
 from hyperdapo.data.config import VenueConfig
-from hyperdapo.data.readers import Kind
+from hyperdapo.data.readers import trade_kind
 from hyperdapo.data.schema import MarketData
 from hyperdapo.data.sources import concat_books, concat_trades, span_shared
 from hyperdapo.execution.config import FillConfig
 from hyperdapo.execution.fills import Outcomes, simulate
 
 US_PER_S = 1_000_000
-DayFiles = tuple[Path, Path | None]  # (book snapshots, trades or None) of one day
+DayFiles = tuple[tuple[Path, ...], tuple[Path, ...]]  # (book snapshot files, trade files or none) of one day
+DATE_IN_NAME = re.compile(r"(\d{4})-?(\d{2})-?(\d{2})")  # 2024-01-01 or 20240101 in a file name
 
 
 class Tape(Protocol):
@@ -88,7 +90,8 @@ class DayTape:
         if k in self._windows:
             self._windows.move_to_end(k)
             return self._windows[k]
-        tail = None if k == 0 else day_tail(self.load(k - 1), self.lookback_us, self.load.days[k - 1][0], k == 1)
+        tail = (None if k == 0 else
+                day_tail(self.load(k - 1), self.lookback_us, day_label(self.load.days[k - 1]), k == 1))
         self._windows[k] = day_window(self.load, k, tail, self.window_us)[1]
         while len(self._windows) > self.max_windows:
             self._windows.popitem(last=False)
@@ -179,9 +182,10 @@ class DayLoader:
                                  int(last_book[np.searchsorted(last_book, end, side="right") - 1]))
 
     def _raw(self, k: int) -> MarketData:
-        book_path, trades_path = self.days[k]
-        book = load_cached(book_path, None, self.cache_dir)[0]
-        trades = None if trades_path is None else load_cached(trades_path, Kind.TRADES, self.cache_dir)[0]
+        book_paths, trade_paths = self.days[k]
+        book = concat_books([load_cached(p, None, self.cache_dir)[0] for p in book_paths])
+        trades = (concat_trades([load_cached(p, trade_kind(p), self.cache_dir)[0] for p in trade_paths])
+                  if trade_paths else None)
         return MarketData(self.asset, book, trades)
 
     def __call__(self, k: int) -> MarketData:
@@ -189,21 +193,43 @@ class DayLoader:
         if self.span_us is not None:
             market = _cut(market, *self.span_us)
         if not len(market.book):
-            raise ValueError(f"{self.days[k][0]}: no book snapshot inside the span the book and trades share")
+            raise ValueError(f"{day_label(self.days[k])}: no book snapshot inside the span the book and trades share")
         return market
 
 
 def day_files(files: dict[str, list[Path]]) -> list[DayFiles]:
-    """(book, trades) per day from a run's files (one book file and, optionally, one trade file a day, in order)."""
+    """(book files, trade files) per day from a run's files, in order: one book file (and optionally one trade file)
+    a day, or several a day (hourly files) when consecutive file names carry the same date (``2026-01-06`` or
+    ``20260106``); a file whose name has no date is a day of its own. Book and trade files must group alike."""
     if files.get("incremental"):
         raise ValueError("day-by-day builds read book snapshot files; incremental_book_L2 files are not supported")
-    books, trades = list(files["book"]), list(files.get("trades") or [])
+    books, trades = _by_date(files["book"]), _by_date(files.get("trades") or [])
     if not books:
         raise ValueError("no book file to build days from")
-    if trades and len(trades) != len(books):
-        raise ValueError(f"{len(books)} book files but {len(trades)} trade files: give one of each a day")
-    trade_paths = [Path(t) for t in trades] if trades else [None] * len(books)
-    return list(zip(map(Path, books), trade_paths, strict=True))
+    if trades and [len(g) for g in trades] != [len(g) for g in books]:
+        raise ValueError(f"{len(files['book'])} book files in {len(books)} day(s) but {len(files['trades'])} trade "
+                         f"files in {len(trades)}: give the trade files of the same days (one per book file)")
+    return list(zip(books, trades or [()] * len(books), strict=True))
+
+
+def _by_date(paths: list[Path]) -> list[tuple[Path, ...]]:
+    """Consecutive paths grouped by the date in their names (no date: a group of one)."""
+    groups: list[list[Path]] = []
+    last = None
+    for p in map(Path, paths):
+        m = DATE_IN_NAME.search(p.name)
+        date = m.groups() if m else None
+        if date is None or date != last:
+            groups.append([])
+        groups[-1].append(p)
+        last = date
+    return [tuple(g) for g in groups]
+
+
+def day_label(day: DayFiles) -> str:
+    """A day's book files for messages: the one file, or the first .. the last."""
+    books = day[0]
+    return str(books[0]) if len(books) == 1 else f"{books[0]} .. {books[-1].name}"
 
 
 def _shared_span_us(first: MarketData, last: MarketData, days: list[DayFiles]) -> tuple[int, int] | None:
@@ -223,10 +249,10 @@ def day_window(load: DayLoader, k: int, tail: MarketData | None,
     the last day)."""
     day = load(k)
     if tail is not None and day.book.ts_us[0] <= tail.book.ts_us[-1]:
-        raise ValueError(f"{load.days[k][0]} starts before the previous day's file ends: give one file a day, in day "
-                         "order")
+        raise ValueError(f"{day_label(load.days[k])} starts before the previous day's files end: give the days' "
+                         "files in day order")
     last = len(load.days) - 1
-    head = None if k == last else _head(load(k + 1), window_us, load.days[k + 1][0], last=k + 1 == last)
+    head = None if k == last else _head(load(k + 1), window_us, day_label(load.days[k + 1]), last=k + 1 == last)
     return day, _concat([p for p in (tail, day, head) if p is not None]), head
 
 
@@ -246,7 +272,7 @@ def _cut(market: MarketData, start_us: int, end_us: int) -> MarketData:
     return take_rows(market, span(b), span(t))
 
 
-def day_tail(day: MarketData, lookback_us: int, path: Path, first_day: bool) -> MarketData:
+def day_tail(day: MarketData, lookback_us: int, path: Path | str, first_day: bool) -> MarketData:
     """The rows of ``day`` that the next day's look-back reaches: the book from the last snapshot at or before
     ``day``'s last snapshot minus ``lookback_us``, the trades after that time."""
     from_us = int(day.book.ts_us[-1]) - lookback_us
@@ -258,7 +284,7 @@ def day_tail(day: MarketData, lookback_us: int, path: Path, first_day: bool) -> 
     return take_rows(day, slice(max(i, 0), None), slice(j, None))
 
 
-def _head(day: MarketData, window_us: int, path: Path, last: bool) -> MarketData:
+def _head(day: MarketData, window_us: int, path: Path | str, last: bool) -> MarketData:
     """The rows of ``day`` that the previous day's reward windows reach: the snapshots up to its first one plus
     ``window_us`` and the next one (so the simulator sees the same last snapshot), the trades up to that one."""
     n = np.searchsorted(day.book.ts_us, day.book.ts_us[0] + window_us, side="right") + 1

@@ -60,13 +60,16 @@ class DecisionConfig:
     train_frac: float = 0.8
     val_frac: float = 0.1  # test gets the rest
     embargo_s: float = 360.0  # gap between splits; must be >= horizon_s + adverse_horizon_s
+    # a decision is dropped when the book has a gap longer than this (s) between its last snapshot at or before t
+    # and the end of its reward window: a recorder's missing minutes are not a market in which nothing happened
+    max_gap_s: float = 60.0
     # keep every k-th training decision (1 = all): the data-size sweep (experiments/ablations.py); the validation and
     # test decisions (times, sides, quantities, objectives) are the same for every k
     train_every: int = 1
     seed: int = 0
 
     def __post_init__(self) -> None:
-        for key in ("every_s", "horizon_s", "notional_min_usd"):
+        for key in ("every_s", "horizon_s", "notional_min_usd", "max_gap_s"):
             if not getattr(self, key) > 0:
                 raise ValueError(f"decisions.{key}={getattr(self, key)}: must be > 0")
         if not (isinstance(self.train_every, int) and self.train_every >= 1):

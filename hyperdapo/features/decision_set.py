@@ -88,7 +88,8 @@ def build_decisions(
     least one (:meth:`hyperdapo.data.venues.Instrument.round_to_lot`).
     """
     decisions, notional_usd = draw_decisions(asset, int(book_ts_us[0]), int(book_ts_us[-1]), cfg)
-    return with_quantity(decisions, notional_usd, book_ts_us, mid_usd, round_lot)
+    return outside_gaps(with_quantity(decisions, notional_usd, book_ts_us, mid_usd, round_lot), book_ts_us,
+                        cfg.max_gap_s)
 
 
 def draw_decisions(asset: str, start_us: int, end_us: int, cfg: DecisionConfig) -> tuple[DecisionSet, np.ndarray]:
@@ -122,6 +123,22 @@ def with_quantity(decisions: DecisionSet, notional_usd: np.ndarray, book_ts_us: 
     each decision time, rounded by ``round_lot``."""
     asof = np.searchsorted(book_ts_us, decisions.ts_us, side="right") - 1
     return replace(decisions, qty=round_lot(notional_usd / mid_usd[asof]))
+
+
+def outside_gaps(decisions: DecisionSet, book_ts_us: np.ndarray, max_gap_s: float) -> DecisionSet:
+    """The decisions whose market is there: no two consecutive book snapshots more than ``max_gap_s`` seconds apart
+    between the last snapshot at or before t and the first one at or after the end of the reward window
+    ``t + horizon_s + adverse_horizon_s``. ``book_ts_us`` must reach that far around each decision (the whole book,
+    or a day's window of it)."""
+    step = np.diff(book_ts_us)
+    gap = np.flatnonzero(step > max_gap_s * US_PER_S)
+    if not len(gap):
+        return decisions
+    gap_start, gap_end = book_ts_us[gap], book_ts_us[gap + 1]  # (n_gaps,) each, sorted, disjoint
+    end_us = decisions.ts_us + int((decisions.horizon_s + decisions.adverse_horizon_s) * US_PER_S)
+    # gaps that open before the window ends minus those that closed by t: the gaps the span [t, end] touches
+    touched = np.searchsorted(gap_start, end_us, side="left") - np.searchsorted(gap_end, decisions.ts_us, side="right")
+    return decisions.take(np.flatnonzero(touched == 0))
 
 
 def too_few_decisions(split: Split | str, n: int, cfg: DecisionConfig) -> str:

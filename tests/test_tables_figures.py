@@ -94,7 +94,7 @@ def test_csv_is_raw_and_read_by_plain_read_csv(tmp_path):
     write_table(execution_quality(METRICS, CI, TESTS), tmp_path, "q", "Execution quality.")
     frame = pd.read_csv(tmp_path / "q.csv")
     assert list(frame.columns) == ["Strategy", "IS [bps]", "IS CI low [bps]", "IS CI high [bps]", "Diff vs llm [bps]",
-                                   "p (t)", "p (t, Bonf.)", "p (W)", "p (W, Bonf.)"]
+                                   "p (t)", "p (t, Bonf.)", "p (W)", "p (W, Bonf.)", "Identical"]
     assert frame.Strategy.tolist() == ["llm", "market", "twap", "oracle", "ppo"]  # only llm is a policy by default
     market = frame.set_index("Strategy").loc["market"]
     assert market["p (t)"] == 2.85e-16 and market["IS [bps]"] == pytest.approx(4.623)
@@ -129,13 +129,14 @@ def test_headline_table_against_the_traditional_average_by_hand(tmp_path):
     keys = ("Fill rate [%]", "Slippage [bps]", "Price improvement [%]", "Time to fill [s]")
     metrics = {n: dict(zip(keys, v, strict=True)) for n, v in rows.items()}
     table = headline(metrics, ["a", "b"], ["market", "passive", "twap"]).set_index("Metric")  # analytic: not classic
-    assert list(table.columns) == ["a", "b", "Traditional average", "a improvement [%]", "b improvement [%]"]
+    assert list(table.columns) == ["a", "b", "Traditional average", "a vs traditional average [%]",
+                                   "b vs traditional average [%]"]
     # traditional averages: fill (0 + 60 + 30) / 3, slippage (4 + 2 + 3) / 3; price improvement and time to fill
     # over the two with a value (the market order has none)
     assert table["Traditional average"].tolist() == pytest.approx([30.0, 3.0, 45.0, 75.0])
     # a: fill +15 / 30, slippage 1.5 below 3, price improvement +10 / 45, time to fill 15 s below 75 s
-    assert table["a improvement [%]"].tolist() == pytest.approx([50.0, 50.0, 100 * 10 / 45, 20.0])
-    assert table["b improvement [%]"].tolist() == pytest.approx([0.0, 0.0, 0.0, 0.0])  # b is the average
+    assert table["a vs traditional average [%]"].tolist() == pytest.approx([50.0, 50.0, 100 * 10 / 45, 20.0])
+    assert table["b vs traditional average [%]"].tolist() == pytest.approx([0.0, 0.0, 0.0, 0.0])  # b is the average
     write_table(table.reset_index(), tmp_path, "headline", "Headline.", policies=())
     md = (tmp_path / "headline.md").read_text().splitlines()
     assert md[4] == "| Fill rate [%] | 45.000 | 30.000 | 30.000 | 50.0 | 0.0 |"
@@ -153,7 +154,7 @@ def test_comparisons_table_by_hand(tmp_path):
     write_table(comparisons(made), tmp_path, "comparisons", "Comparisons.", policies=())
     frame = pd.read_csv(tmp_path / "comparisons.csv")
     assert list(frame.columns) == ["Policy", "Versus", "Role", "Diff [bps]", "Diff CI low [bps]", "Diff CI high [bps]",
-                                   "Win rate [%]", "p (t)", "p (t, Bonf.)", "p (W)", "p (W, Bonf.)"]
+                                   "Win rate [%]", "p (t)", "p (t, Bonf.)", "p (W)", "p (W, Bonf.)", "Identical"]
     row = frame.iloc[0]
     assert row["Diff [bps]"] == pytest.approx(-0.5) and row["Win rate [%]"] == 50.0
     assert row["p (t)"] == pytest.approx(p_t) and row["p (t, Bonf.)"] == pytest.approx(min(1.0, 3 * p_t))

@@ -5,7 +5,8 @@ as PNG and as PDF beside it (each atomically, via :func:`hyperdapo.atomic.atomic
 Colours: one per run or strategy, the same in every panel of a figure (and in the strategy figures of one
 evaluation, which get the same names in the same order); the policies (``llm``, or the run names of several) are
 reds (the first ``tab:red``) and drawn on top.
-Every figure has one legend for all its panels (``fig.legend``), below or beside the axes.
+Every figure has one legend for all its panels (``fig.legend``), below or beside the axes. Step and decision axes
+have integer ticks only.
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
+
+from hyperdapo.evaluation.stats import identical_to  # noqa: E402
 
 POLICIES = ("llm",)
 POLICY_COLOR = "tab:red"
@@ -114,6 +118,7 @@ def learning_curves(runs: Sequence[tuple[str, Path]], keys: Sequence[str], conti
             ax.axvline(offset, color="0.3", ls="--", lw=0.9, label="_switch")
         ax.set_title(f"{key} (EMA, raw faint)" if smoothed else key, fontsize=9)
         ax.set_xlabel("training step" + (" (runs in sequence)" if continuous and len(data) > 1 else ""))
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
     handles = [Line2D([], [], color=palette[label], lw=1.6, label=label) for label, _, _ in data]
     if continuous and len(data) > 1:
@@ -142,13 +147,20 @@ def strategy_bars(names: Sequence[str], means: np.ndarray, ci: np.ndarray, ylabe
 
 
 def cumulative_pnl(pnl: dict[str, np.ndarray], policies: Sequence[str] = POLICIES) -> Figure:
-    """Cumulative per-decision PnL (USD) of each strategy, in decision order; the policies thick, on top."""
+    """Cumulative per-decision PnL (USD) of each strategy over decisions 1..D in time order; the policies thick, on
+    top. A series equal on every decision to an earlier one would hide it: it is drawn dashed with markers, above,
+    and labelled ``<name> (identical to <earlier>)``."""
     palette = colors(list(pnl), policies)
     fig, ax = plt.subplots(figsize=(7.5, 3.5), layout="constrained")
-    for name, series in pnl.items():
+    for k, (name, series) in enumerate(pnl.items()):
         top = name in policies
-        ax.plot(np.cumsum(series), color=palette[name], lw=2.2 if top else 1.0, zorder=3 if top else 2, label=name)
+        earlier = identical_to(dict(list(pnl.items())[:k + 1]), name)
+        tie = {"ls": "--", "marker": "o", "markersize": 3} if earlier else {}
+        ax.plot(np.arange(1, len(series) + 1), np.cumsum(series), color=palette[name], lw=2.2 if top else 1.0,
+                zorder=4 if earlier else 3 if top else 2, **tie,
+                label=f"{name} (identical to {', '.join(earlier)})" if earlier else name)
     ax.axhline(0, color="black", lw=0.8)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("decision (test split, time order)")
     ax.set_ylabel("cumulative PnL vs arrival mid [USD]\n(higher is better)")
     ax.grid(alpha=0.3)

@@ -2,10 +2,11 @@
 
 For each strategy s and reference r on the same decisions: the per-decision difference ``d = IS_s - IS_r``
 (bps; negative = s is cheaper), the paired t-test (``ttest_rel``), the Wilcoxon signed-rank test
-(all-zero differences: p = 1, the test is undefined), Bonferroni correction over the m comparisons
-(``min(1, m p)``; m = the number of strategies tested unless the caller counts more comparisons), and a
-percentile bootstrap 95% CI of the mean difference (``scipy.stats.bootstrap``, 1,000 resamples of decision
-indices, seeded). :func:`mean_ci` bootstraps one strategy's mean the same way.
+(all-zero differences: the tests are undefined, p = 1 and ``identical`` is set, which the tables print as
+"identical"), Bonferroni correction over the m comparisons (``min(1, m p)``; m = the number of strategies tested
+unless the caller counts more comparisons), and a percentile bootstrap 95% CI of the mean difference
+(``scipy.stats.bootstrap``, 1,000 resamples of decision indices, seeded). :func:`mean_ci` bootstraps one
+strategy's mean the same way. :func:`significant_win` says whether a test shows the strategy significantly cheaper.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import numpy as np
 from scipy import stats
 
 N_RESAMPLES = 1000
+ALPHA = 0.05  # significance level of a win, after Bonferroni
 
 
 @dataclass(frozen=True)
@@ -59,5 +61,18 @@ def paired_tests(strategies: dict[str, np.ndarray], reference: np.ndarray, seed:
         out[name] = {
             "mean_diff_bps": float(d.mean()), "ci_low": lo, "ci_high": hi, "n": len(d),
             "t_p": t_p, "wilcoxon_p": w_p, "t_p_bonf": min(1.0, t_p * m), "wilcoxon_p_bonf": min(1.0, w_p * m),
+            "identical": bool(np.all(d == 0)),
         }
     return out
+
+
+def significant_win(test: dict, alpha: float = ALPHA) -> bool:
+    """Whether a :func:`paired_tests` result shows the strategy cheaper than its reference (mean difference < 0 bps)
+    with both Bonferroni-corrected p-values (t and Wilcoxon) below ``alpha``."""
+    return test["mean_diff_bps"] < 0 and test["t_p_bonf"] < alpha and test["wilcoxon_p_bonf"] < alpha
+
+
+def identical_to(series: dict[str, np.ndarray], name: str) -> list[str]:
+    """The other names whose per-decision series equals ``name``'s exactly on every decision, in their order."""
+    return [other for other, values in series.items()
+            if other != name and np.array_equal(np.asarray(values), np.asarray(series[name]))]

@@ -10,8 +10,8 @@
   Sharpe per decision, max drawdown, win rate (policies: share of decisions cheaper than the best baseline), depth-short
   decisions (an order beyond the visible book, priced by the impact model) and invalid answers (the two execution
   tables together fit a page, where one wide table did not).
-- Headline (the seeds' shape): metric x (policy, traditional average, improvement) for fill rate, slippage,
-  price improvement and time to fill.
+- Headline (the seeds' shape): metric x (policy, the validation-chosen best baseline, traditional average, the
+  policy's improvement over each) for fill rate, slippage, price improvement and time to fill.
 - Comparisons: one row per paired test made (policy vs the best baseline, policy vs the policy it started from).
 
 Files: ``<stem>.md`` and ``<stem>.tex`` carry the caption and the formatted values; ``<stem>.csv`` holds the raw
@@ -22,7 +22,10 @@ Formatting of md/tex, one rule per column (by the unit in its header): ``[bps]``
 ``[%]`` and ``[s]`` 1 decimal, ``p (...)`` p-values (3 decimals, 1 significant digit below 0.001, floor
 ``<1e-4``) with significance stars (* p < 0.05, ** p < 0.01, *** p < 0.001), counts as integers, other numbers
 3 decimals (Sharpe ratios 2). Missing values print as an en dash. Policy rows (the trained policies, ``llm`` by
-default) come first and in bold. The LaTeX starts with a ``% requires`` comment naming its packages.
+default) come first; bold are the rows named in ``bold`` (an evaluation names the policies that beat the best
+baseline significantly; without ``bold``, the policy rows). A row whose raw ``Identical`` column is true (its series
+equals the reference's on every decision) prints "identical" in its p-value columns, not p = 1; the column itself
+stays in the CSV only. The LaTeX starts with a ``% requires`` comment naming its packages.
 """
 
 from __future__ import annotations
@@ -44,6 +47,8 @@ P_FLOOR = 1e-4
 STARS = ((0.001, "***"), (0.01, "**"), (0.05, "*"))
 STAR_NOTE = "Stars: * p < 0.05, ** p < 0.01, *** p < 0.001; p-values below 1e-4 are shown as <1e-4."
 INT_COLUMNS = ("Steps", "Invalid", "Invalid answers", "Depth-short")
+IDENTICAL = "Identical"  # raw bool column: the row's series equals its reference's on every decision
+IDENTICAL_NOTE = "p = identical: the two series are equal on every decision (no test is possible)."
 LATEX_PACKAGES = ("booktabs",)
 
 # display-only merges of raw columns: (shown column, raw columns, formatter of the raw values)
@@ -99,11 +104,16 @@ def column_formatter(name: str) -> Callable[[float], str]:
     return lambda v: f"{v:,.3f}"
 
 
+def _identical_rows(df: pd.DataFrame) -> np.ndarray:
+    return df[IDENTICAL].fillna(False).astype(bool).to_numpy() if IDENTICAL in df else np.zeros(len(df), dtype=bool)
+
+
 def display_frame(df: pd.DataFrame, policies: Sequence[str] = POLICIES) -> pd.DataFrame:
-    """The raw table as strings: merged columns (CI, parameters), per-column precision, policy rows first.
-    Missing numbers become ``""`` (rendered as an en dash)."""
+    """The raw table as strings: merged columns (CI, parameters), per-column precision, policy rows first, p-values
+    of identical series as "identical". Missing numbers become ``""`` (rendered as an en dash)."""
     df = order_policies_first(df, policies)
-    shown = df.copy()
+    identical = _identical_rows(df)
+    shown = df.drop(columns=[IDENTICAL], errors="ignore")
     for target, (a, b), fmt in MERGES:
         if a in df and b in df:
             merged = [fmt(x, y) if pd.notna(x) and pd.notna(y) else "" for x, y in zip(df[a], df[b], strict=True)]
@@ -114,6 +124,8 @@ def display_frame(df: pd.DataFrame, policies: Sequence[str] = POLICIES) -> pd.Da
         if pd.api.types.is_numeric_dtype(shown[col]):
             fmt = column_formatter(col)
             shown[col] = [fmt(float(v)) if pd.notna(v) and math.isfinite(v) else "" for v in shown[col]]
+            if _is_p_column(col):
+                shown.loc[identical, col] = "identical"
         else:
             shown[col] = shown[col].fillna("").astype(str)
     return shown
@@ -126,12 +138,14 @@ def order_policies_first(df: pd.DataFrame, policies: Sequence[str] = POLICIES) -
     return df.iloc[rank.to_numpy().argsort(kind="stable")].reset_index(drop=True)
 
 
-def _policy_mask(shown: pd.DataFrame, policies: Sequence[str]) -> list[bool]:
-    return [str(v) in policies for v in shown.iloc[:, 0]]
+def _bold_mask(shown: pd.DataFrame, bold: Sequence[str]) -> list[bool]:
+    return [str(v) in bold for v in shown.iloc[:, 0]]
 
 
 def _full_caption(df: pd.DataFrame, caption: str) -> str:
-    return f"{caption} {STAR_NOTE}" if any(_is_p_column(c) for c in df.columns) else caption
+    notes = [STAR_NOTE] if any(_is_p_column(c) for c in df.columns) else []
+    notes += [IDENTICAL_NOTE] if _identical_rows(df).any() else []
+    return " ".join([caption, *notes])
 
 
 def _md_escape_stars(text: str) -> str:
@@ -145,13 +159,15 @@ def _md_cell(text: str, bold: bool) -> str:
     return f"**{_md_escape_stars(text)}**" if bold else text
 
 
-def to_markdown(df: pd.DataFrame, caption: str, policies: Sequence[str] = POLICIES) -> str:
-    """A GitHub-flavoured Markdown table under its bold caption; policy rows first and bold."""
+def to_markdown(df: pd.DataFrame, caption: str, policies: Sequence[str] = POLICIES,
+                bold: Sequence[str] | None = None) -> str:
+    """A GitHub-flavoured Markdown table under its bold caption; policy rows first, the ``bold`` rows (default: the
+    policies) bold."""
     shown = display_frame(df, policies)
     head = "| " + " | ".join(map(str, shown.columns)) + " |"
     rule = "|" + "|".join(["---"] + ["---:"] * (len(shown.columns) - 1)) + "|"
-    rows = ["| " + " | ".join(_md_cell(v, bold) for v in row) + " |"
-            for row, bold in zip(shown.itertuples(index=False), _policy_mask(shown, policies), strict=True)]
+    rows = ["| " + " | ".join(_md_cell(v, b) for v in row) + " |"
+            for row, b in zip(shown.itertuples(index=False), _bold_mask(shown, _or(bold, policies)), strict=True)]
     return "\n".join([f"**{_md_escape_stars(_full_caption(df, caption))}**", "", head, rule, *rows, ""])
 
 
@@ -168,27 +184,34 @@ def _tex_cell(text: str, bold: bool) -> str:
     return rf"\textbf{{{_tex_escape(text)}}}" if bold else _tex_escape(text)
 
 
-def to_latex(df: pd.DataFrame, caption: str, label: str, policies: Sequence[str] = POLICIES) -> str:
-    """A booktabs ``table`` float (``tab:<label>``); policy rows first and in ``\\textbf``."""
+def to_latex(df: pd.DataFrame, caption: str, label: str, policies: Sequence[str] = POLICIES,
+             bold: Sequence[str] | None = None) -> str:
+    """A booktabs ``table`` float (``tab:<label>``); policy rows first, the ``bold`` rows (default: the policies)
+    in ``\\textbf``."""
     shown = display_frame(df, policies)
     cols = "l" + "r" * (len(shown.columns) - 1)
     lines = ["% requires " + " ".join(rf"\usepackage{{{p}}}" for p in LATEX_PACKAGES),
              r"\begin{table}[t]", r"\centering", rf"\caption{{{_tex_escape(_full_caption(df, caption))}}}",
              rf"\label{{tab:{label}}}", rf"\begin{{tabular}}{{{cols}}}", r"\toprule",
              " & ".join(_tex_escape(str(c)) for c in shown.columns) + r" \\", r"\midrule"]
-    lines += [" & ".join(_tex_cell(v, bold) for v in row) + r" \\"
-              for row, bold in zip(shown.itertuples(index=False), _policy_mask(shown, policies), strict=True)]
+    lines += [" & ".join(_tex_cell(v, b) for v in row) + r" \\"
+              for row, b in zip(shown.itertuples(index=False), _bold_mask(shown, _or(bold, policies)), strict=True)]
     lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}", ""]
     return "\n".join(lines)
 
 
-def write_table(df: pd.DataFrame, out_dir: Path, stem: str, caption: str,
-                policies: Sequence[str] = POLICIES) -> list[Path]:
-    """``<stem>.md``, ``<stem>.tex``, ``<stem>.csv`` (raw values, policy rows first) and ``<stem>.caption.txt``."""
+def _or(bold: Sequence[str] | None, policies: Sequence[str]) -> Sequence[str]:
+    return policies if bold is None else bold
+
+
+def write_table(df: pd.DataFrame, out_dir: Path, stem: str, caption: str, policies: Sequence[str] = POLICIES,
+                bold: Sequence[str] | None = None) -> list[Path]:
+    """``<stem>.md``, ``<stem>.tex``, ``<stem>.csv`` (raw values, policy rows first) and ``<stem>.caption.txt``;
+    the ``bold`` rows (default: the policies) in bold in md and tex."""
     out_dir = Path(out_dir)
     paths = [out_dir / f"{stem}.{ext}" for ext in ("md", "tex", "csv", "caption.txt")]
-    write_text_atomic(paths[0], to_markdown(df, caption, policies))
-    write_text_atomic(paths[1], to_latex(df, caption, stem, policies))
+    write_text_atomic(paths[0], to_markdown(df, caption, policies, bold))
+    write_text_atomic(paths[1], to_latex(df, caption, stem, policies, bold))
     write_text_atomic(paths[2], order_policies_first(df, policies).to_csv(index=False))
     write_text_atomic(paths[3], caption + "\n")
     return paths
@@ -248,7 +271,7 @@ def execution_quality(metrics: dict[str, dict[str, float]], ci: dict[str, tuple[
                       tests: dict[str, dict], reference: str = "llm") -> pd.DataFrame:
     """Cost per strategy: mean IS (bps) with its 95% CI and, for the rows in ``tests``, the paired test against
     ``reference`` (``Diff vs <reference>`` = IS(row) - IS(reference), bps, negative = the row is cheaper; p-values
-    raw and Bonferroni-corrected)."""
+    raw and Bonferroni-corrected; ``Identical``: equal to the reference on every decision)."""
     rows = []
     for name, m in metrics.items():
         t = tests.get(name, {})
@@ -257,6 +280,7 @@ def execution_quality(metrics: dict[str, dict[str, float]], ci: dict[str, tuple[
             "IS CI high [bps]": ci[name][1], f"Diff vs {reference} [bps]": t.get("mean_diff_bps", math.nan),
             "p (t)": t.get("t_p", math.nan), "p (t, Bonf.)": t.get("t_p_bonf", math.nan),
             "p (W)": t.get("wilcoxon_p", math.nan), "p (W, Bonf.)": t.get("wilcoxon_p_bonf", math.nan),
+            IDENTICAL: bool(t.get("identical", False)),
         })
     return pd.DataFrame(rows)
 
@@ -293,25 +317,32 @@ HEADLINE_METRICS = (("Fill rate [%]", 1), ("Slippage [bps]", -1), ("Price improv
 TRADITIONAL = "Traditional average"
 
 
-def improvement_pct(value: float, traditional: float, direction: int) -> float:
-    """Relative improvement (%) of ``value`` over ``traditional``, positive = better in the metric's ``direction``
-    (+1 higher is better, -1 lower is better): ``direction * (value - traditional) / |traditional| * 100``; NaN when
-    the traditional value is 0 or missing."""
-    if not math.isfinite(traditional) or traditional == 0:
+def improvement_pct(value: float, reference: float, direction: int) -> float:
+    """Relative improvement (%) of ``value`` over ``reference``, positive = better in the metric's ``direction``
+    (+1 higher is better, -1 lower is better): ``direction * (value - reference) / |reference| * 100``; NaN when
+    the reference is 0 or missing."""
+    if not math.isfinite(reference) or reference == 0:
         return math.nan
-    return direction * (value - traditional) / abs(traditional) * 100
+    return direction * (value - reference) / abs(reference) * 100
 
 
-def headline(metrics: dict[str, dict[str, float]], policies: Sequence[str], traditional: Sequence[str]) -> pd.DataFrame:
-    """The seeds' table: one row per :data:`HEADLINE_METRICS` metric, a column per policy, the traditional average
-    (the mean over the ``traditional`` strategies that have a value) and each policy's improvement over it
-    (:func:`improvement_pct`, ``<policy> improvement [%]``)."""
+def headline(metrics: dict[str, dict[str, float]], policies: Sequence[str], traditional: Sequence[str],
+             best: str | None = None) -> pd.DataFrame:
+    """The seeds' table: one row per :data:`HEADLINE_METRICS` metric, a column per policy, the ``best`` baseline
+    (chosen on validation; ``Best baseline (<name>)``), the traditional average (the mean over the ``traditional``
+    strategies that have a value) and each policy's improvement over each (:func:`improvement_pct`,
+    ``<policy> vs best baseline [%]``, ``<policy> vs traditional average [%]``): an average over weak rules flatters
+    any policy, the best baseline is the comparison that counts."""
     rows = []
     for metric, direction in HEADLINE_METRICS:
         values = [metrics[n][metric] for n in traditional if math.isfinite(metrics[n][metric])]
-        trad = sum(values) / len(values) if values else math.nan
-        row = {"Metric": metric, **{p: metrics[p][metric] for p in policies}, TRADITIONAL: trad}
-        row |= {f"{p} improvement [%]": improvement_pct(metrics[p][metric], trad, direction) for p in policies}
+        references = {"best baseline": metrics[best][metric]} if best is not None else {}
+        references["traditional average"] = sum(values) / len(values) if values else math.nan
+        row = {"Metric": metric, **{p: metrics[p][metric] for p in policies}}
+        row |= {f"Best baseline ({best})": references["best baseline"]} if best is not None else {}
+        row[TRADITIONAL] = references["traditional average"]
+        row |= {f"{p} vs {ref} [%]": improvement_pct(metrics[p][metric], value, direction)
+                for p in policies for ref, value in references.items()}
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -322,5 +353,5 @@ def comparisons(made: Sequence[Comparison]) -> pd.DataFrame:
         "Policy": c.policy, "Versus": c.versus, "Role": c.role, "Diff [bps]": c.test["mean_diff_bps"],
         "Diff CI low [bps]": c.test["ci_low"], "Diff CI high [bps]": c.test["ci_high"], "Win rate [%]": c.win_rate_pct,
         "p (t)": c.test["t_p"], "p (t, Bonf.)": c.test["t_p_bonf"], "p (W)": c.test["wilcoxon_p"],
-        "p (W, Bonf.)": c.test["wilcoxon_p_bonf"],
+        "p (W, Bonf.)": c.test["wilcoxon_p_bonf"], IDENTICAL: bool(c.test.get("identical", False)),
     } for c in made])

@@ -47,7 +47,7 @@ from hyperdapo.evaluation.baselines import (
 )
 from hyperdapo.evaluation.figures import cumulative_pnl, learning_curves, save_figure, strategy_bars
 from hyperdapo.evaluation.metrics import MIN_SHARPE_DECISIONS, StrategyOutcomes, strategy_metrics, win_rate
-from hyperdapo.evaluation.stats import Comparison, mean_ci, paired_tests
+from hyperdapo.evaluation.stats import Comparison, identical_to, mean_ci, paired_tests, significant_win
 from hyperdapo.evaluation.tables import (
     by_objective,
     comparisons,
@@ -404,9 +404,11 @@ def log_to_wandb(cfg: RunConfig, out: Path, tables: dict[str, pd.DataFrame], png
 
 
 def evaluation_tables(cfg: RunConfig, task: ExecutionTask, n: int, metrics: dict, ci: dict, made: list[Comparison],
-                      policies: list[EvaluatedPolicy], chains: dict[str, list[dict]], cap: str,
-                      best: str | None) -> dict[str, tuple[pd.DataFrame, str, list[str]]]:
-    """Every table of an evaluation: ``stem -> (table, caption, rows shown first and in bold)``."""
+                      policies: list[EvaluatedPolicy], chains: dict[str, list[dict]], cap: str, best: str | None,
+                      identical: dict[str, list[str]]) -> dict[str, tuple[pd.DataFrame, str, list[str], list[str]]]:
+    """Every table of an evaluation: ``stem -> (table, caption, rows shown first, rows in bold)``; bold are only the
+    policies significantly cheaper than the best baseline (:func:`significant_win`), in the table of that test.
+    ``identical``: per policy row, the strategies it equals on every decision (named in the headline caption)."""
     rows = [p.row for p in policies]
     setting = (f"{cfg.asset.name} on {cfg.venue.name}, {cfg.data.source} data, {cfg.evaluate.split} split ({n} "
                f"decisions), horizon {cfg.decisions.horizon_s:g} s, {fill_words(cfg, task)}.")
@@ -424,32 +426,39 @@ def evaluation_tables(cfg: RunConfig, task: ExecutionTask, n: int, metrics: dict
               "the visible book (rest priced by the impact model); invalid answers = policy answers that did not parse "
               "(fallback order used). ")
     tests = {c.policy: c.test for c in made if c.role == BEST}
+    winners = [name for name, t in tests.items() if significant_win(t)]
+    bold = (f" Bold: a policy significantly cheaper than {best} (Diff < 0, paired t and Wilcoxon p < 0.05 after "
+            f"Bonferroni){'' if winners else '; none is'}." if tests else "")
     tables = {
         "execution_quality": (execution_quality(metrics, ci, tests, reference="best baseline"),
-                              "Execution quality (cost) by strategy. " + cap, rows),
-        "execution_detail": (execution_detail(metrics), detail + setting, rows),
+                              "Execution quality (cost) by strategy. " + cap + bold, rows, winners),
+        "execution_detail": (execution_detail(metrics), detail + setting, rows, []),
         "fill_rate": (fill_rate_comparison({cfg.asset.name: {k: m["Fill rate [%]"] for k, m in metrics.items()}}),
-                      f"Fill rate [%] by strategy: {filled}. " + setting, rows),
+                      f"Fill rate [%] by strategy: {filled}. " + setting, rows, []),
     }
     traditional = [k for k in classic_baselines(cfg.evaluate.baselines) if k in metrics]
     if rows:
-        tables["headline"] = (headline(metrics, rows, traditional),
-                              "Headline metrics as the seeds report them: each policy, the traditional average (mean "
-                              f"over {', '.join(traditional)} of those with a value) and the policy's improvement "
-                              "over it, in % of the average, positive = better (higher fill rate and price "
-                              "improvement, lower slippage and time to fill). " + setting, [])
+        ties = "".join(f" {row} is identical to {', '.join(same)} on every decision (same IS)." for row, same in
+                       identical.items() if same)
+        versus = f"the best baseline ({best}, chosen on the validation split), " if best is not None else ""
+        tables["headline"] = (headline(metrics, rows, traditional, best),
+                              f"Headline metrics as the seeds report them: each policy, {versus}the traditional "
+                              f"average (mean over {', '.join(traditional)} of those with a value) and the policy's "
+                              "improvement over each, in % of it, positive = better (higher fill rate and price "
+                              "improvement, lower slippage and time to fill); not tested, see execution_quality for "
+                              f"the paired test of IS.{ties} " + setting, [], [])
     if made:
         tables["comparisons"] = (comparisons(made), "Paired comparisons made: Diff = IS(policy) - IS(versus), bps, "
                                  "negative = the policy is cheaper, with its bootstrap 95% CI; win rate = share of "
                                  "decisions where the policy's IS is below the other's; p-values of paired t and "
                                  f"Wilcoxon tests over decisions, Bonferroni over the {len(made)} comparisons. " + cap,
-                                 [])
+                                 [], [])
     if chains:
         names = ", ".join(p.dirs[0].name for p in policies if p.row in chains)
         tables["training_performance"] = (training_performance(training_runs(chains)), "Training performance of the "
                                           f"evaluated {'policy' if len(chains) == 1 else 'policies'} {names} and the "
                                           "runs they started from, oldest first. Training time = wall time of the fit "
-                                          "(data building excluded).", [])
+                                          "(data building excluded).", [], [])
     return tables
 
 
@@ -479,14 +488,16 @@ def run_evaluation(cfg: RunConfig, out_dir: Path) -> dict:
     cap = caption(cfg, task, len(idx)) + (f" {comparison_note(best, val_is[best], cfg.evaluate.split, len(made))}"
                                           if best is not None else "")
     chains = lineages(policies)
-    tables = evaluation_tables(cfg, task, len(idx), metrics, ci, made, policies, chains, cap, best)
+    is_bps = {n: o.is_bps for n, o in strategies.items()}
+    identical = {p.row: identical_to(is_bps, p.row) for p in policies}
+    tables = evaluation_tables(cfg, task, len(idx), metrics, ci, made, policies, chains, cap, best, identical)
     tables["execution_by_objective"] = (
-        by_objective({n: o.is_bps for n, o in strategies.items()}, task.decisions.objective[idx]),
+        by_objective(is_bps, task.decisions.objective[idx]),
         "Implementation shortfall [bps] by the objective each decision's prompt states (n = decisions); the reward "
         + ("adds each objective's components (reward.objective_weights). " if cfg.reward.objective_weights else
-           "is the same for every objective. ") + cap, [p.row for p in policies])
-    for stem, (df, text, bold) in tables.items():
-        write_table(df, out / "tables", stem, text, policies=bold)
+           "is the same for every objective. ") + cap, [p.row for p in policies], [])
+    for stem, (df, text, first, bold) in tables.items():
+        write_table(df, out / "tables", stem, text, policies=first, bold=bold)
     names = [n for n in strategies if n not in NOT_STRATEGIES]
     pngs = write_figures(out, names, metrics, ci, strategies, [p.row for p in policies], chains)
     decisions = pd.DataFrame({"ts_us": task.decisions.ts_us[idx], **{f"is_bps_{n}": o.is_bps for n, o in
@@ -503,7 +514,7 @@ def run_evaluation(cfg: RunConfig, out_dir: Path) -> dict:
               "training": {row: chain[-1] for row, chain in chains.items()}}
     write_text_atomic(out / "results.json", json.dumps(result, indent=2, default=str))
     if cfg.logger.name == "wandb":
-        log_to_wandb(cfg, out, {stem: df for stem, (df, _, _) in tables.items()}, pngs,
+        log_to_wandb(cfg, out, {stem: df for stem, (df, *_) in tables.items()}, pngs,
                      wandb_summary(metrics, ci, made, best))
     print((out / "tables" / "execution_quality.md").read_text())
     return result

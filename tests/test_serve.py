@@ -4,6 +4,8 @@ online features, and the command line. A real uvicorn on 127.0.0.1 only (a free 
 from __future__ import annotations
 
 import asyncio
+import json
+import shutil
 import socket
 import threading
 import time
@@ -171,3 +173,80 @@ def test_cli_bad_value_or_policy_exits_2(tmp_path, capsys):
     assert serve_main([f"policy={tmp_path}"]) == 2
     assert "config.yaml" in capsys.readouterr().err
 
+
+
+
+def post_raw(url: str, text: str) -> httpx.Response:
+    """POST ``text`` as a JSON body as is (Python's json writes NaN and Infinity, which httpx refuses to send)."""
+    return httpx.post(f"{url}/v1/decide", content=text.encode(), headers={"content-type": "application/json"})
+
+
+def decide_counts(url: str) -> dict[str, float]:
+    """/metrics' decide requests by status code (all assets)."""
+    text = httpx.get(f"{url}/metrics").text
+    return {code: sum(metric(text, f'hyperdapo_decide_requests_total{{asset="{a}",code="{code}"}}')
+                      for a in ("unknown", "BTC")) for code in ("200", "413", "422", "500")}
+
+
+@pytest.mark.parametrize(("token", "field"), [("NaN", "quantity"), ("1e999", "quantity"), ("-Infinity", "horizon_s"),
+                                              ("NaN", "features")])
+def test_non_finite_number_is_a_clean_422_counted_as_422(server, token, field):
+    b = body(decision_inputs(1)[0])
+    if field == "features":
+        b["features"]["volatility_5m_bps"] = "<x>"
+    else:
+        b[field] = "<x>"
+    before = decide_counts(server)
+    r = post_raw(server, json.dumps(b).replace('"<x>"', token))
+    assert r.status_code == 422, r.text
+    assert any(field in err["loc"] for err in r.json()["detail"]), r.json()
+    assert "NaN" not in r.text and "Infinity" not in r.text and "input" not in r.json()["detail"][0]
+    after = decide_counts(server)
+    assert (after["422"], after["500"]) == (before["422"] + 1, before["500"])
+
+
+@pytest.mark.parametrize(("prices", "words"), [
+    ({"best_bid_usd": 42_005.0, "best_ask_usd": 41_990.0, "mid_usd": 41_997.5}, "crossed"),
+    ({"best_bid_usd": 42_000.0, "best_ask_usd": 42_001.0, "mid_usd": 100.0}, "mid_usd"),
+])
+def test_inconsistent_features_book_is_422_naming_features(server, prices, words):
+    b = body(decision_inputs(1)[0])
+    b["features"].update(prices)
+    r = httpx.post(f"{server}/v1/decide", json=b)
+    assert r.status_code == 422, r.text
+    assert r.json()["detail"][0]["loc"][-1] == "features" and words in r.json()["detail"][0]["msg"]
+
+
+def test_absurd_quantity_is_422_naming_the_notional_cap(server):
+    r = httpx.post(f"{server}/v1/decide", json=body(decision_inputs(1)[0], quantity=1e300))
+    assert r.status_code == 422, r.text
+    err = r.json()["detail"][0]
+    assert err["loc"] == ["body", "quantity"] and "max_notional_usd" in err["msg"]
+
+
+def test_oversized_body_is_413_unparsed_and_counted(server):
+    before = decide_counts(server)
+    big = body(decision_inputs(1)[0], features={f"f{k}": 1.0 for k in range(150_000)})  # ~2 MB
+    r = httpx.post(f"{server}/v1/decide", json=big)
+    assert r.status_code == 413 and len(r.content) < 1000
+    after = decide_counts(server)
+    assert (after["413"], after["422"]) == (before["413"] + 1, before["422"])
+
+
+def test_cli_help_and_hydra_overrides_say_it_is_not_a_hydra_app(capsys):
+    assert serve_main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert "not a Hydra app" in out and "max_body_bytes" in out
+    assert serve_main(["hydra.run.dir=/tmp/x"]) == 2
+    err = capsys.readouterr().err
+    assert "hydra.run.dir" in err and "not a Hydra app" in err
+
+
+def test_truncated_weights_fail_start_up_naming_the_file(policy, tmp_path, capsys):
+    broken = tmp_path / "broken"
+    shutil.copytree(policy.path, broken)
+    weights = broken / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    assert serve_main([f"policy={broken}"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and str(weights) in err and "Traceback" not in err

@@ -1,9 +1,13 @@
 """The service's command line: ``key=value`` overrides of :class:`ServeConfig`, type-checked by OmegaConf (a bad
-key or value fails naming it). Light: no torch."""
+key or value fails naming it). Light: no torch.
+
+The service is not a Hydra app (it reads a policy's own ``config.yaml``, nothing from ``conf/``): ``hydra.*``,
+``+key=...`` or a config group such as ``experiment=...`` is an unknown key, refused with :data:`NOT_HYDRA`.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from omegaconf import OmegaConf
 
@@ -21,6 +25,9 @@ class ServeConfig:
     max_wait_ms: float = 2.0  # how long the first request of a batch waits for others, ms
     device: str = "auto"  # auto (the first GPU if any, else CPU) | cpu | cuda | cuda:<i>
     torch_threads: int = 0  # CPU threads of a generate call; 0 = torch's default (1 is fastest for the tiny model)
+    max_body_bytes: int = 1_000_000  # a larger request body is a 413, refused before it is read or parsed, bytes
+    max_notional_usd: float = 1e8  # a larger order (quantity x mid) is a 422 naming quantity, USD; 1e8 is beyond the
+    # whole visible book of any perpetual, so only a unit mistake or garbage reaches it
 
     def __post_init__(self) -> None:
         if self.max_batch < 1:
@@ -29,6 +36,10 @@ class ServeConfig:
             raise ValueError(f"max_wait_ms={self.max_wait_ms}: must be >= 0")
         if self.torch_threads < 0:
             raise ValueError(f"torch_threads={self.torch_threads}: must be >= 0")
+        if self.max_body_bytes < 1:
+            raise ValueError(f"max_body_bytes={self.max_body_bytes}: must be >= 1")
+        if not 0 < self.max_notional_usd < float("inf"):
+            raise ValueError(f"max_notional_usd={self.max_notional_usd}: must be a finite number > 0")
 
     @property
     def policy_dirs(self) -> list[str]:
@@ -43,10 +54,23 @@ class ServeConfig:
         return [a for a in self.assets.split(",") if a]
 
 
+NOT_HYDRA = ("python -m hyperdapo.serve is not a Hydra app: it takes key=value for its own keys only (no hydra.*, "
+             "+key or config groups; the model, features and venue come from the policy's config.yaml)")
+
+
+def usage() -> str:
+    """The keys and their defaults, one per line, after :data:`NOT_HYDRA`."""
+    defaults = ServeConfig()
+    return "\n".join([NOT_HYDRA + ".", "keys (default):",
+                      *(f"  {f.name}={getattr(defaults, f.name)}" for f in fields(ServeConfig))])
+
+
 def parse_serve_args(argv: list[str]) -> ServeConfig:
-    """``key=value`` arguments -> :class:`ServeConfig`."""
-    bad = [a for a in argv if "=" not in a]
+    """``key=value`` arguments -> :class:`ServeConfig`; anything else (a flag, an unknown key such as ``hydra.*``)
+    fails naming the argument."""
+    keys = [f.name for f in fields(ServeConfig)]
+    bad = [a for a in argv if a.partition("=")[0] not in keys or "=" not in a]
     if bad:
-        raise ValueError(f"arguments must be key=value, got {bad}; keys: {list(ServeConfig.__dataclass_fields__)}")
+        raise ValueError(f"{' '.join(bad)}: not a key=value of this command; {NOT_HYDRA}; keys: {', '.join(keys)}")
     merged = OmegaConf.merge(OmegaConf.structured(ServeConfig), OmegaConf.from_dotlist(argv))
     return OmegaConf.to_object(merged)  # type: ignore[return-value]

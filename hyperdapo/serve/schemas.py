@@ -2,7 +2,9 @@
 
 Prices in USD, sizes and quantities in coins, times in ms since the epoch (UTC, as Hyperliquid sends them),
 offsets in side-relative bps of the arrival mid (negative = passive). A level may be Hyperliquid's own
-``{"px": "42727.0", "sz": "0.02265", "n": 1}`` (strings are read as numbers).
+``{"px": "42727.0", "sz": "0.02265", "n": 1}`` (strings are read as numbers). Every number must be finite: a
+``NaN`` or ``Infinity`` (or ``1e999``, which JSON parsers read as infinity) is a 422 naming its field; an
+unavailable feature is left out of ``features``, not sent as NaN.
 """
 
 from __future__ import annotations
@@ -14,8 +16,12 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from hyperdapo.features.config import Objective
 from hyperdapo.pipeline.trained import missing_features
 
+FINITE = ConfigDict(allow_inf_nan=False)  # JSON has no NaN or infinity: reject them wherever a number is read
+
 
 class Level(BaseModel):
+    model_config = FINITE
+
     px: float = Field(gt=0, description="price, USD")
     sz: float = Field(ge=0, description="size, coins")
     n: int | None = Field(None, description="order count (Hyperliquid's levels carry it; unused)")
@@ -24,6 +30,7 @@ class Level(BaseModel):
 class Book(BaseModel):
     """One L2 snapshot: bids best first (descending), asks best first (ascending)."""
 
+    model_config = FINITE
     ts_ms: int = Field(gt=0, description="exchange time, ms since the epoch (UTC)")
     bids: list[Level] = Field(min_length=1)
     asks: list[Level] = Field(min_length=1)
@@ -41,6 +48,8 @@ class Book(BaseModel):
 
 
 class Trade(BaseModel):
+    model_config = FINITE
+
     ts_ms: int = Field(gt=0, description="exchange time, ms since the epoch (UTC)")
     px: float = Field(gt=0, description="price, USD")
     sz: float = Field(gt=0, description="size, coins")
@@ -50,7 +59,7 @@ class Trade(BaseModel):
 class DecideRequest(BaseModel):
     """One decision: either ``book`` (+ ``trades``, omitted for book-only data) or a ready ``features`` row."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     asset: str = Field(description="e.g. BTC; a policy for it must be loaded")
     side: Literal["buy", "sell"]
@@ -61,14 +70,23 @@ class DecideRequest(BaseModel):
     trades: list[Trade] | None = Field(None, description="recent trades up to the book's time (with book only)")
     features: dict[str, float] | None = Field(
         None, description="one feature-table row (hyperdapo.features.compute): raw values and <name>_z; "
-        "mid_usd, best_bid_usd and best_ask_usd are required, any other missing one reads as unavailable")
+        "mid_usd, best_bid_usd and best_ask_usd are required (best bid < best ask, mid between them), any other "
+        "missing one reads as unavailable")
     return_answer: bool = Field(False, description="include the policy's answer text")
 
     @field_validator("features")
     @classmethod
     def _required_features(cls, features: dict[str, float] | None) -> dict[str, float] | None:
-        if features is not None and (missing := missing_features(features)):
+        if features is None:
+            return None
+        if missing := missing_features(features):
             raise ValueError(f"features: {', '.join(missing)} required (finite, > 0)")
+        bid, ask, mid = features["best_bid_usd"], features["best_ask_usd"], features["mid_usd"]
+        if bid >= ask:
+            raise ValueError(f"features: crossed book (best_bid_usd {bid} >= best_ask_usd {ask})")
+        if not bid <= mid <= ask:
+            raise ValueError(f"features: mid_usd {mid} is outside the touch [{bid}, {ask}]: send the mid of this "
+                             "book")
         return features
 
     @model_validator(mode="after")

@@ -37,8 +37,8 @@ demo: ## synthetic BTC data -> SFT -> DAPO, and the PPO baseline -> one backtest
 	$(PY) experiments/make_tables.py
 	@echo "demo done: outputs/tables/ (all runs) and the newest outputs/eval/BTC/*/ (tables/, figures/)"
 
-tables: ## tables and figures from finished runs (registry + evaluations) into outputs/tables
-	$(PY) experiments/make_tables.py
+tables: ## tables and figures from finished runs (registry + evaluations) into outputs/tables; a selection: make tables ARGS="--runs demo-dapo" (or --tags TAG)
+	$(PY) experiments/make_tables.py $(ARGS)
 
 thesis: ## all four assets with experiment=thesis_<asset> (prints the plan and expected cost; needs a GPU)
 	$(PY) experiments/thesis.py

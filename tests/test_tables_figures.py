@@ -301,3 +301,79 @@ def test_is_by_objective_is_the_mean_over_each_objectives_decisions():
                                    "n aggressive", "n patient", "n risk_averse"]
     assert table.iloc[0].tolist() == ["llm", 2.0, 2.0, -4.0, 1, 2, 1]  # patient: (1 + 3) / 2
     assert table.iloc[1].tolist() == ["market", 5.0, 5.5, 7.0, 1, 2, 1]
+
+
+def registered_relative(root: Path, name: str, algo: str, parent: str | None, tags: list[str]) -> None:
+    """A registry entry under ``root`` whose files record paths relative to ``root`` (train.py run from there)."""
+    run_dir, policy = Path("outputs", "runs", name), Path("outputs", "models", "BTC", name)
+    (root / run_dir).mkdir(parents=True)
+    (root / policy).mkdir(parents=True)
+    pd.DataFrame({"step": range(6), "train/loss": np.linspace(1, 0.5, 6)}).to_csv(root / run_dir / "metrics.csv",
+                                                                                 index=False)
+    summary = {"asset": "BTC", "algo": algo, "model": "tiny", "train_seconds": 10.0, "steps": 6,
+               "trainable_params": 1_000, "trainable_share": 1.0, "final": {}, "run_dir": str(run_dir),
+               "policy_dir": str(policy)}
+    (root / policy / "summary.json").write_text(json.dumps(summary))
+    init = f"outputs/models/BTC/{parent}" if parent else "null"
+    (root / policy / "config.yaml").write_text(f"model:\n  init_from: {init}\nlogger:\n  tags: {json.dumps(tags)}\n")
+
+
+def evaluation_of(root: Path, stamp: str, run: str, mtime: float) -> None:
+    """An evaluation of the registered run ``run`` with an IS table and both of its figures."""
+    eval_dir = root / "outputs" / "eval" / "BTC" / stamp
+    write_table(execution_quality(METRICS, CI, TESTS), eval_dir / "tables", "execution_quality", f"IS of {run}.")
+    save_figure(cumulative_pnl({"llm": np.ones(3)}), eval_dir / "figures" / "cumulative_pnl")
+    save_figure(cumulative_pnl({"llm": np.ones(3)}), eval_dir / "figures" / "learning_curves")
+    result = {"asset": "BTC", "metrics": METRICS, "caption": "BTC, trade-through",
+              "policies": {"llm": {"dirs": [f"outputs/models/BTC/{run}"]}}}
+    (eval_dir / "results.json").write_text(json.dumps(result))
+    os.utime(eval_dir / "results.json", (mtime, mtime))
+
+
+@pytest.fixture
+def project(tmp_path):
+    """A project with runs sft -> dapo (tag thesis) and grpo (no tag), an evaluation of dapo and a newer one of
+    grpo, and a working directory elsewhere."""
+    root = tmp_path / "project"
+    registered_relative(root, "sft", "sft", None, ["thesis"])
+    registered_relative(root, "dapo", "dapo", "sft", ["thesis"])
+    registered_relative(root, "grpo", "grpo", None, [])
+    evaluation_of(root, "t0", "dapo", 1e9)
+    evaluation_of(root, "t1", "grpo", 2e9)
+    (tmp_path / "elsewhere").mkdir()
+    return root, tmp_path / "elsewhere"
+
+
+def make_tables(cwd: Path, *args: str) -> None:
+    subprocess.run([sys.executable, str(REPO / "experiments" / "make_tables.py"), *args], check=True, cwd=cwd,
+                   capture_output=True)
+
+
+@pytest.mark.parametrize("selection", [["--runs", "dapo"], ["--tags", "thesis"]])
+def test_make_tables_filters_runs_from_any_directory(project, selection):
+    root, elsewhere = project
+    make_tables(elsewhere, "--root", str(root), "--out", "tables", *selection)  # --out: relative to the caller
+    out = elsewhere / "tables"
+    runs = pd.read_csv(out / "training_performance.csv").Run.tolist()
+    assert runs == (["BTC dapo (dapo)"] if selection[0] == "--runs" else ["BTC sft (sft)", "BTC dapo (dapo)"])
+    # the evaluation of dapo, not the newer one of grpo; one learning-curve figure (the registry's, with the SFT
+    # start before it on one axis), not a second copy of the evaluation's
+    assert (out / "execution_quality_BTC.caption.txt").read_text() == "IS of dapo.\n"
+    assert sorted(p.name for p in (out / "figures").glob("*.png")) == ["BTC_cumulative_pnl.png",
+                                                                       "learning_curves_BTC_dapo.png"]
+
+
+def test_make_tables_without_a_filter_takes_every_run_and_the_newest_evaluation(project):
+    root, elsewhere = project
+    make_tables(elsewhere, "--root", str(root))
+    out = root / "outputs" / "tables"  # the defaults are under the root, not the working directory
+    assert len(pd.read_csv(out / "training_performance.csv")) == 3
+    assert (out / "execution_quality_BTC.caption.txt").read_text() == "IS of grpo.\n"
+    assert not list((out / "figures").glob("BTC_learning_curves*"))
+
+
+def test_make_tables_names_an_unknown_run(project):
+    root, elsewhere = project
+    with pytest.raises(subprocess.CalledProcessError) as failed:
+        make_tables(elsewhere, "--root", str(root), "--runs", "dapo", "nope")
+    assert "nope" in failed.value.stderr.decode() and "dapo, grpo, sft" in failed.value.stderr.decode()

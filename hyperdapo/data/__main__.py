@@ -106,11 +106,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--kind", choices=[k.value for k in Kind], default=None)
     p.add_argument("--cache-dir", default=str(DEFAULT_CACHE_DIR))
     p.set_defaults(run=_ingest)
-    p = sub.add_parser("inspect", help="market statistics of a book file (and its trades, over the span both cover)")
+    p = sub.add_parser("inspect", help="market statistics of a book file (and its trades, over the span both cover); "
+                       "the price tick is inferred from the book's prices and reported (tick_inferred_usd)")
     p.add_argument("book")
     p.add_argument("trades", nargs="?")
-    p.add_argument("--asset", default=None, help="asset name, for the one-tick spread share")
-    p.add_argument("--venue", default="hyperliquid", help="venue (conf/venue/) whose tick the one-tick share uses")
+    p.add_argument("--asset", default=None, help="asset name: compare the venue's tick with the one inferred from "
+                   "the data (the one-tick share uses the data's; the venue's is added when they differ)")
+    p.add_argument("--venue", default="hyperliquid", help="venue (conf/venue/) whose tick is compared with the data's")
     p.add_argument("--cache-dir", default=str(DEFAULT_CACHE_DIR))
     p.set_defaults(run=_inspect)
     args = parser.parse_args(argv)

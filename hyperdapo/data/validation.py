@@ -93,13 +93,21 @@ def check_trade_values(path: Path, price: np.ndarray, amount: np.ndarray) -> Non
 
 
 def duplicate_rows(*columns: np.ndarray) -> np.ndarray:
-    """(N,) rows identical to the previous row in every column (NaN equal to NaN)."""
-    same = np.zeros(len(columns[0]), dtype=bool)
-    same[1:] = True
+    """(N,) rows identical to the previous row in every column (NaN equal to NaN).
+
+    Each column is compared only on the rows still equal in the columns before it, so pass the most telling
+    column first (the timestamp): the wide level grids are then looked at for a handful of rows, not all N."""
+    n = len(columns[0])
+    rows = np.arange(1, n)  # (M,) rows equal to their predecessor in every column compared so far
     for c in columns:
-        c = c.reshape(len(c), -1)
-        same[1:] &= ((c[1:] == c[:-1]) | (np.isnan(c[1:]) & np.isnan(c[:-1])) if c.dtype.kind == "f"
-                     else (c[1:] == c[:-1])).all(axis=1)
+        c = c.reshape(n, -1)
+        cur, prev = c[rows], c[rows - 1]
+        equal = cur == prev
+        if c.dtype.kind == "f":
+            equal |= np.isnan(cur) & np.isnan(prev)
+        rows = rows[equal.all(axis=1)]
+    same = np.zeros(n, dtype=bool)
+    same[rows] = True
     return same
 
 

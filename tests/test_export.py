@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from hyperdapo.export.__main__ import main as export_main
+from hyperdapo.export.bundle import model_card
 from hyperdapo.pipeline.trained import load_trained
+from tests.pipeline_helpers import run_config
 from tests.policy_helpers import decision_inputs, train_tiny_policy
 
 
@@ -57,3 +60,24 @@ def test_export_refuses_an_existing_folder_or_a_run_directory(policy_dir, tmp_pa
     assert export_main([run_dir, str(tmp_path / "new")]) == 2
     assert "training run's directory" in capsys.readouterr().err
     assert not (tmp_path / "new").exists()
+
+
+def test_export_refuses_a_damaged_policy_naming_the_file(policy_dir, tmp_path, capsys):
+    broken = tmp_path / "broken"
+    shutil.copytree(policy_dir, broken)
+    weights = broken / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-100])
+    out = tmp_path / "bundle"
+    assert export_main([str(broken), str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and str(weights) in err
+    assert not out.exists() and [p.name for p in tmp_path.iterdir()] == ["broken"]
+
+
+def test_model_card_names_the_run_venue_and_data_not_hyperliquid():
+    cfg = run_config(["venue=binance_futures", "data=tardis", "data.tardis.exchange=binance-futures",
+                      "data.tardis.symbols=[BTCUSDT]"])
+    card = model_card(cfg, {"steps": 2, "policy_dir": "outputs/models/BTC/bn"}, "<prompt>", False, "export")
+    assert "Hyperliquid" not in card and "hyperliquid" not in card
+    assert "BTC perpetual on binance_futures" in card and "maker 2 / taker 5 bps" in card
+    assert "Tardis.dev binance-futures BTCUSDT" in card

@@ -5,7 +5,9 @@ base and writes the full model), the tokenizer with its chat template, ``config.
 ``summary.json`` (the training summary) and ``README.md``: a model card with the data span, the training
 metrics, an example prompt and the code that loads the folder and reads an answer. A LoRA policy on the
 in-process tiny model has no base another user could load, so it is always merged. The folder is written
-into a temporary sibling that replaces nothing: an existing ``out_dir`` is an error.
+into a temporary sibling that replaces nothing: an existing ``out_dir`` is an error. The policy's weights are
+checked first (:func:`hyperdapo.export.weights.check_weights`): a damaged file is an error naming it, never copied.
+The card's venue, fees and data come from the run's config.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from transformers import AutoTokenizer
 
 from hyperdapo.data.config import DataSource
 from hyperdapo.data.schema import Side
+from hyperdapo.export.weights import check_weights
 from hyperdapo.features.config import Objective
 from hyperdapo.models.config import TINY, TINY_QWEN_VOCAB
 from hyperdapo.pipeline.config import RunConfig
@@ -41,9 +44,20 @@ def data_span(cfg: RunConfig) -> str:
         return (f"synthetic market (hyperdapo.data.synthetic, seed {s.seed}), {s.n_days:g} day(s) from "
                 f"{s.start_date}, in Tardis.dev's file formats")
     if d.source is DataSource.TARDIS:
-        return (f"Tardis.dev {d.tardis.exchange} book_snapshot_25 + trades, {d.tardis.from_date} to "
-                f"{d.tardis.to_date} (exclusive)")
+        t = d.tardis
+        return (f"Tardis.dev {t.exchange} {', '.join(t.symbols)} {' + '.join(t.data_types)}, {t.from_date} to "
+                f"{t.to_date} (exclusive)")
+    if d.source is DataSource.FILES:
+        f = d.files
+        return f"local files: book {', '.join(f.book or f.incremental)}; trades {', '.join(f.trades) or 'none'}"
     return f"Hyperliquid l2Book archive (book only), files {', '.join(d.archive_files)}"
+
+
+def venue_text(cfg: RunConfig) -> str:
+    """The venue the policy's orders were simulated on, with its fees and latency (``conf/venue/<name>.yaml``)."""
+    v = cfg.venue
+    return (f"{v.name} (maker {v.maker_fee_bps:g} / taker {v.taker_fee_bps:g} bps fees, {v.latency_ms:g} ms latency, "
+            f"`conf/venue/{v.name}.yaml`)")
 
 
 def model_card(cfg: RunConfig, summary: dict, example_prompt: str, adapters: bool, command: str) -> str:
@@ -62,9 +76,9 @@ def model_card(cfg: RunConfig, summary: dict, example_prompt: str, adapters: boo
                     if cfg.prompt.prefill_side else "")
     return f"""# HyperDAPO policy: {cfg.asset.name}, {cfg.algo.name.value} ({Path(summary.get('policy_dir', '?')).name})
 
-A language model that places one limit order for a {cfg.asset.name} perpetual on Hyperliquid. It reads the market
-state and the task ({cfg.prompt.style} prompt) and answers `BUY|SELL LIMIT <offset> bps`, the offset measured from
-the mid price in bps, side-relative (negative = passive: a buy below mid). Trained with HyperDAPO
+A language model that places one limit order for a {cfg.asset.name} perpetual on {venue_text(cfg)}.
+It reads the market state and the task ({cfg.prompt.style} prompt) and answers `BUY|SELL LIMIT <offset> bps`, the
+offset measured from the mid price in bps, side-relative (negative = passive: a buy below mid). Trained with HyperDAPO
 (`{cfg.algo.name.value}`, reward `{cfg.reward.name}`: minus the implementation shortfall in bps, fees and the
 cleanup market order at the horizon included).
 
@@ -114,6 +128,7 @@ def export_policy(policy_dir: Path | str, out_dir: Path | str, merge: bool = Fal
     if out_dir.exists():
         raise FileExistsError(f"out_dir={out_dir} exists; choose a new folder")
     policy_dir, cfg = checked_policy(policy_dir)
+    check_weights(policy_dir)
     adapters = (policy_dir / "adapter_config.json").exists()
     merge = adapters and (merge or cfg.model.name in (TINY, TINY_QWEN_VOCAB))
     out_dir.parent.mkdir(parents=True, exist_ok=True)

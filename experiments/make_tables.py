@@ -163,13 +163,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     for result in newest_evaluations(evals, {run_name(r) for r in runs} if filtered else None):
         asset = result["asset"]
         fills[asset] = {n: m["Fill rate [%]"] for n, m in result["metrics"].items()}
-        rules.append(f"{asset} {'book-only' if 'book-only fills' in result['caption'] else 'trade-through'}")
+        rules.append(f"{asset} on {result.get('venue', 'an unrecorded venue')}: "
+                     f"{result.get('fills', 'fill rule not recorded')}")
         collect_evaluation(result["dir"], asset, out, fig_dir)
     if fills:
         write_table(fill_rate_comparison(fills), out, "fill_rate_comparison",
                     "Fill rate [%] by strategy and asset: share of decisions filled by the limit order(s) without "
                     "the cleanup market order, newest evaluation of each asset; Average = mean over the assets. "
-                    f"Fill rule: {', '.join(rules)}.")
+                    f"Venue and fill rule: {'; '.join(rules)}.")
     made = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
     print(f"tables and figures in {out}: {made}")
 

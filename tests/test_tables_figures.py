@@ -273,7 +273,8 @@ def test_make_tables_collects_tables_captions_and_figures(tmp_path):
     write_table(headline(METRICS, ["llm"], ["market", "twap"]), eval_dir / "tables", "headline", "Headline.")
     save_figure(cumulative_pnl({"llm": np.ones(3)}), eval_dir / "figures" / "cumulative_pnl")
     (eval_dir / "results.json").write_text(json.dumps({"asset": "BTC", "metrics": METRICS,
-                                                       "caption": "BTC, synthetic data, trade-through"}))
+                                                       "caption": "BTC, synthetic data, trade-through",
+                                                       "venue": "hyperliquid", "fills": "book-only fills"}))
     out = tmp_path / "tables"
     subprocess.run([sys.executable, str(REPO / "experiments" / "make_tables.py"), "--registry",
                     str(tmp_path / "models"), "--evals", str(tmp_path / "eval"), "--out", str(out)], check=True,
@@ -324,7 +325,8 @@ def evaluation_of(root: Path, stamp: str, run: str, mtime: float) -> None:
     write_table(execution_quality(METRICS, CI, TESTS), eval_dir / "tables", "execution_quality", f"IS of {run}.")
     save_figure(cumulative_pnl({"llm": np.ones(3)}), eval_dir / "figures" / "cumulative_pnl")
     save_figure(cumulative_pnl({"llm": np.ones(3)}), eval_dir / "figures" / "learning_curves")
-    result = {"asset": "BTC", "metrics": METRICS, "caption": "BTC, trade-through",
+    result = {"asset": "BTC", "metrics": METRICS, "caption": "BTC", "venue": "binance_futures",
+              "fills": "fills when the opposite best touches the limit price or a trade prints through it",
               "policies": {"llm": {"dirs": [f"outputs/models/BTC/{run}"]}}}
     (eval_dir / "results.json").write_text(json.dumps(result))
     os.utime(eval_dir / "results.json", (mtime, mtime))
@@ -369,6 +371,9 @@ def test_make_tables_without_a_filter_takes_every_run_and_the_newest_evaluation(
     out = root / "outputs" / "tables"  # the defaults are under the root, not the working directory
     assert len(pd.read_csv(out / "training_performance.csv")) == 3
     assert (out / "execution_quality_BTC.caption.txt").read_text() == "IS of grpo.\n"
+    # the venue and the fill rule as the evaluation recorded them (a touch rule is no trade-through)
+    assert (out / "fill_rate_comparison.caption.txt").read_text().endswith(
+        "BTC on binance_futures: fills when the opposite best touches the limit price or a trade prints through it.\n")
     assert not list((out / "figures").glob("BTC_learning_curves*"))
 
 

@@ -506,7 +506,8 @@ def run_evaluation(cfg: RunConfig, out_dir: Path) -> dict:
         decisions.to_parquet(tmp, index=False)
     policy = (None if not policies else f"{ENSEMBLE}({', '.join(map(str, policies[0].dirs))})"
               if len(policies[0].dirs) > 1 else ", ".join(str(p.dirs[0]) for p in policies if p.compared))
-    result = {"asset": cfg.asset.name, "caption": cap, "policy": policy,
+    result = {"asset": cfg.asset.name, "venue": cfg.venue.name, "fills": fill_words(cfg, task), "caption": cap,
+              "policy": policy,
               "policies": {p.row: {"dirs": [str(d) for d in p.dirs], "compared": p.compared, "started_from": p.parent}
                            for p in policies},
               "best_baseline": {"name": best, "chosen_on": "val", "val_is_bps": val_is} if best else None,

@@ -3,13 +3,14 @@
 The writer gets a temporary path in the target's directory; only when it returns without an error is the
 temporary file renamed over the target (``os.replace``, atomic on POSIX). A crash, a full disk or an
 exception leaves the previous file (or no file), never a truncated one, and no temporary file behind.
-This module sits below every stage (it imports nothing of HyperDAPO).
+The file gets the permissions ``open()`` would give it (0666 minus the umask, 0644 usually), not the private 0600
+of :func:`tempfile.mkstemp`. This module sits below every stage (it imports nothing of HyperDAPO).
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,14 +21,25 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
     """``with atomic_path(p) as tmp: write(tmp)`` writes ``p`` atomically (parents created)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
+    tmp = _new_file(path.parent, f".{path.name}.")
     try:
         yield Path(tmp)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _new_file(directory: Path, prefix: str) -> str:
+    """Create an empty file with a fresh random name in ``directory``, mode 0666 minus the umask (``O_EXCL``: never
+    an existing file, as ``mkstemp``, whose 0600 would make every written file private)."""
+    while True:
+        tmp = str(directory / f"{prefix}{secrets.token_hex(4)}.tmp")
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            return tmp
+        except FileExistsError:
+            continue
 
 
 def write_text_atomic(path: Path | str, text: str) -> Path:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import errno
 import json
+import os
+import stat
 
 import pandas as pd
 import pytest
@@ -13,7 +15,7 @@ import torch
 
 from hyperdapo.atomic import atomic_path, write_text_atomic
 from hyperdapo.pipeline.evaluate_run import run_evaluation
-from hyperdapo.pipeline.run_files import AtomicCheckpointIO
+from hyperdapo.pipeline.run_files import AtomicCheckpointIO, MetricsCSV
 from hyperdapo.pipeline.train_run import run_training
 from tests.pipeline_helpers import fast, run_config
 
@@ -121,3 +123,21 @@ def test_each_rank_places_its_policy_on_its_own_device(monkeypatch):
     assert policy_device("gpu", local_rank=1) == torch.device("cuda", 1)
     monkeypatch.setenv("LOCAL_RANK", "3")  # what Lightning's DDP launcher and torchrun set for each process
     assert policy_device("gpu") == torch.device("cuda", 3)
+
+
+def test_atomic_writes_and_metrics_csv_get_the_umask_permissions(tmp_path):
+    """Like open(): 0666 minus the umask (0644 under 022), not mkstemp's private 0600."""
+    old = os.umask(0o022)
+    try:
+        text = write_text_atomic(tmp_path / "summary.json", "{}")
+        with atomic_path(tmp_path / "last.ckpt") as tmp:
+            tmp.write_bytes(b"x")
+        csv_log = MetricsCSV(tmp_path)
+        csv_log.log_metrics({"train/loss": 1.5}, step=1)
+        csv_log.save()
+        os.umask(0o077)
+        private = write_text_atomic(tmp_path / "private.txt", "")
+    finally:
+        os.umask(old)
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in (text, tmp_path / "last.ckpt", csv_log.path, private)}
+    assert modes == {"summary.json": 0o644, "last.ckpt": 0o644, "metrics.csv": 0o644, "private.txt": 0o600}

@@ -40,7 +40,7 @@ demo: ## synthetic BTC data -> SFT -> DAPO, and the PPO baseline -> one backtest
 tables: ## tables and figures from finished runs (registry + evaluations) into outputs/tables; a selection: make tables ARGS="--runs demo-dapo" (or --tags TAG)
 	$(PY) experiments/make_tables.py $(ARGS)
 
-thesis: ## all four assets with experiment=thesis_<asset> (prints the plan and expected cost; needs a GPU)
+thesis: ## all four assets with experiment=thesis asset=<ASSET> (prints the plan and expected cost; needs a GPU)
 	$(PY) experiments/thesis.py
 
 ablations: ## DAPO ablations over 3 seeds: component activity next to test IS, steps-to-threshold (DAPO/GRPO/DPO), data-size sweep -> outputs/tables/ablations*.* (~35 min)

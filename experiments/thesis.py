@@ -1,4 +1,4 @@
-"""The thesis runs (``make thesis``): for each asset, SFT then DAPO with Qwen2.5-7B 4-bit + LoRA, then the
+"""The thesis runs (``make thesis``): for each asset (``experiment=thesis asset=<ASSET>``), SFT then DAPO with Qwen2.5-7B 4-bit + LoRA, then the
 backtest, then the tables. Prints the plan and the expected cost first; refuses to start without a GPU
 (``--force`` to run anyway, e.g. with ``--extra hardware=cpu model=qwen2_5_0_5b`` on a big CPU machine).
 
@@ -19,12 +19,12 @@ EXPECTED = {"sft": "~0.5 h (200 steps)", "dapo": "~20 h (500 steps)", "evaluate"
 
 
 def plan(asset: str, extra: list[str]) -> list[list[str]]:
-    exp = f"experiment=thesis_{asset.lower()}"
+    exp = ["experiment=thesis", f"asset={asset}"]
     sft, dapo = f"thesis-{asset.lower()}-sft", f"thesis-{asset.lower()}-dapo"
     return [
-        ["train.py", exp, "algo=sft", "trainer.max_steps=200", "optim.lr=1e-4", f"run_name={sft}", *extra],
-        ["train.py", exp, "algo=dapo", f"model.init_from=outputs/models/{asset}/{sft}", f"run_name={dapo}", *extra],
-        ["evaluate.py", exp, f"evaluate.policy=outputs/models/{asset}/{dapo}", *extra],
+        ["train.py", *exp, "algo=sft", "trainer.max_steps=200", "optim.lr=1e-4", f"run_name={sft}", *extra],
+        ["train.py", *exp, "algo=dapo", f"model.init_from=outputs/models/{asset}/{sft}", f"run_name={dapo}", *extra],
+        ["evaluate.py", *exp, f"evaluate.policy=outputs/models/{asset}/{dapo}", *extra],
     ]
 
 

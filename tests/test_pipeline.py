@@ -141,7 +141,7 @@ def test_every_experiment_preset_composes():
     for preset in sorted((REPO / "conf" / "experiment").glob("*.yaml")):
         cfg = run_config([f"experiment={preset.stem}"])
         assert cfg.asset.name in ("BTC", "ETH", "SOL", "HYPE"), preset
-    thesis = run_config(["experiment=thesis_sol"])
+    thesis = run_config(["experiment=thesis", "asset=SOL"])
     assert thesis.model.quantize == "nf4" and thesis.trainer.accelerator == "gpu" and thesis.asset.name == "SOL"
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hyperdapo.evaluation.figures import cumulative_pnl
+from hyperdapo.evaluation.figures import cumulative_pnl, tie_style
 from hyperdapo.evaluation.stats import Comparison, identical_to, paired_tests, significant_win
 from hyperdapo.evaluation.tables import comparisons, execution_quality, headline, write_table
 from hyperdapo.pipeline.evaluate_run import BEST, EvaluatedPolicy, caption, evaluation_tables
@@ -112,7 +112,7 @@ def test_cumulative_pnl_draws_ties_visibly_on_integer_decision_ticks():
     lines = {line.get_label(): line for line in ax.get_lines()}
     tie = lines["llm (identical to moderate)"]
     # drawn on top of the line it hides, dashed with markers, so both stay visible
-    assert tie.get_linestyle() == "--" and tie.get_marker() == "o"
+    assert tie.get_linestyle() == "--" and tie.get_marker() == "o" and tie.get_zorder() > lines["moderate"].get_zorder()
     assert lines["moderate"].get_linestyle() == "-" and lines["market"].get_linestyle() == "-"
     np.testing.assert_array_equal(tie.get_xdata(), [1, 2, 3, 4])  # decisions counted from 1
     np.testing.assert_allclose(tie.get_ydata(), [0.5, 0.3, 0.7, 0.8])
@@ -121,3 +121,12 @@ def test_cumulative_pnl_draws_ties_visibly_on_integer_decision_ticks():
     lo, hi = ax.get_xlim()
     ticks = [t for t in ax.get_xticks() if lo <= t <= hi]
     assert ticks and all(float(t).is_integer() for t in ticks)  # no decision 2.5
+
+
+def test_three_identical_series_interleave_their_dashes():
+    # the second and third of a group of three: dashes 4 on / 8 off, the third shifted by one dash, markers differ
+    assert tie_style(1, 3) == {"ls": (0.0, (4.0, 8.0)), "marker": "o", "markersize": 3}
+    assert tie_style(2, 3) == {"ls": (4.0, (4.0, 8.0)), "marker": "s", "markersize": 3}
+    fig = cumulative_pnl({"moderate": np.ones(3), "llm": np.ones(3), "sft": np.ones(3)})
+    labels = [line.get_label() for line in fig.axes[0].get_lines()]
+    assert labels[:3] == ["moderate", "llm (identical to moderate)", "sft (identical to moderate, llm)"]

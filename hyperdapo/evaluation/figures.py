@@ -146,16 +146,29 @@ def strategy_bars(names: Sequence[str], means: np.ndarray, ci: np.ndarray, ylabe
     return fig
 
 
+TIE_MARKERS = ("o", "s", "^", "D", "v")
+DASH_PT = 4.0  # length of one dash of a tie's line, in line widths
+
+
+def tie_style(rank: int, group: int) -> dict[str, object]:
+    """Line style of the ``rank``-th (1-based) of the ``group - 1`` series drawn over an identical first one: dashes
+    ``DASH_PT`` long every ``DASH_PT * group``, shifted by rank, so the first line shows in the gaps and each tie in
+    its own slot; a marker shape per rank."""
+    return {"ls": (DASH_PT * (rank - 1), (DASH_PT, DASH_PT * (group - 1))),
+            "marker": TIE_MARKERS[(rank - 1) % len(TIE_MARKERS)], "markersize": 3}
+
+
 def cumulative_pnl(pnl: dict[str, np.ndarray], policies: Sequence[str] = POLICIES) -> Figure:
     """Cumulative per-decision PnL (USD) of each strategy over decisions 1..D in time order; the policies thick, on
-    top. A series equal on every decision to an earlier one would hide it: it is drawn dashed with markers, above,
-    and labelled ``<name> (identical to <earlier>)``."""
+    top. A series equal on every decision to an earlier one would hide it: it is drawn above, dashed with markers
+    (:func:`tie_style`: the dashes of several ties interleave, so each stays visible), and labelled
+    ``<name> (identical to <earlier>)``."""
     palette = colors(list(pnl), policies)
     fig, ax = plt.subplots(figsize=(7.5, 3.5), layout="constrained")
     for k, (name, series) in enumerate(pnl.items()):
         top = name in policies
         earlier = identical_to(dict(list(pnl.items())[:k + 1]), name)
-        tie = {"ls": "--", "marker": "o", "markersize": 3} if earlier else {}
+        tie = tie_style(len(earlier), len(identical_to(pnl, name)) + 1) if earlier else {}
         ax.plot(np.arange(1, len(series) + 1), np.cumsum(series), color=palette[name], lw=2.2 if top else 1.0,
                 zorder=4 if earlier else 3 if top else 2, **tie,
                 label=f"{name} (identical to {', '.join(earlier)})" if earlier else name)

@@ -8,6 +8,8 @@ import errno
 import json
 import os
 import stat
+import subprocess
+import sys
 
 import pandas as pd
 import pytest
@@ -16,8 +18,8 @@ import torch
 from hyperdapo.atomic import atomic_path, write_text_atomic
 from hyperdapo.pipeline.evaluate_run import run_evaluation
 from hyperdapo.pipeline.run_files import AtomicCheckpointIO, MetricsCSV
-from hyperdapo.pipeline.train_run import run_training
-from tests.pipeline_helpers import fast, run_config
+from hyperdapo.pipeline.train_run import check_registry_entry, policy_dir_of, run_training
+from tests.pipeline_helpers import REPO, fast, run_config
 
 
 def _disk_full(*_args, **_kwargs):
@@ -141,3 +143,38 @@ def test_atomic_writes_and_metrics_csv_get_the_umask_permissions(tmp_path):
         os.umask(old)
     modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in (text, tmp_path / "last.ckpt", csv_log.path, private)}
     assert modes == {"summary.json": 0o644, "last.ckpt": 0o644, "metrics.csv": 0o644, "private.txt": 0o600}
+
+
+CLAIM_SCRIPT = """import sys
+from pathlib import Path
+from hyperdapo.pipeline.train_run import check_registry_entry, policy_dir_of
+from tests.pipeline_helpers import fast, run_config
+tmp = Path(sys.argv[1])
+cfg = run_config(fast(tmp, "run_name=same"))
+check_registry_entry(cfg, policy_dir_of(cfg, tmp / "run"))
+print("claimed", flush=True)
+sys.stdin.read()  # hold the claim until the test closes stdin
+"""
+
+
+def claim_in_another_process(tmp) -> subprocess.Popen:
+    """A process that starts a training of run_name=same (its registry check) and holds it until stdin closes."""
+    proc = subprocess.Popen([sys.executable, "-c", CLAIM_SCRIPT, str(tmp)], cwd=REPO, stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout.readline() == "claimed\n", proc.communicate()[1][-2000:]
+    return proc
+
+
+def test_two_trainings_of_one_run_name_at_once_the_second_is_refused(tmp_path):
+    cfg = run_config(fast(tmp_path, "run_name=same", "algo=sft", "trainer.max_steps=2"))
+    first = claim_in_another_process(tmp_path)
+    try:
+        with pytest.raises(FileExistsError, match=rf"run_name=same: another training \(process {first.pid}\)"):
+            run_training(cfg, tmp_path / "second")
+    finally:
+        first.communicate("")
+    assert not (tmp_path / "second").exists()
+    entry = policy_dir_of(cfg, tmp_path / "run")
+    check_registry_entry(cfg, entry)  # the first has ended: this run may take the name ...
+    check_registry_entry(cfg, entry)  # ... and its last check, before it saves, lets the name go
+    claim_in_another_process(tmp_path).communicate("")

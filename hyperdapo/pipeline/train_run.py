@@ -9,6 +9,7 @@ step (one SFT/DPO batch or one RL rollout batch); optimiser steps are reported a
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
@@ -16,6 +17,7 @@ import time
 from pathlib import Path
 
 import lightning as L
+from lightning.fabric.utilities.rank_zero import rank_zero_only
 from lightning.pytorch.loggers import WandbLogger
 from omegaconf import OmegaConf
 
@@ -137,14 +139,59 @@ def policy_dir_of(cfg: RunConfig, out_dir: Path) -> Path:
     return Path(cfg.registry_dir) / cfg.asset.name / (cfg.run_name or f"{cfg.algo.name.value}-{out_dir.name}")
 
 
+_CLAIMS: dict[Path, tuple[int, RunConfig]] = {}  # registry entries this process trains: lock file fd, the run's cfg
+
+
 def check_registry_entry(cfg: RunConfig, policy_dir: Path) -> None:
-    """Refuse to overwrite another run's policy unless ``overwrite=true`` (a resumed run may replace its own)."""
+    """Claim ``policy_dir`` for this run and refuse to overwrite another run's policy unless ``overwrite=true`` (a
+    resumed run may replace its own).
+
+    A run calls this when it starts and again just before it saves its policy. The first call claims the entry with
+    an exclusive ``flock`` on ``<ASSET>/.<run_name>.lock`` (the kernel drops it when the process ends, even killed):
+    while this run trains, another process training the same name, ``overwrite=true`` or not, fails at its start
+    naming this process, so two trainings never both finish and write one entry. The second call by the same run
+    (the same ``cfg`` object) checks the entry once more and lets the claim go; a run that started while this one
+    saved finds its summary at its own last check. A later run of the same process (a resume) takes the claim over;
+    ranks other than 0, which never write the registry, claim nothing."""
+    key = policy_dir.resolve()
+    held = _CLAIMS.get(key)
+    try:
+        _refuse_other_policy(cfg, policy_dir)
+    finally:
+        if held is not None and held[1] is cfg:
+            os.close(_CLAIMS.pop(key)[0])
+    if held is not None and held[1] is not cfg:
+        _CLAIMS[key] = (held[0], cfg)
+    elif held is None and rank_zero_only.rank == 0:
+        _CLAIMS[key] = (_lock_entry(cfg, policy_dir), cfg)
+
+
+def _refuse_other_policy(cfg: RunConfig, policy_dir: Path) -> None:
     summary = policy_dir / "summary.json"
     if cfg.overwrite or not summary.exists() or cfg.ckpt_path is not None:
         return
     other = json.loads(summary.read_text()).get("run_dir", "?")
     raise FileExistsError(f"run_name={cfg.run_name or policy_dir.name}: {policy_dir} already holds the policy of run "
                           f"{other}; choose another run_name or pass overwrite=true")
+
+
+def _lock_entry(cfg: RunConfig, policy_dir: Path) -> int:
+    """The fd of ``policy_dir``'s lock file, exclusively locked and holding this process id; a FileExistsError
+    naming the holder's process when another one has it."""
+    lock = policy_dir.with_name(f".{policy_dir.name}.lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(fd, 64).decode().strip() or "?"
+        os.close(fd)
+        raise FileExistsError(f"run_name={cfg.run_name or policy_dir.name}: another training (process {holder}) is "
+                              f"writing {policy_dir} now ({lock} is locked); wait for it to end or choose another "
+                              "run_name") from None
+    os.ftruncate(fd, 0)
+    os.write(fd, str(os.getpid()).encode())
+    return fd
 
 
 def fit_policy(cfg: RunConfig, task: ExecutionTask, model, tokenizer, out_dir: Path, t0: float,

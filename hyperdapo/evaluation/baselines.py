@@ -26,7 +26,7 @@ import numpy as np
 
 from hyperdapo.evaluation.config import BaselineConfig
 from hyperdapo.evaluation.metrics import StrategyOutcomes
-from hyperdapo.execution.fills import Outcomes, shortfall_bps
+from hyperdapo.execution.fills import Outcomes, price_improvement_bps, shortfall_bps
 from hyperdapo.execution.preferences import offset_rewards
 from hyperdapo.execution.task import ExecutionTask
 from hyperdapo.features.decision_set import Split
@@ -119,7 +119,7 @@ def sliced(name: str, task: ExecutionTask, idx: np.ndarray, cfg: BaselineConfig,
     return StrategyOutcomes(
         name=name, side=s, arrival_mid=mid0, qty=q.sum(1), fill_share=fill_qty / q.sum(1),
         time_to_fill_s=last_fill_s, exec_price=exec_px, target_price=(px.reshape(shape) * q).sum(1) / q.sum(1),
-        is_bps=shortfall_bps(s, exec_px, mid0, fee), price_improvement_bps=s * (mid0 - avg_fill) / mid0 * 1e4,
+        is_bps=shortfall_bps(s, exec_px, mid0, fee), price_improvement_bps=price_improvement_bps(s, avg_fill, mid0),
         adverse_selection_bps=adverse, depth_short=out.depth_short.reshape(shape).any(axis=1),
     )
 

@@ -12,7 +12,7 @@ import numpy as np
 from hyperdapo.data.config import VenueConfig
 from hyperdapo.data.schema import BookSnapshots, Trades
 from hyperdapo.execution.config import FillConfig, FillRule, QueueModel
-from hyperdapo.execution.fills import FIELDS, LOTS_PER_COIN, Outcomes, shortfall_bps
+from hyperdapo.execution.fills import FIELDS, LOTS_PER_COIN, Outcomes, price_improvement_bps, shortfall_bps
 
 
 def _asof(ts_list, t) -> int:
@@ -148,7 +148,7 @@ def reference_order(book: BookSnapshots, trades: Trades | None, t0: int, s: int,
     if r["filled"]:
         r["exec_price"] = r["fill_price"]
         r["time_to_fill_s"] = (r["fill_ts_us"] - t0) / 1e6
-        r["price_improvement_bps"] = s * (mid0 - r["fill_price"]) / mid0 * 1e4
+        r["price_improvement_bps"] = price_improvement_bps(s, r["fill_price"], mid0)
         ta = r["fill_ts_us"] + int(adverse_horizon_s * 1e6)
         if ta <= ts[-1]:
             r["adverse_selection_bps"] = s * (r["fill_price"] - float(book.mid[_asof(ts, ta)])) / mid0 * 1e4

@@ -99,7 +99,10 @@ def test_evaluation_captions_follow_the_columns_and_name_venue_and_fill_rule():
         assert ("Depth-short" in text) == ("Depth-short" in df.columns), stem
         assert cfg.venue.name in text and "fills by trades printing through the limit price" in text, stem
     assert "Sharpe per decision blank: fewer than 30 decisions" in tables["execution_detail"][1]
-    assert "llm is identical to moderate on every decision" in tables["headline"][1]
+    assert "llm and moderate are identical on every decision" in tables["headline"][1]
+    three = evaluation_tables(cfg, task, 4, metrics, ci, made, policies, {}, cap, "moderate",
+                              {"llm": ["moderate", "sft"], "sft": ["moderate", "llm"]})["headline"][1]
+    assert three.count("identical") == 1 and "llm, moderate and sft are identical on every decision" in three
     # the policy equals the best baseline: listed first, bold nowhere
     assert all(bold == [] for _, _, _, bold in tables.values())
     assert tables["execution_quality"][2] == ["llm"]

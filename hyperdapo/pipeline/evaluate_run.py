@@ -438,8 +438,8 @@ def evaluation_tables(cfg: RunConfig, task: ExecutionTask, n: int, metrics: dict
     }
     traditional = [k for k in classic_baselines(cfg.evaluate.baselines) if k in metrics]
     if rows:
-        ties = "".join(f" {row} is identical to {', '.join(same)} on every decision (same IS)." for row, same in
-                       identical.items() if same)
+        groups = dict.fromkeys(tuple(sorted({row, *same})) for row, same in identical.items() if same)
+        ties = "".join(f" {', '.join(g[:-1])} and {g[-1]} are identical on every decision (same IS)." for g in groups)
         versus = f"the best baseline ({best}, chosen on the validation split), " if best is not None else ""
         tables["headline"] = (headline(metrics, rows, traditional, best),
                               f"Headline metrics as the seeds report them: each policy, {versus}the traditional "

@@ -27,8 +27,10 @@ def offset_rewards(task: ExecutionTask, idx: np.ndarray, offsets_bps=DEFAULT_OFF
     return rewards
 
 
-def preference_pairs(task: ExecutionTask, split: Split | str, offsets_bps=DEFAULT_OFFSETS_BPS) -> pd.DataFrame:
-    """One row per decision of ``split`` with a strict preference (ties skipped)."""
+def preference_pairs(task: ExecutionTask, split: Split | str, offsets_bps=DEFAULT_OFFSETS_BPS,
+                     tie_bps: float = 0.0) -> pd.DataFrame:
+    """One row per decision of ``split`` with a strict preference (ties skipped). ``targets``: the answers of every
+    offset whose reward is within ``tie_bps`` (bps) of the best, best first (the soft labels of SFT)."""
     idx = task.split_index(split)
     offsets = np.asarray(offsets_bps, dtype=np.float64)
     rewards = offset_rewards(task, idx, offsets)  # (D, K)
@@ -41,6 +43,8 @@ def preference_pairs(task: ExecutionTask, split: Split | str, offsets_bps=DEFAUL
         "prompt": [json.dumps(task.messages[i]) for i in idx[keep]],
         "chosen": [task.answer_of_offset(i, offsets[k]) for i, k in zip(idx[keep], best[keep], strict=True)],
         "rejected": [task.answer_of_offset(i, offsets[k]) for i, k in zip(idx[keep], worst[keep], strict=True)],
+        "targets": [[task.answer_of_offset(i, offsets[k]) for k in np.argsort(-r, kind="stable")
+                     if r[k] >= r.max() - tie_bps] for i, r in zip(idx[keep], rewards[keep], strict=True)],
         "chosen_reward": rewards[rows, best][keep],
         "rejected_reward": rewards[rows, worst][keep],
         "asset": d.asset,

@@ -43,12 +43,15 @@ class TrainerConfig:
     precision: str = "32-true"
     log_every_n_steps: int = 1
     stop_after_steps: int | None = None  # stop (as if interrupted) after this many training steps
+    register: str = "best"  # best: the weights of the best validation reward (pipeline/best_checkpoint.py) | last
 
     def __post_init__(self) -> None:
         for key in ("max_steps", "val_every_n_steps", "val_decisions", "ckpt_every_n_steps", "devices", "num_nodes",
                     "log_every_n_steps"):
             if getattr(self, key) < 1:
                 raise ValueError(f"trainer.{key}={getattr(self, key)}: must be >= 1")
+        if self.register not in ("best", "last"):
+            raise ValueError(f"trainer.register={self.register!r}: use best (the best validation reward) or last")
 
 
 @dataclass

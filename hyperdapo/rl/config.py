@@ -63,6 +63,13 @@ class PPOConfig:
             raise ValueError(f"algo.ppo.ent_coef={self.ent_coef}: must be finite and >= 0")
 
 
+class OnStarvation(StrEnum):
+    """What an RL step does when dynamic sampling keeps fewer than B groups in ``max_gen_batches`` batches."""
+
+    ERROR = "error"  # stop the run with an error naming the keys (exit 2, no traceback)
+    CONTINUE = "continue"  # train on the groups kept (none: skip the update) and log how many (train/kept_groups)
+
+
 class LossAgg(StrEnum):
     TOKEN_MEAN = "token-mean"  # DAPO: sum over every valid token of the batch / global token count
     SEQ_MEAN_TOKEN_MEAN = "seq-mean-token-mean"  # GRPO: mean per answer, then mean over answers
@@ -76,8 +83,10 @@ class AlgoConfig:
     # --- rollouts (dapo, grpo)
     prompts_per_batch: int = 8  # B: groups per optimisation batch
     group_size: int = 8  # G: answers sampled per prompt
-    temperature: float = 1.0
+    temperature: float = 1.0  # rollout sampling temperature (at the first RL step)
+    temperature_end: float | None = None  # linear schedule to this temperature at the last RL step; None = constant
     top_p: float = 1.0
+    entropy_coef: float = 0.0  # entropy bonus: loss - entropy_coef * token-mean entropy (nats) of the trained answers
     max_new_tokens: int = 16  # generation cap; also L_max of the overlong shaping
     # --- DAPO components (each can be switched off for ablations)
     eps_low: float = 0.20  # ratio clipped below at 1 - eps_low
@@ -86,7 +95,8 @@ class AlgoConfig:
     adv_scale_bps: float | None = None  # None: divide by the group std (DAPO); a number: by this constant
     dynamic_sampling: bool = True
     min_reward_std: float = 0.5  # bps: groups whose reward std is below this carry no signal and are dropped
-    max_gen_batches: int = 8  # stop with an error after this many generation batches without a full batch
+    max_gen_batches: int = 8  # generation batches an RL step may draw to fill B informative groups
+    on_starvation: str = OnStarvation.ERROR  # error | continue: when max_gen_batches did not fill B groups
     overlong_shaping: bool = True
     overlong_cache_len: int = 4  # L_cache: soft penalty over the last tokens before max_new_tokens
     overlong_penalty_bps: float = 10.0  # reward scale of the overlong penalty (the penalty is in [-1, 0])
@@ -99,14 +109,19 @@ class AlgoConfig:
     # --- offline algorithms (and the SFT warm-up)
     dpo_beta: float = 0.1
     sft_batch_size: int = 32  # (prompt, answer) pairs or preference pairs per step
+    # the candidate offsets (bps, side-relative) the SFT and DPO labels are chosen from: chosen = the best ex post
+    label_offsets_bps: list[float] = field(default_factory=lambda: [-50.0, -30.0, -15.0, -5.0, 0.0, 5.0])
+    label_tie_bps: float = 0.0  # soft labels: every offset within this of the best is a target (one drawn per step)
+    label_smoothing: float = 0.0  # SFT cross-entropy smoothed toward the uniform token distribution by this weight
     # --- the PPO baseline (algo=ppo; the fields above are for the language-model algorithms)
     ppo: PPOConfig = field(default_factory=PPOConfig)
 
     def __post_init__(self) -> None:
-        for key, kind in (("name", AlgoName), ("loss_agg", LossAgg)):
+        for key, kind in (("name", AlgoName), ("loss_agg", LossAgg), ("on_starvation", OnStarvation)):
             if getattr(self, key) not in {e.value for e in kind}:
                 raise ValueError(f"algo.{key}={getattr(self, key)!r}: use one of {[e.value for e in kind]}")
         self.name, self.loss_agg = AlgoName(self.name), LossAgg(self.loss_agg)
+        self.on_starvation = OnStarvation(self.on_starvation)
         for key in ("prompts_per_batch", "max_new_tokens", "max_gen_batches", "mu", "minibatches",
                     "micro_batch_size", "sft_batch_size"):
             if int(getattr(self, key)) < 1:
@@ -126,7 +141,15 @@ class AlgoConfig:
                 raise ValueError(f"algo.{key}={getattr(self, key)}: must be > 0")
         if self.sft_warmup_steps < 0:
             raise ValueError(f"algo.sft_warmup_steps={self.sft_warmup_steps}: must be >= 0")
-        for key in ("min_reward_std", "kl_beta", "overlong_penalty_bps"):
+        if self.temperature_end is not None and not self.temperature_end > 0:
+            raise ValueError(f"algo.temperature_end={self.temperature_end}: must be > 0 (or null: constant)")
+        if len(self.label_offsets_bps) < 2 or len(set(self.label_offsets_bps)) != len(self.label_offsets_bps) \
+                or not all(map(math.isfinite, self.label_offsets_bps)):
+            raise ValueError(f"algo.label_offsets_bps={list(self.label_offsets_bps)}: need >= 2 distinct finite "
+                             "offsets (bps)")
+        if not 0 <= self.label_smoothing < 1:
+            raise ValueError(f"algo.label_smoothing={self.label_smoothing}: must be in [0, 1)")
+        for key in ("min_reward_std", "kl_beta", "overlong_penalty_bps", "entropy_coef", "label_tie_bps"):
             if not (math.isfinite(getattr(self, key)) and getattr(self, key) >= 0):
                 raise ValueError(f"algo.{key}={getattr(self, key)}: must be finite and >= 0")
 

@@ -97,3 +97,22 @@ def dpo_loss(policy_chosen: torch.Tensor, policy_rejected: torch.Tensor, ref_cho
     margin = beta * ((policy_chosen - ref_chosen) - (policy_rejected - ref_rejected))  # (B,)
     loss = -F.logsigmoid(margin).mean()
     return loss, {"pref_accuracy": (margin > 0).float().mean().detach(), "reward_margin": margin.mean().detach()}
+
+
+def entropy_bonus(entropy: torch.Tensor, mask: torch.Tensor, *, n_tokens: torch.Tensor | float) -> torch.Tensor:
+    """Token-mean entropy (nats) of the answers, (N, T) per-token entropies (with autograd) and mask -> scalar; the
+    RL loss subtracts ``entropy_coef`` times it, so that flat rewards do not collapse the sampler."""
+    return (entropy * mask).sum() / n_tokens
+
+
+def sft_loss(logp_all: torch.Tensor, target_ids: torch.Tensor, mask: torch.Tensor, *, n_tokens: torch.Tensor | float,
+             label_smoothing: float = 0.0) -> torch.Tensor:
+    """Token-level cross-entropy of the target answers with optional label smoothing (Szegedy et al. 2016):
+
+        L = sum_t mask_t [(1 - eps) (-log p(y_t)) + eps * mean_v (-log p(v))] / n_tokens
+
+    ``logp_all`` (N, T, V) log-probs, ``target_ids`` and ``mask`` (N, T); ``n_tokens`` the global token count."""
+    nll = -logp_all.gather(-1, target_ids.unsqueeze(-1)).squeeze(-1)  # (N, T)
+    if label_smoothing:
+        nll = (1 - label_smoothing) * nll - label_smoothing * logp_all.mean(dim=-1)
+    return (nll * mask).sum() / n_tokens

@@ -21,7 +21,9 @@ from hyperdapo.features.decision_set import Split, too_few_decisions
 
 
 class OfflineBatches:
-    """Seeded batches of the preference table: ``prompt`` (rendered), ``chosen``/``answer`` and ``rejected``."""
+    """Seeded batches of the preference table: ``prompt`` (rendered), ``chosen`` and ``rejected`` (DPO), and the SFT
+    ``answer``: ``chosen``, or one of the row's ``targets`` drawn uniformly when several offsets tie for the best
+    (soft labels, ``algo.label_tie_bps``; a stream of its own, so the rows drawn do not change)."""
 
     def __init__(self, task: ExecutionTask, pairs: pd.DataFrame, batch_size: int, seed: int):
         if pairs.empty:
@@ -35,7 +37,12 @@ class OfflineBatches:
         index = rows["index"].to_numpy()
         chosen = [self.task.completion(i, a) for i, a in zip(index, rows["chosen"], strict=True)]
         rejected = [self.task.completion(i, a) for i, a in zip(index, rows["rejected"], strict=True)]
-        return {"prompt": self.task.prompts(index), "answer": chosen, "chosen": chosen, "rejected": rejected}
+        answer = chosen
+        if "targets" in rows and (rows["targets"].map(len) > 1).any():
+            pick = np.random.default_rng([self.seed, 11, step])
+            answer = [self.task.completion(i, t[pick.integers(len(t))])
+                      for i, t in zip(index, rows["targets"], strict=True)]
+        return {"prompt": self.task.prompts(index), "answer": answer, "chosen": chosen, "rejected": rejected}
 
 
 class ExecutionDataModule(L.LightningDataModule):

@@ -15,6 +15,7 @@ W&B logger, a table of sample answers every ``samples_every_n_steps`` RL steps (
 from __future__ import annotations
 
 import copy
+import math
 import time
 
 import lightning as L
@@ -23,21 +24,28 @@ import torch
 import torch.distributed as dist
 from lightning.pytorch.loggers import WandbLogger
 
-from hyperdapo.rl.config import AlgoConfig, AlgoName, OptimConfig
+from hyperdapo.rl.config import AlgoConfig, AlgoName, OnStarvation, OptimConfig
 from hyperdapo.rl.dapo import (
     dapo_policy_loss,
     dpo_loss,
     dynamic_sampling_mask,
+    entropy_bonus,
     group_advantages,
     kl_penalty,
     overlong_penalty,
+    sft_loss,
 )
 from hyperdapo.rl.lr_schedule import warmup_cosine
-from hyperdapo.rl.rollout import Rollout, encode_prompts, sample, token_logprobs
+from hyperdapo.rl.rollout import Rollout, completion_logits, encode_prompts, sample, token_logprobs
 
 # the W&B sample table: the step's first 16 answers (prompt-major: whole groups, two at G = 8, so a group's reward
 # spread shows), each prompt shortened to its last 160 characters (its end holds the decision: side, book, flow)
 SAMPLE_ROWS, PROMPT_TAIL_CHARS = 16, 160
+
+
+class StarvationError(ValueError):
+    """Dynamic sampling found too few informative groups: the settings do not fit the data (a user error: the entry
+    points print it as ``error: ...`` and exit 2)."""
 
 
 def _global_sum(x: torch.Tensor) -> torch.Tensor:
@@ -133,14 +141,15 @@ class PolicyModule(L.LightningModule):
         every generated answer's (not only the kept ones') reward parts, length, validity and truncation."""
         a = self.algo
         kept_rolls, kept_rewards = [], []
-        stats = {k: [] for k in ("market", "overlong", "valid", "lengths", "truncated", "zero_std")} | {"kept": 0}
+        stats = ({k: [] for k in ("market", "overlong", "valid", "lengths", "truncated", "zero_std", "distinct")}
+                 | {"kept": 0, "temperature": self.rollout_temperature()})
         for n_gen in range(1, a.max_gen_batches + 1):
             rank, world = self.global_rank, _world_size()
             torch.manual_seed((self.seed * 1_000_003 + self.rollout_step) * 64 + rank)  # resumable sampling
             idx = self.task.sample_train_prompts(self.rollout_step, a.prompts_per_batch, self.seed)[rank::world]
             self.rollout_step += 1
             roll = sample(self.model, self.tokenizer, self.task.prompts(idx), group_size=a.group_size,
-                          max_new_tokens=a.max_new_tokens, temperature=a.temperature, top_p=a.top_p)
+                          max_new_tokens=a.max_new_tokens, temperature=stats["temperature"], top_p=a.top_p)
             scored = self.task.score(idx, roll.texts, a.group_size)
             market = torch.as_tensor(scored.rewards, dtype=torch.float32)  # (B, G) bps
             overlong = torch.zeros_like(market)  # (B, G) bps: soft overlong punishment, in [-1, 0] x its scale
@@ -152,29 +161,43 @@ class PolicyModule(L.LightningModule):
             keep = informative if a.dynamic_sampling else torch.ones_like(informative)
             for key, value in (("market", market), ("overlong", overlong), ("valid", torch.as_tensor(scored.valid)),
                                ("lengths", roll.lengths.cpu()), ("truncated", roll.truncated.cpu()),
-                               ("zero_std", ~informative)):
+                               ("zero_std", ~informative), ("distinct", distinct_per_group(roll.texts, a.group_size))):
                 stats[key].append(value.flatten().float())
             stats["kept"] += int(keep.sum())
             rows = torch.arange(len(idx) * a.group_size).view(len(idx), a.group_size)[keep].flatten()
             kept_rolls.append(roll.select(rows))
             kept_rewards.append(rewards[keep])
+            stats["gen_batches"] = n_gen
             if sum(len(r) for r in kept_rewards) >= len(idx):  # this rank's share of B
-                stats["gen_batches"] = n_gen
                 break
         else:
-            raise RuntimeError(
-                f"dynamic sampling kept {sum(len(r) for r in kept_rewards)} of {len(stats['zero_std']) * len(idx)} "
-                f"groups after algo.max_gen_batches={a.max_gen_batches} generation batches (need "
-                f"algo.prompts_per_batch={a.prompts_per_batch} with reward std >= algo.min_reward_std="
-                f"{a.min_reward_std} bps): raise max_gen_batches or temperature, lower min_reward_std, or set "
-                "algo.dynamic_sampling=false"
-            )
-        rewards = torch.cat(kept_rewards)[: len(idx)]  # (B / world, G)
+            n_kept, n_seen = sum(len(r) for r in kept_rewards), len(stats["zero_std"]) * len(idx)
+            if a.on_starvation is OnStarvation.ERROR:
+                raise StarvationError(
+                    f"dynamic sampling kept {n_kept} of {n_seen} groups after algo.max_gen_batches={a.max_gen_batches} "
+                    f"generation batches (need algo.prompts_per_batch={a.prompts_per_batch} with reward std >= "
+                    f"algo.min_reward_std={a.min_reward_std} bps): raise algo.max_gen_batches or algo.temperature, add "
+                    "algo.entropy_coef, lower algo.min_reward_std, set algo.on_starvation=continue (train on the "
+                    "groups kept) or algo.dynamic_sampling=false")
+        rewards = torch.cat(kept_rewards)[: len(idx)]  # (B / world, G), fewer rows when starved
         roll = _concat_rollouts(kept_rolls).select(torch.arange(rewards.numel()))
         return roll, rewards, {k: torch.cat(v) if isinstance(v, list) else v for k, v in stats.items()}
 
+    def rollout_temperature(self) -> float:
+        """The sampling temperature of this RL step: ``algo.temperature``, or linear from it to
+        ``algo.temperature_end`` over the run's RL steps."""
+        a = self.algo
+        if a.temperature_end is None:
+            return a.temperature
+        rl_steps = max((self.total_optimizer_steps - a.sft_warmup_steps) // (a.mu * a.minibatches), 1)
+        frac = min(max(self.train_batches - a.sft_warmup_steps, 0) / max(rl_steps - 1, 1), 1.0)
+        return a.temperature + frac * (a.temperature_end - a.temperature)
+
     def _rl_step(self) -> None:
         roll, rewards, stats = self._collect()  # (N,) rows, rewards (B, G)
+        if rewards.numel() == 0:  # starved with algo.on_starvation=continue and nothing kept: no update
+            self._log_train(self._rl_metrics(roll, rewards, stats, [], []))
+            return
         metrics, grad_norms = self._policy_update(roll, rewards)
         self._log_train(self._rl_metrics(roll, rewards, stats, metrics, grad_norms))
         if self.samples_every_n_steps and self.train_batches % self.samples_every_n_steps == 0:
@@ -197,7 +220,7 @@ class PolicyModule(L.LightningModule):
         tensors = (roll.prompt_ids, roll.prompt_mask, roll.completion_ids, roll.completion_mask)
         groups = torch.randperm(rewards.shape[0], generator=torch.Generator().manual_seed(self.rollout_step))
         minibatches = [(g.unsqueeze(1) * a.group_size + torch.arange(a.group_size)).flatten()  # rows of whole groups
-                       for g in groups.tensor_split(a.minibatches)]
+                       for g in groups.tensor_split(a.minibatches) if len(g)]  # fewer when starved
         old_logp = self._old_logprobs(tensors, minibatches[1:] if reuse_on_policy else minibatches)  # (N, T)
         metrics, grad_norms = [], []
         for n_pass in range(a.mu):
@@ -228,11 +251,14 @@ class PolicyModule(L.LightningModule):
         metrics = []
         for micro in _chunks(len(rows), a.micro_batch_size):
             r = rows[micro]
-            logp, entropy = token_logprobs(self.model, *(t[r] for t in tensors))  # (n, T) each
+            logp, entropy = token_logprobs(self.model, *(t[r] for t in tensors), entropy_grad=a.entropy_coef > 0)
             if on_policy:
                 old_logp[r] = logp.detach()
             loss, m = dapo_policy_loss(logp, old_logp[r], adv[r], mask[r], eps_low=a.eps_low, eps_high=a.eps_high,
                                        n_tokens=n_tokens, n_seqs=n_seqs, mode=a.loss_agg.value)
+            if a.entropy_coef > 0:
+                loss = loss - a.entropy_coef * entropy_bonus(entropy, mask[r], n_tokens=n_tokens)
+                entropy = entropy.detach()
             if a.kl_beta > 0:
                 ref_logp = self._ref_logprobs(*(t[r] for t in tensors))
                 loss = loss + a.kl_beta * kl_penalty(logp, ref_logp, mask[r], n_tokens=n_tokens)
@@ -253,21 +279,28 @@ class PolicyModule(L.LightningModule):
         ``answer_len`` (mean tokens incl. <|im_end|>), ``answer_len_std`` (their population std, tokens) and
         ``answer_len_min``/``_max``. Groups: ``zero_std_group_share`` (reward std < ``algo.min_reward_std`` bps: no
         signal; measured whether or not dynamic sampling drops them), ``kept_group_share``, ``gen_batches``.
+        ``kept_groups``: the groups trained on (B unless starved with ``algo.on_starvation=continue``);
+        ``distinct_answers``: distinct answer texts per generated group (mean, 1 to G); ``entropy``: token-mean entropy
+        (nats) of the trained answers; ``temperature``: the rollout temperature (``algo.temperature_end`` schedule).
         Throughput: ``tokens_total`` (prompt + answer tokens of the sequences trained on, all ranks, cumulative over
         the run's RL steps, resumed from checkpoints), ``step_seconds`` (wall clock from the start of
         ``training_step`` to this call: generation, scoring, every forward and backward, the optimiser steps) and
         ``tokens_per_s`` (this step's tokens / ``step_seconds``)."""
         n_tok = int(_global_sum(roll.completion_mask.sum() + roll.prompt_mask.sum()))
         self.tokens_total += n_tok
-        log = {f"train/{k}": torch.stack([m[k] for m in metrics]).float().mean() for k in metrics[0]}
+        log = {f"train/{k}": torch.stack([m[k] for m in metrics]).float().mean() for k in (metrics or [{}])[0]}
+        if grad_norms:
+            log["train/grad_norm"] = torch.stack(grad_norms).float().mean()
         lengths = stats["lengths"]
         log.update({
-            "train/grad_norm": torch.stack(grad_norms).float().mean(),
+            "train/kept_groups": float(rewards.shape[0]),
+            "train/distinct_answers": stats["distinct"].mean().item(),
+            "train/temperature": stats["temperature"],
             "train/reward_mean": (stats["market"] + stats["overlong"]).mean().item(),
             "train/reward_market_mean": stats["market"].mean().item(),
             "train/reward_overlong_mean": stats["overlong"].mean().item(),
-            "train/reward_std": rewards.std().item(),
-            "train/kept_reward_mean": rewards.mean().item(),
+            "train/reward_std": rewards.std().item() if rewards.numel() > 1 else math.nan,
+            "train/kept_reward_mean": rewards.mean().item() if rewards.numel() else math.nan,
             "train/valid_rate": stats["valid"].mean().item(),
             "train/truncated_share": stats["truncated"].mean().item(),
             "train/overlong_share": (stats["overlong"] < 0).float().mean().item(),
@@ -308,8 +341,11 @@ class PolicyModule(L.LightningModule):
         self.log_dict(metrics, on_step=True, on_epoch=False, prog_bar=False, batch_size=1)
 
     def _sft_step(self, batch: dict) -> None:
-        logp, mask = self._answer_logprobs(batch["prompt"], batch["answer"])
-        loss = -(logp * mask).sum() / _global_sum(mask.sum())  # token-mean cross-entropy over the global batch
+        tensors = self._answer_tensors(batch["prompt"], batch["answer"])
+        logp_all = torch.log_softmax(completion_logits(self.model, *tensors).float(), dim=-1)  # (N, T, V)
+        mask = tensors[3].float()
+        loss = sft_loss(logp_all, tensors[2], mask, n_tokens=_global_sum(mask.sum()),  # token mean, global batch
+                        label_smoothing=self.algo.label_smoothing)
         self.manual_backward(loss * _world_size())  # DDP averages gradients over ranks; the loss is a global mean
         grad_norm = self._optimizer_step()
         self._log_train({"train/loss": loss.detach(), "train/grad_norm": grad_norm,
@@ -408,6 +444,11 @@ def optimizer_steps(algo: AlgoConfig, train_steps: int) -> int:
         return train_steps
     warmup = min(algo.sft_warmup_steps, train_steps)
     return warmup + (train_steps - warmup) * algo.mu * algo.minibatches
+
+
+def distinct_per_group(texts: list[str], group_size: int) -> torch.Tensor:
+    """(B,) the number of distinct answer texts in each group of ``group_size`` consecutive answers."""
+    return torch.tensor([len(set(texts[g:g + group_size])) for g in range(0, len(texts), group_size)])
 
 
 def _chunks(n: int, size: int) -> list[torch.Tensor]:

@@ -146,16 +146,16 @@ def completion_logits(model, prompt_ids, prompt_mask, completion_ids, completion
     return torch.cat([first.unsqueeze(1), rest[:, :-1, :]], dim=1)
 
 
-def token_logprobs(model, prompt_ids, prompt_mask, completion_ids, completion_mask,
-                   with_entropy: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
+def token_logprobs(model, prompt_ids, prompt_mask, completion_ids, completion_mask, with_entropy: bool = True,
+                   entropy_grad: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Log-prob of each completion token under ``model`` and the per-token entropy (None unless ``with_entropy``),
-    both (N, T), from :func:`completion_logits`. The entropy is a metric: it is computed without autograd, so the
-    backward never sees it."""
+    both (N, T), from :func:`completion_logits`. The entropy is a metric computed without autograd unless
+    ``entropy_grad`` (the entropy bonus differentiates it)."""
     logits = completion_logits(model, prompt_ids, prompt_mask, completion_ids, completion_mask).float()  # (N, T, V)
     logp_all = torch.log_softmax(logits, dim=-1)
     logp = logp_all.gather(-1, completion_ids.unsqueeze(-1)).squeeze(-1)  # (N, T)
     if not with_entropy:
         return logp, None
-    with torch.no_grad():
+    with torch.set_grad_enabled(entropy_grad and torch.is_grad_enabled()):
         entropy = -(logp_all.exp() * logp_all).sum(-1)  # (N, T) nats
     return logp, entropy

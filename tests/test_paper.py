@@ -10,6 +10,8 @@ import threading
 from contextlib import contextmanager, suppress
 
 import lz4.frame
+import numpy as np
+import pandas as pd
 import pytest
 import websockets
 from websockets.asyncio.server import serve
@@ -17,12 +19,19 @@ from websockets.asyncio.server import serve
 from hyperdapo.paper.__main__ import main as paper_main
 from hyperdapo.paper.__main__ import split_args
 from hyperdapo.paper.live import paper_trade_live, subscriptions
+from hyperdapo.paper.replay import DIFF
+from tests.pipeline_helpers import fast
 from tests.policy_helpers import train_tiny_policy
 
 
+@pytest.fixture(scope="module")
+def policy_dir(tmp_path_factory):
+    """A tiny BTC policy."""
+    return train_tiny_policy(tmp_path_factory.mktemp("paper"))
+
+
 @pytest.mark.shared_data
-def test_replay_on_the_hyperliquid_hour_writes_log_and_summary(hl_sample, tmp_path):
-    policy_dir = train_tiny_policy(tmp_path)
+def test_replay_on_the_hyperliquid_hour_writes_log_and_summary(hl_sample, policy_dir, tmp_path):
     out = tmp_path / "paper"
     argv = [f"policy={policy_dir}", "experiment=hl_sample", "every_s=60", f"out={out}",
             f"data.archive_files=[{hl_sample}]", f"data.cache_dir={tmp_path}/cache"]
@@ -39,6 +48,12 @@ def test_replay_on_the_hyperliquid_hour_writes_log_and_summary(hl_sample, tmp_pa
     assert llm["Fill rate [%]"] == pytest.approx(100 * sum(r["filled"] for r in rows) / len(rows))
     table = (out / "tables" / "paper_summary.md").read_text()
     assert "book-only fills" in table and "| **llm** |" in table and "| twap |" in table and "Fill rate" in table
+    # Diff as in the backtest tables: the policy minus the other, negative = the policy is cheaper
+    diffs = pd.read_csv(out / "tables" / "paper_summary.csv").set_index("Strategy")[DIFF]
+    for name in ("market", "twap", "analytic"):
+        expected = np.mean([r["is_bps"] - r["baselines_is_bps"][name] for r in rows])
+        assert diffs[name] == pytest.approx(expected) == pytest.approx(summary["tests"][name]["mean_diff_bps"])
+    assert "IS(llm) - IS(row)" in table
 
 
 def test_policy_is_required_and_keys_split_from_overrides(capsys):
@@ -97,8 +112,7 @@ def loopback_websocket(messages: list[dict]):
 
 
 @pytest.mark.shared_data
-def test_live_on_a_loopback_websocket_writes_log_and_summary(hl_sample, tmp_path):
-    policy_dir = train_tiny_policy(tmp_path)
+def test_live_on_a_loopback_websocket_writes_log_and_summary(hl_sample, policy_dir, tmp_path):
     out = tmp_path / "live"
     with loopback_websocket(hl_messages(hl_sample)) as (port, subs):
         argv = [f"policy={policy_dir}", "mode=live", f"url=ws://127.0.0.1:{port}", "max_decisions=4",
@@ -116,6 +130,16 @@ def test_live_on_a_loopback_websocket_writes_log_and_summary(hl_sample, tmp_path
     assert llm["IS [bps]"] == pytest.approx(sum(r["is_bps"] for r in rows) / len(rows))
     table = (out / "tables" / "paper_summary.md").read_text()
     assert "Paper trading (live" in table and "fills by trades" in table and "| **llm** |" in table
+
+
+@pytest.mark.parametrize("mode", ["replay", "live"])
+def test_a_policy_of_another_asset_is_refused_unless_allowed(policy_dir, tmp_path, capsys, mode):
+    argv = [f"policy={policy_dir}", f"mode={mode}", "max_decisions=2", "url=ws://127.0.0.1:9", f"out={tmp_path}/p",
+            *fast(tmp_path), "asset=ETH"]
+    assert paper_main(argv) == 2
+    err = capsys.readouterr().err
+    assert "trained on BTC, not asset=ETH" in err and "evaluate.allow_other_asset=true" in err
+    assert not (tmp_path / "p").exists()
 
 
 def test_live_needs_a_bound_and_a_known_mode(capsys):

@@ -34,7 +34,7 @@ from hyperdapo.execution.tape import MemoryTape
 from hyperdapo.execution.task import ExecutionTask
 from hyperdapo.features.config import Objective
 from hyperdapo.features.decision_set import DecisionSet, Split
-from hyperdapo.paper.replay import order_row, summarize, utc_text
+from hyperdapo.paper.replay import check_asset, order_row, summarize, utc_text
 from hyperdapo.pipeline.config import RunConfig
 from hyperdapo.pipeline.evaluate_run import CANDIDATE
 from hyperdapo.pipeline.trained import DecisionInput, Order, TrainedPolicy, answer_prefix
@@ -201,6 +201,7 @@ def paper_trade_live(policy: TrainedPolicy, market_cfg: RunConfig, out_dir: Path
     ``summary.json``)."""
     if max_decisions <= 0 and duration_s <= 0:
         raise ValueError("mode=live needs max_decisions=<n> and/or duration_s=<s> so that the run stops by itself")
+    check_asset(policy, market_cfg)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     cfg = replace(market_cfg, prompt=policy.cfg.prompt)  # score answers with the policy's own prefill and band

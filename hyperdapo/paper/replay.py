@@ -11,7 +11,11 @@ decisions. ``speed`` > 0 paces the replay at that many market seconds per wall s
 
 Outputs in ``out_dir``: ``paper_log.jsonl`` (one line per decision, written as it happens: time, mid USD, side,
 quantity, answer, order, fill, IS bps of the policy and of each baseline), ``tables/paper_summary.{md,tex,csv}``
-(IS, fill rate, paired tests vs the policy) and ``summary.json``.
+(IS, fill rate, the policy's paired test against each baseline with the backtest's sign, :data:`DIFF`) and
+``summary.json``.
+
+A policy trained on another asset than the market's is refused, as ``evaluate.py`` refuses it, unless
+``evaluate.allow_other_asset=true`` (:func:`check_asset`).
 """
 
 from __future__ import annotations
@@ -40,11 +44,21 @@ from hyperdapo.pipeline.trained import DecisionInput, Order, TrainedPolicy, answ
 
 log = logging.getLogger(__name__)
 US_PER_S = 1_000_000
+DIFF = f"Diff ({CANDIDATE} - row) [bps]"  # IS(policy) - IS(row): the backtest tables' sign, policy minus the other
+
+
+def check_asset(policy: TrainedPolicy, cfg: RunConfig) -> None:
+    """Refuse to trade ``cfg``'s asset with a policy trained on another one unless ``evaluate.allow_other_asset``
+    (the rule of ``evaluate.py``)."""
+    if policy.asset != cfg.asset.name and not cfg.evaluate.allow_other_asset:
+        raise ValueError(f"policy={policy.path} was trained on {policy.asset}, not asset={cfg.asset.name}; pass "
+                         "evaluate.allow_other_asset=true to paper-trade it there anyway")
 
 
 def paper_trade(policy: TrainedPolicy, market_cfg: RunConfig, out_dir: Path | str, speed: float = 0.0) -> dict:
     """Replay ``market_cfg``'s market (its ``decisions.every_s`` is the decision interval) with ``policy``; returns
     the summary (also ``summary.json``)."""
+    check_asset(policy, market_cfg)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     cfg = replace(market_cfg, prompt=policy.cfg.prompt)  # score answers with the policy's own prefill and band
@@ -100,21 +114,31 @@ def summarize(out: Path, cfg: RunConfig, policy: TrainedPolicy, strategies: dict
     per_day = 86_400 / cfg.decisions.every_s
     metrics = {n: strategy_metrics(o, per_day) for n, o in strategies.items()}
     ci = {n: mean_ci(o.is_bps, cfg.seed) for n, o in strategies.items()}
-    base = {n: o.is_bps for n, o in strategies.items() if n not in (CANDIDATE, *NOT_STRATEGIES)}
-    tests = paired_tests(base, strategies[CANDIDATE].is_bps, cfg.seed)
+    tests = versus_baselines(strategies, cfg.seed)
     fills = ("fills by trades printing through the limit price" if has_trades else "book-only fills (a resting "
              "order fills when the opposite best reaches its price; no trades in the data)")
     caption = (f"{head}, horizon {cfg.decisions.horizon_s:g} s, IS in bps incl. fees and cleanup; {fills}; invalid "
                f"answers ({int(metrics[CANDIDATE]['Invalid'])}) replaced by the {cfg.evaluate.fallback} offset. "
-               "Oracle = ex-post best offset (upper bound). Diff vs llm = IS(strategy) - IS(llm); paired tests over "
+               "Oracle = ex-post best offset (upper bound). Diff (llm - row) = IS(llm) - IS(row), bps, negative = the "
+               "policy is cheaper (the sign of the backtest tables: policy minus the other); paired tests over "
                "decisions, Bonferroni over the baselines.")
-    table = execution_quality(metrics, ci, tests)
+    table = execution_quality(metrics, ci, tests, CANDIDATE).rename(columns={f"Diff vs {CANDIDATE} [bps]": DIFF},
+                                                                     errors="raise")
     table.insert(1, "Fill rate [%]", [metrics[n]["Fill rate [%]"] for n in table["Strategy"]])
     write_table(table, out / "tables", "paper_summary", caption)
     summary = {"policy": str(policy.path), "asset": cfg.asset.name, "decisions": len(strategies[CANDIDATE].is_bps),
                "caption": caption, "metrics": metrics, "is_ci": ci, "tests": tests, "wall_s": wall_s}
     write_text_atomic(out / "summary.json", json.dumps(summary, indent=2, default=str))
     return summary
+
+
+def versus_baselines(strategies: dict[str, StrategyOutcomes], seed: int) -> dict[str, dict]:
+    """Per baseline (the oracle and other non-strategies left out): the paired test of the policy (``llm``) against
+    it, the policy first as in the backtest's comparisons (``mean_diff_bps`` = IS(llm) - IS(baseline), bps, negative =
+    the policy is cheaper), Bonferroni over the baselines."""
+    base = {n: o.is_bps for n, o in strategies.items() if n not in (CANDIDATE, *NOT_STRATEGIES)}
+    llm = {CANDIDATE: strategies[CANDIDATE].is_bps}
+    return {n: paired_tests(llm, is_bps, seed, len(base))[CANDIDATE] for n, is_bps in base.items()}
 
 
 def _finite(x: float) -> float | None:

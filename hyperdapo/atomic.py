@@ -1,4 +1,5 @@
-"""Atomic file writes: every file HyperDAPO writes goes through :func:`atomic_path`.
+"""Atomic file writes: every file HyperDAPO writes goes through :func:`atomic_path`, every folder written as a whole
+(a saved policy, an export) through :func:`atomic_dir`.
 
 The writer gets a temporary path in the target's directory; only when it returns without an error is the
 temporary file renamed over the target (``os.replace``, atomic on POSIX). A crash, a full disk or an
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -47,3 +49,39 @@ def write_text_atomic(path: Path | str, text: str) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return Path(path)
+
+
+@contextmanager
+def atomic_dir(path: Path | str) -> Iterator[Path]:
+    """``with atomic_dir(d) as tmp: write(tmp)`` makes ``d`` the folder written into ``tmp`` (parents created).
+
+    ``tmp`` is a new empty sibling of ``d``; only when the body returns without an error does it take ``d``'s
+    place (an existing ``d`` is renamed aside, then removed). An error leaves ``d`` as it was and no temporary
+    folder behind. A reader sees the old folder or the new one, never a partial one (for an instant between the two
+    renames, none). The folder gets ``mkdir``'s permissions (0777 minus the umask), not ``mkdtemp``'s 0700."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _new_dir(path.parent, f".{path.name}.")
+    try:
+        yield tmp
+        if path.exists():
+            old = tmp.with_name(tmp.name + ".old")
+            path.rename(old)
+            tmp.rename(path)
+            shutil.rmtree(old)
+        else:
+            tmp.rename(path)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+
+
+def _new_dir(directory: Path, prefix: str) -> Path:
+    """Create an empty folder with a fresh random name in ``directory``, mode 0777 minus the umask."""
+    while True:
+        tmp = directory / f"{prefix}{secrets.token_hex(4)}.tmp"
+        try:
+            tmp.mkdir()
+            return tmp
+        except FileExistsError:
+            continue

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import json
 import shutil
-import tempfile
 from pathlib import Path
 
 from transformers import AutoTokenizer
 
+from hyperdapo.atomic import atomic_dir
 from hyperdapo.data.config import DataSource
 from hyperdapo.data.schema import Side
 from hyperdapo.export.weights import check_weights
@@ -131,9 +131,7 @@ def export_policy(policy_dir: Path | str, out_dir: Path | str, merge: bool = Fal
     check_weights(policy_dir)
     adapters = (policy_dir / "adapter_config.json").exists()
     merge = adapters and (merge or cfg.model.name in (TINY, TINY_QWEN_VOCAB))
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}."))
-    try:
+    with atomic_dir(out_dir) as tmp:
         if merge:
             policy = load_trained(policy_dir)
             policy.model.merge_and_unload().save_pretrained(tmp)
@@ -149,8 +147,4 @@ def export_policy(policy_dir: Path | str, out_dir: Path | str, merge: bool = Fal
         prompt = decision_prompt(cfg, AutoTokenizer.from_pretrained(tmp), example)
         command = f"python -m hyperdapo.export {policy_dir} {out_dir}" + (" --merge" if merge else "")
         (tmp / "README.md").write_text(model_card(cfg, summary, prompt, adapters and not merge, command))
-        tmp.rename(out_dir)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
     return out_dir

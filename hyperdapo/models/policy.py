@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, Qwen2Config, Qwen2ForCausalLM
 
+from hyperdapo.atomic import atomic_dir
 from hyperdapo.models.config import DTYPE_NAMES, TINY, TINY_QWEN_VOCAB, ModelConfig, TinyArch
 from hyperdapo.models.tokenizers import qwen_vocab_tokenizer, train_bpe_tokenizer
 
@@ -132,21 +131,9 @@ def load_policy(cfg: ModelConfig, corpus: Iterable[str] | None = None, device: t
 
 def save_policy(model, tokenizer, out_dir: Path | str) -> Path:
     """``save_pretrained`` of the policy (only the adapters for a LoRA model) and its tokenizer, atomically: written
-    into a temporary sibling directory that replaces ``out_dir`` only when complete."""
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}."))
-    try:
+    into a temporary sibling directory that replaces ``out_dir`` only when complete
+    (:func:`~hyperdapo.atomic.atomic_dir`)."""
+    with atomic_dir(out_dir) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-        if out_dir.exists():
-            old = tmp.with_name(tmp.name + ".old")
-            out_dir.rename(old)
-            tmp.rename(out_dir)
-            shutil.rmtree(old)
-        else:
-            tmp.rename(out_dir)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
-    return out_dir
+    return Path(out_dir)

@@ -15,9 +15,12 @@ keeps its traceback.
 from __future__ import annotations
 
 import functools
+import math
 import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -29,6 +32,7 @@ from hyperdapo.pipeline.console import quiet_third_party
 
 USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, ConnectionError, OmegaConfBaseException)
 EXIT_USER_ERROR = 2  # as `python -m hyperdapo.data`; Hydra's own composition errors exit with 1
+T = TypeVar("T")
 
 register_configs()
 
@@ -41,14 +45,15 @@ def user_message(exc: BaseException) -> str:
     return str(exc)
 
 
-def reports_user_errors(main: Callable[[DictConfig], None]) -> Callable[[DictConfig], None]:
-    """Wrap a Hydra task function: a user error prints ``error: <message>`` and exits with
-    :data:`EXIT_USER_ERROR` (with ``HYDRA_FULL_ERROR=1`` it propagates to Hydra, which prints the traceback)."""
+def reports_user_errors(main: Callable[[DictConfig], T]) -> Callable[[DictConfig], T]:
+    """Wrap a Hydra task function (its return value passes through): a user error prints ``error: <message>`` and
+    exits with :data:`EXIT_USER_ERROR` (with ``HYDRA_FULL_ERROR=1`` it propagates to Hydra, which prints the
+    traceback)."""
 
     @functools.wraps(main)
-    def run(cfg: DictConfig) -> None:
+    def run(cfg: DictConfig) -> T:
         try:
-            main(cfg)
+            return main(cfg)
         except USER_ERRORS as exc:
             if os.environ.get("HYDRA_FULL_ERROR") == "1":
                 raise
@@ -60,12 +65,25 @@ def reports_user_errors(main: Callable[[DictConfig], None]) -> Callable[[DictCon
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
 @reports_user_errors
-def train(cfg: DictConfig) -> None:
-    """Train a limit-order policy (``conf/train.yaml``)."""
+def train(cfg: DictConfig) -> float:
+    """Train a limit-order policy (``conf/train.yaml``); returns the last validation reward (``val/reward_mean``,
+    bps), the value a Hydra sweeper optimises (``hparams_search=dapo_optuna``)."""
     quiet_third_party()
+    from hyperdapo.pipeline.preemption import after_signal, resume_if_requeued
     from hyperdapo.pipeline.train_run import run_training
 
-    run_training(to_run_config(cfg), HydraConfig.get().runtime.output_dir)
+    hydra = HydraConfig.get()
+    out_dir = Path(hydra.runtime.output_dir)
+    summary = run_training(resume_if_requeued(to_run_config(cfg), out_dir), out_dir)
+    if summary.get("stopped_by"):
+        after_signal(summary, out_dir, list(hydra.overrides.task))
+    return validation_reward(summary)
+
+
+def validation_reward(summary: dict) -> float:
+    """The run's last ``val/reward_mean`` (bps; a finished run validates at its end), NaN when it has not
+    validated (stopped early by ``trainer.stop_after_steps``)."""
+    return float(summary["final"].get("val/reward_mean", math.nan))
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="evaluate")

@@ -30,6 +30,7 @@ from hyperdapo.features.decision_set import Split
 from hyperdapo.models.policy import load_policy, policy_device, save_policy, trainable_parameters
 from hyperdapo.pipeline.config import RunConfig
 from hyperdapo.pipeline.console import quiet_third_party
+from hyperdapo.pipeline.preemption import StopOnSignal
 from hyperdapo.pipeline.progress import StepProgressBar
 from hyperdapo.pipeline.run_files import (
     AtomicCheckpointIO,
@@ -215,12 +216,14 @@ def fit_policy(cfg: RunConfig, task: ExecutionTask, model, tokenizer, out_dir: P
         raise ValueError(f"ckpt_path={cfg.ckpt_path}: {ckpt_path} is at training step {resume_step}, the run's end "
                          f"(trainer.max_steps={cfg.trainer.max_steps}); raise trainer.max_steps to train on")
     stop_at = min(cfg.trainer.max_steps, cfg.trainer.stop_after_steps or cfg.trainer.max_steps)
+    preemption = StopOnSignal(cfg.trainer.max_steps)  # after StopAfter: it also handles StopAfter's early stop
     trainer = L.Trainer(  # training steps are counted by StopAfter; Lightning's max_steps would count optimiser steps
         max_steps=-1, max_epochs=-1, accelerator=cfg.trainer.accelerator, devices=cfg.trainer.devices,
         num_nodes=cfg.trainer.num_nodes, strategy=cfg.trainer.strategy, precision=cfg.trainer.precision,
         logger=make_loggers(cfg, out_dir, tags, resume_step), check_val_every_n_epoch=None,
         callbacks=[StepCheckpoints(out_dir / "checkpoints", cfg.trainer.ckpt_every_n_steps), StopAfter(stop_at),
-                   StepProgressBar(cfg.trainer.max_steps, cfg.algo.name.value), *(extra_callbacks or [])],
+                   preemption, StepProgressBar(cfg.trainer.max_steps, cfg.algo.name.value),
+                   *(extra_callbacks or [])],
         plugins=[AtomicCheckpointIO()], enable_checkpointing=False,
         val_check_interval=cfg.trainer.val_every_n_steps, log_every_n_steps=cfg.trainer.log_every_n_steps,
         num_sanity_val_steps=0, enable_progress_bar=True, default_root_dir=str(out_dir), deterministic=False,
@@ -240,6 +243,7 @@ def fit_policy(cfg: RunConfig, task: ExecutionTask, model, tokenizer, out_dir: P
         "trainable_params": n_train, "total_params": n_total, "trainable_share": share,
         "final": {k: float(v) for k, v in trainer.callback_metrics.items()},
         "run_dir": str(out_dir),
+        "stopped_by": preemption.stopped_by,  # a signal's name: interrupted, checkpointed (entry.py requeues)
     }
     if trainer.is_global_zero and module.train_batches >= cfg.trainer.max_steps:  # finished, not interrupted
         policy_dir = policy_dir_of(cfg, out_dir)

@@ -19,8 +19,9 @@ import pytest
 import torch
 
 from hyperdapo.models.policy import ModelConfig, load_policy
+from hyperdapo.pipeline.preemption import requeue, resume_if_requeued, slurm_job_id
 from hyperdapo.pipeline.run_files import checkpoint_step
-from tests.pipeline_helpers import REPO, fast
+from tests.pipeline_helpers import REPO, fast, run_config
 
 MAX_STEPS = 6  # SFT steps (fast): the signal arrives after the checkpoint of step 2 (RL resume: test_pipeline.py)
 
@@ -103,3 +104,32 @@ def test_sigusr1_on_slurm_requeues_and_the_requeued_job_resumes_by_itself(uninte
     assert requeued.wait(timeout=300) == 0, (tmp / "requeued.log").read_text()
     assert "resuming from" in (tmp / "requeued.log").read_text()
     assert_same_as_uninterrupted(tmp, "slurm")
+
+
+def test_requeue_hands_the_signal_to_the_handler_installed_before_the_fit():
+    """Under submitit its SIGUSR2 handler (installed before the fit) requeues the job: it gets the signal."""
+    received = []
+    previous = signal.signal(signal.SIGUSR2, lambda signum, frame: received.append(signum))
+    try:
+        assert requeue(signal.SIGUSR2) == "handed SIGUSR2 to the job's own handler" and received == [signal.SIGUSR2]
+    finally:
+        signal.signal(signal.SIGUSR2, previous)
+
+
+def test_slurm_job_ids_and_the_resume_of_a_requeued_job(tmp_path, monkeypatch):
+    for key in ("SLURM_JOB_ID", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID", "SLURM_RESTART_COUNT"):
+        monkeypatch.delenv(key, raising=False)
+    assert slurm_job_id() is None and requeue(signal.SIGUSR1) == "not requeued (not a SLURM job)"
+    monkeypatch.setenv("SLURM_JOB_ID", "12")
+    assert requeue(signal.SIGTERM) == "not requeued (SIGTERM is not a requeue signal)"  # scancel, or SLURM requeues
+    monkeypatch.setenv("SLURM_ARRAY_JOB_ID", "7")
+    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "3")
+    assert slurm_job_id() == "7_3"  # scontrol requeue takes an array task as <array job>_<task>
+
+    cfg = run_config(fast(tmp_path))
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "last.ckpt").touch()
+    assert resume_if_requeued(cfg, tmp_path).ckpt_path is None  # a first start trains afresh
+    monkeypatch.setenv("SLURM_RESTART_COUNT", "1")
+    assert resume_if_requeued(cfg, tmp_path).ckpt_path == "last"
+    assert resume_if_requeued(cfg, tmp_path / "elsewhere").ckpt_path is None  # no checkpoint there: afresh

@@ -31,6 +31,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from types import FrameType
 
@@ -59,6 +60,9 @@ class StopOnSignal(L.Callback):
         log.warning("%s received: stopping after the current training step", self.received.name)
 
     def on_train_start(self, trainer, module) -> None:
+        if threading.current_thread() is not threading.main_thread():  # Python takes handlers in the main thread only
+            log.warning("training outside the main thread: signals stop the run without a checkpoint")
+            return
         for sig in STOP_SIGNALS:
             signal.signal(sig, self._on_signal)
 

@@ -3,10 +3,10 @@ PY      := .venv/bin/python
 PIP     := .venv/bin/pip
 PYTEST  := $(PY) -m pytest
 
-.PHONY: help install test demo bench lint clean tables thesis ablations evidence walkforward
+.PHONY: help install test test-fast demo bench lint clean tables thesis ablations evidence walkforward
 
 help:
-	@grep -E '^[a-z]+:.*##' Makefile | sed 's/:.*##/\t/'
+	@grep -E '^[a-z-]+:.*##' Makefile | sed 's/:.*##/\t/'
 
 install: ## create .venv, install torch==2.13.0 (CPU) first, then the package with dev + qwen_vocab extras
 	python3 -m venv .venv
@@ -14,8 +14,11 @@ install: ## create .venv, install torch==2.13.0 (CPU) first, then the package wi
 	$(PIP) install torch==2.13.0
 	$(PIP) install -e '.[dev,qwen_vocab]'
 
-test: ## run the whole test suite (the command CI runs)
+test: lint ## ruff, then the whole test suite (the command CI runs)
 	$(PYTEST) -q
+
+test-fast: lint ## the inner loop: ruff, then every test not marked slow (< 3 min; `make test` runs them all)
+	$(PYTEST) -q -m "not slow"
 
 bench: ## run every benchmark; each prints a last line `RESULT name=value`
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

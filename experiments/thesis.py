@@ -1,6 +1,7 @@
-"""The thesis runs (``make thesis``): for each asset (``experiment=thesis asset=<ASSET>``), SFT then DAPO with Qwen2.5-7B 4-bit + LoRA, then the
-backtest, then the tables. Prints the plan and the expected cost first; refuses to start without a GPU
-(``--force`` to run anyway, e.g. with ``--extra hardware=cpu model=qwen2_5_0_5b`` on a big CPU machine).
+"""The thesis runs (``make thesis``): for each asset (``experiment=thesis asset=<ASSET>``), SFT then DAPO with
+Qwen2.5-7B 4-bit + LoRA, then the backtest, then the tables. Prints the plan and the expected cost first; refuses to
+start without a GPU (``--force`` to run anyway, e.g. with ``--extra hardware=cpu model=qwen2_5_0_5b`` on a big CPU
+machine).
 
     .venv/bin/python experiments/thesis.py [--assets BTC ETH SOL HYPE] [--dry-run] [--force] [--extra k=v ...]
 """

@@ -20,6 +20,7 @@ import logging
 import sys
 from pathlib import Path
 
+from hyperdapo.pipeline.console import quiet_third_party
 from hyperdapo.pipeline.entry import EXIT_USER_ERROR, USER_ERRORS, user_message
 
 OWN_KEYS = ("policy", "members", "mode", "url", "max_decisions", "duration_s", "every_s", "speed", "out", "device")
@@ -43,6 +44,7 @@ def split_args(argv: list[str]) -> tuple[dict[str, str], list[str]]:
 
 
 def main(argv: list[str]) -> int:
+    quiet_third_party()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         own, rest = split_args(argv)

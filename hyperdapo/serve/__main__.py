@@ -14,6 +14,7 @@ import logging
 import sys
 from pathlib import Path
 
+from hyperdapo.pipeline.console import quiet_third_party
 from hyperdapo.pipeline.entry import EXIT_USER_ERROR, USER_ERRORS, user_message
 from hyperdapo.serve.config import ServeConfig, parse_serve_args, usage
 
@@ -38,6 +39,7 @@ def main(argv: list[str]) -> int:
     if {"-h", "--help"} & set(argv):
         print(f"{__doc__}\n{usage()}")
         return 0
+    quiet_third_party()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         cfg = parse_serve_args(argv)

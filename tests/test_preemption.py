@@ -21,6 +21,7 @@ import torch
 from hyperdapo.models.policy import ModelConfig, load_policy
 from hyperdapo.pipeline.preemption import requeue, resume_if_requeued, slurm_job_id
 from hyperdapo.pipeline.run_files import checkpoint_step
+from hyperdapo.pipeline.train_run import run_training
 from tests.pipeline_helpers import REPO, fast, run_config
 
 MAX_STEPS = 6  # SFT steps (fast): the signal arrives after the checkpoint of step 2 (RL resume: test_pipeline.py)
@@ -104,6 +105,18 @@ def test_sigusr1_on_slurm_requeues_and_the_requeued_job_resumes_by_itself(uninte
     assert requeued.wait(timeout=300) == 0, (tmp / "requeued.log").read_text()
     assert "resuming from" in (tmp / "requeued.log").read_text()
     assert_same_as_uninterrupted(tmp, "slurm")
+
+
+def test_a_stop_between_two_validations_adds_no_validation_row(tmp_path):
+    """Lightning validates when a fit stops early: at step 3 of a run that validates every 2 steps that added a
+    validation row the uninterrupted run does not have (metrics.csv kept it, the resumed run did not redo it)."""
+    base = fast(tmp_path, "algo=sft", "trainer.max_steps=4", "trainer.val_every_n_steps=2")
+    run_training(run_config([*base, "run_name=full"]), tmp_path / "full")
+    run_training(run_config([*base, "trainer.stop_after_steps=3"]), tmp_path / "cut")
+    assert pd.read_csv(tmp_path / "cut" / "metrics.csv")["val/reward_mean"].notna().sum() == 1  # step 2's only
+    run_training(run_config([*base, "ckpt_path=last", "run_name=cut"]), tmp_path / "cut")
+    expected, got = (pd.read_csv(tmp_path / name / "metrics.csv").drop(columns="epoch") for name in ("full", "cut"))
+    pd.testing.assert_frame_equal(got, expected, check_exact=True)
 
 
 def test_requeue_hands_the_signal_to_the_handler_installed_before_the_fit():

@@ -17,6 +17,7 @@ from tests.pipeline_helpers import REPO, fast
 SEARCHED = ("optim.lr", "algo.eps_high", "algo.mu")  # conf/hparams_search/dapo_optuna.yaml
 
 
+@pytest.mark.slow  # a real 3-trial sweep in a train.py process (~80 s on the loaded 2-core machine)
 def test_a_three_trial_optuna_search_writes_the_best_validation_reward(tmp_path):
     sweep = tmp_path / "sweep"
     args = [*fast(tmp_path, "algo.sft_warmup_steps=1", "trainer.max_steps=2", "algo.dynamic_sampling=false"),

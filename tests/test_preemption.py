@@ -68,6 +68,7 @@ def assert_same_as_uninterrupted(tmp: Path, run_name: str) -> None:
     pd.testing.assert_frame_equal(got, expected, check_exact=True)  # no row lost, none twice (SFT: no timings)
 
 
+@pytest.mark.slow  # three train.py processes (~100 s on the loaded 2-core machine)
 def test_sigterm_checkpoints_exits_and_the_printed_command_resumes_exactly(uninterrupted):
     tmp = uninterrupted
     run_dir, log = tmp / "sigterm", tmp / "sigterm.log"
@@ -86,6 +87,7 @@ def test_sigterm_checkpoints_exits_and_the_printed_command_resumes_exactly(unint
     assert_same_as_uninterrupted(tmp, "sigterm")
 
 
+@pytest.mark.slow  # three train.py processes (~100 s on the loaded 2-core machine)
 def test_sigusr1_on_slurm_requeues_and_the_requeued_job_resumes_by_itself(uninterrupted):
     tmp = uninterrupted
     bin_dir = tmp / "bin"

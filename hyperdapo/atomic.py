@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -23,25 +23,31 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
     """``with atomic_path(p) as tmp: write(tmp)`` writes ``p`` atomically (parents created)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _new_file(path.parent, f".{path.name}.")
+    tmp = _fresh(path.parent, f".{path.name}.", _new_file)
     try:
-        yield Path(tmp)
+        yield tmp
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
 
 
-def _new_file(directory: Path, prefix: str) -> str:
-    """Create an empty file with a fresh random name in ``directory``, mode 0666 minus the umask (``O_EXCL``: never
-    an existing file, as ``mkstemp``, whose 0600 would make every written file private)."""
+def _fresh(directory: Path, prefix: str, create: Callable[[Path], object]) -> Path:
+    """``create`` a new entry named ``<prefix><8 random hex>.tmp`` in ``directory`` (``create`` raises
+    FileExistsError on a taken name, and another name is tried)."""
     while True:
-        tmp = str(directory / f"{prefix}{secrets.token_hex(4)}.tmp")
+        tmp = directory / f"{prefix}{secrets.token_hex(4)}.tmp"
         try:
-            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            create(tmp)
             return tmp
         except FileExistsError:
             continue
+
+
+def _new_file(path: Path) -> None:
+    """An empty file at ``path``, mode 0666 minus the umask (``O_EXCL``: never an existing file, as ``mkstemp``,
+    whose 0600 would make every written file private)."""
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
 
 
 def write_text_atomic(path: Path | str, text: str) -> Path:
@@ -61,7 +67,7 @@ def atomic_dir(path: Path | str) -> Iterator[Path]:
     renames, none). The folder gets ``mkdir``'s permissions (0777 minus the umask), not ``mkdtemp``'s 0700."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _new_dir(path.parent, f".{path.name}.")
+    tmp = _fresh(path.parent, f".{path.name}.", Path.mkdir)  # mode 0777 minus the umask
     try:
         yield tmp
         if path.exists():
@@ -75,13 +81,3 @@ def atomic_dir(path: Path | str) -> Iterator[Path]:
         if tmp.exists():
             shutil.rmtree(tmp)
 
-
-def _new_dir(directory: Path, prefix: str) -> Path:
-    """Create an empty folder with a fresh random name in ``directory``, mode 0777 minus the umask."""
-    while True:
-        tmp = directory / f"{prefix}{secrets.token_hex(4)}.tmp"
-        try:
-            tmp.mkdir()
-            return tmp
-        except FileExistsError:
-            continue

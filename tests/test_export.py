@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import stat
 
 import pytest
 import torch
@@ -24,6 +26,9 @@ def policy_dir(tmp_path_factory):
 def test_exported_folder_loads_with_transformers_and_answers_the_same(policy_dir, tmp_path):
     out = tmp_path / "bundle"
     assert export_main([str(policy_dir), str(out)]) == 0
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o777 & ~umask  # as mkdir makes it, not mkdtemp's private 0700
     assert {"config.json", "model.safetensors", "tokenizer.json", "config.yaml", "summary.json", "README.md"} <= {
         p.name for p in out.iterdir()}
     policy = load_trained(policy_dir)

@@ -1,6 +1,10 @@
-"""What DAPO adds: SFT, SFT->DAPO, SFT->GRPO, SFT->DPO and PPO over seeds on the demo market (``make evidence``).
+"""What DAPO adds: SFT, SFT->DAPO, SFT->GRPO, SFT->DPO and PPO over seeds (``make evidence``, ``make evidence-real``).
 
     .venv/bin/python experiments/evidence.py [--seeds 0 1 2] [--sft-steps 400] [--rl-steps 500] [--dpo-steps 500]
+    .venv/bin/python experiments/evidence.py --preset standx_btc --policies sft dapo grpo ppo ...   # real data
+
+``--preset demo`` (default): the synthetic demo market; ``--preset standx_btc``: the real StandX BTC recording
+(``experiment=standx_btc``: train / validation / test by time); ``--set key=value`` adds overrides to every run.
 
 Per seed s (the training seed: model init, batches, rollouts; the market and the decisions stay those of seed 0, so
 the same test decisions are compared across seeds): SFT on ex-post best offsets, then DAPO, GRPO and DPO from that
@@ -34,7 +38,13 @@ from hyperdapo.evaluation.tables import write_table
 
 POLICIES = ("sft", "dapo", "grpo", "dpo", "ppo")
 STARTED_FROM_SFT = ("dapo", "grpo", "dpo")
-DEMO = ["experiment=demo", "data.synthetic.seed=0", "decisions.seed=0"]  # one market, one set of decisions
+PRESETS = {  # one market, one set of decisions for every seed
+    "demo": (["experiment=demo", "data.synthetic.seed=0", "decisions.seed=0"],
+             "the demo market (synthetic BTC, 120-s horizon, tiny model, CPU)"),
+    "standx_btc": (["experiment=standx_btc", "decisions.seed=0"],
+                   "real data: StandX BTC-USD perpetual, 49 h (train / validation / test by time), 60-s horizon, "
+                   "tiny model, CPU"),
+}
 
 
 def run(args: list[str]) -> None:
@@ -43,25 +53,29 @@ def run(args: list[str]) -> None:
 
 
 def train_seed(seed: int, args: argparse.Namespace, reg: str) -> dict[str, Path]:
-    """The five policies of one seed, trained into the registry; their directories by policy name."""
+    """The policies of one seed, trained into the registry; their directories by policy name."""
     root = Path(args.registry) / "BTC"
-    name = {p: f"evidence-s{seed}-{p}" for p in POLICIES}
-    common = [*DEMO, f"seed={seed}", reg, "overwrite=true"]
-    run(["train.py", *common, "algo=sft", f"trainer.max_steps={args.sft_steps}", "optim.lr=3e-3",
+    name = {p: f"{args.name}-s{seed}-{p}" for p in args.policies}
+    common = [*PRESETS[args.preset][0], f"seed={seed}", reg, "overwrite=true", *args.set]
+    run(["train.py", *common, "algo=sft", f"trainer.max_steps={args.sft_steps}", f"optim.lr={args.sft_lr}",
          f"run_name={name['sft']}"])
     sft = root / name["sft"]
     for algo, steps in (("dapo", args.rl_steps), ("grpo", args.rl_steps), ("dpo", args.dpo_steps)):
-        rl = ["algo.sft_warmup_steps=0", "algo.max_gen_batches=32"] if algo != "dpo" else []
-        run(["train.py", *common, f"algo={algo}", *rl, f"trainer.max_steps={steps}", "optim.lr=1e-4",
+        if algo not in args.policies:
+            continue
+        rl = ["algo.sft_warmup_steps=0", f"algo.max_gen_batches={args.max_gen_batches}"] if algo != "dpo" else []
+        run(["train.py", *common, f"algo={algo}", *rl, f"trainer.max_steps={steps}", f"optim.lr={args.rl_lr}",
              f"model.init_from={sft}", f"run_name={name[algo]}"])
-    run(["train.py", *common, "algo=ppo", f"run_name={name['ppo']}"])
+    if "ppo" in args.policies:
+        run(["train.py", *common, "algo=ppo", f"run_name={name['ppo']}"])
     return {p: root / n for p, n in name.items()}
 
 
-def evaluate_seed(seed: int, dirs: dict[str, Path], reg: str) -> Path:
-    out = Path("outputs/eval_evidence") / f"seed{seed}"
-    run(["evaluate.py", *DEMO, f"seed={seed}", reg, f"evaluate.policies=[{','.join(map(str, dirs.values()))}]",
-         f"evaluate.out_dir={out}", f"hydra.run.dir={out}/hydra"])
+def evaluate_seed(seed: int, dirs: dict[str, Path], reg: str, args: argparse.Namespace) -> Path:
+    out = Path("outputs/eval_evidence") / args.name / f"seed{seed}"
+    run(["evaluate.py", *PRESETS[args.preset][0], f"seed={seed}", reg, *args.set,
+         f"evaluate.policies=[{','.join(map(str, dirs.values()))}]", f"evaluate.out_dir={out}",
+         f"hydra.run.dir={out}/hydra"])
     return out
 
 
@@ -84,14 +98,15 @@ def seed_rows(seed: int, dirs: dict[str, Path], out: Path) -> tuple[pd.DataFrame
     return is_bps, summary
 
 
-def evidence_table(pooled: pd.DataFrame, summaries: list[dict]) -> pd.DataFrame:
+def evidence_table(pooled: pd.DataFrame, summaries: list[dict], policies: tuple[str, ...] = POLICIES) -> pd.DataFrame:
     """One row per policy (module docstring)."""
-    comparisons = {(p, "best baseline") for p in POLICIES} | {(p, "sft") for p in STARTED_FROM_SFT}
+    comparisons = ({(p, "best baseline") for p in policies}
+                   | {(p, "sft") for p in STARTED_FROM_SFT if p in policies})
     tests = {pair: paired_tests({pair[0]: pooled[pair[0]].to_numpy()}, pooled[pair[1]].to_numpy(),
                                 n_comparisons=len(comparisons))[pair[0]] for pair in comparisons}
     gap = pooled["best baseline"].mean() - pooled["oracle"].mean()
     rows = []
-    for p in (*POLICIES, "best baseline"):
+    for p in (*policies, "best baseline"):
         is_, fill, val = (np.array([s[p][key] for s in summaries], dtype=float) for key in ("is", "fill", "val"))
         row = {"Policy": p, "Test IS [bps]": f"{is_.mean():.2f} ± {is_.std(ddof=1):.2f}",
                "Fill rate [%]": f"{fill.mean():.1f} ± {fill.std(ddof=1):.1f}",
@@ -106,7 +121,7 @@ def evidence_table(pooled: pd.DataFrame, summaries: list[dict]) -> pd.DataFrame:
             row[f"per seed vs {versus}"] = " ".join(f"{x:+.2f}" for x in per_seed) if t else "–"
             row[f"p (t, Bonf.) vs {versus}"] = t["t_p_bonf"] if t else np.nan
         row["Gap closed [%]"] = (100 * (pooled["best baseline"].mean() - pooled[p].mean()) / gap
-                                 if p in POLICIES else np.nan)
+                                 if p in policies else np.nan)
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -119,26 +134,40 @@ def main() -> None:
     ap.add_argument("--dpo-steps", type=int, default=500)
     ap.add_argument("--registry", default="outputs/models")
     ap.add_argument("--out", default="outputs/tables")
+    ap.add_argument("--preset", choices=sorted(PRESETS), default="demo")
+    ap.add_argument("--policies", nargs="+", choices=POLICIES, default=list(POLICIES))
+    ap.add_argument("--name", default="", help="run names and table: <name>-s<seed>-<policy>, <name>.md "
+                                               "(default: evidence, or evidence_<preset>)")
+    ap.add_argument("--sft-lr", type=float, default=3e-3)
+    ap.add_argument("--rl-lr", type=float, default=1e-4)
+    ap.add_argument("--max-gen-batches", type=int, default=32)
+    ap.add_argument("--set", nargs="*", default=[], help="extra overrides for every train/evaluate run")
     args = ap.parse_args()
+    args.name = args.name or ("evidence" if args.preset == "demo" else f"evidence_{args.preset}")
+    if "sft" not in args.policies:
+        ap.error("--policies: the RL policies start from sft, which must be one of them")
     reg = f"registry_dir={args.registry}"
     t0 = time.perf_counter()
     frames, summaries = [], []
     for seed in args.seeds:
         dirs = train_seed(seed, args, reg)
-        frame, summary = seed_rows(seed, dirs, evaluate_seed(seed, dirs, reg))
+        frame, summary = seed_rows(seed, dirs, evaluate_seed(seed, dirs, reg, args))
         frames.append(frame)
         summaries.append(summary)
     pooled = pd.concat(frames, ignore_index=True)
-    table = evidence_table(pooled, summaries)
+    policies = tuple(p for p in POLICIES if p in args.policies)
+    table = evidence_table(pooled, summaries, policies)
     minutes = (time.perf_counter() - t0) / 60
     bests = ", ".join(f"seed {s}: {summ['best baseline']['name']}" for s, summ in zip(args.seeds, summaries,
                                                                                         strict=True))
-    write_table(table, Path(args.out), "evidence",
-                f"Evidence on the demo market (synthetic BTC, 120-s horizon, tiny model, CPU), seeds {args.seeds}: "
-                f"SFT {args.sft_steps} steps, DAPO/GRPO {args.rl_steps} and DPO {args.dpo_steps} steps from it, PPO on "
-                "the features. Test IS of greedy answers (bps, lower is better), mean ± sd over seeds; Diff = "
-                "IS(policy) - IS(versus) pooled over decisions x seeds with its bootstrap 95% CI, per-seed means, "
-                f"paired t-test p Bonferroni over {len(STARTED_FROM_SFT) + len(POLICIES)} comparisons; best baseline "
+    n_tests = len(policies) + len([p for p in STARTED_FROM_SFT if p in policies])
+    write_table(table, Path(args.out), args.name,
+                f"Evidence on {PRESETS[args.preset][1]}, seeds {args.seeds}: SFT {args.sft_steps} steps (lr "
+                f"{args.sft_lr:g}), RL {args.rl_steps} steps (lr {args.rl_lr:g}) and DPO {args.dpo_steps} steps from "
+                f"it where run ({', '.join(policies)}), PPO on the features; extra overrides {args.set or 'none'}; "
+                "registered checkpoints chosen on validation. Test IS of greedy answers (bps, lower is better), mean "
+                "± sd over seeds; Diff = IS(policy) - IS(versus) pooled over decisions x seeds with its bootstrap 95% "
+                f"CI, per-seed means, paired t-test p Bonferroni over {n_tests} comparisons; best baseline "
                 f"chosen on each seed's validation split ({bests}); gap closed = share of (best baseline - oracle) IS. "
                 f"Wall time {minutes:.0f} min.", policies=("dapo",))
     print(table.to_string(index=False))

@@ -141,10 +141,60 @@ def outside_gaps(decisions: DecisionSet, book_ts_us: np.ndarray, max_gap_s: floa
     return decisions.take(np.flatnonzero(touched == 0))
 
 
-def too_few_decisions(split: Split | str, n: int, cfg: DecisionConfig) -> str:
-    """The error text for a split with too few decisions, naming the keys that decide how many it gets."""
-    keys = ("warmup_s", "every_s", "horizon_s", "adverse_horizon_s", "embargo_s", "train_frac", "val_frac")
-    values = ", ".join(f"decisions.{k}={getattr(cfg, k):g}" for k in keys)
-    return (f"the {Split(split).value} split holds {n} decisions. On this data the splits are decided by {values} "
+SPLIT_KEYS = ("warmup_s", "every_s", "horizon_s", "adverse_horizon_s", "embargo_s", "train_frac", "val_frac")
+MIN_PER_SPLIT = 30  # decisions a split needs at least for a paired test to say anything
+NICE_S = (1.0, 2.0, 5.0, 10.0, 15.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0)  # candidate steps and horizons (s)
+
+
+def too_few_decisions(split: Split | str, n: int, cfg: DecisionConfig, span_us: tuple[int, int] | None = None) -> str:
+    """The error text for a split with too few decisions, naming the keys that decide how many it gets and, when
+    the data's span is known, settings that give every split at least :data:`MIN_PER_SPLIT` decisions
+    (:func:`suggest_decisions`)."""
+    values = ", ".join(decision_overrides(cfg))
+    text = (f"the {Split(split).value} split holds {n} decisions. On this data the splits are decided by {values} "
             "(each split's period loses the reward window, horizon_s + adverse_horizon_s, at its end, and an "
             "embargo_s gap separates the periods): use more data or lower these")
+    suggestion = suggest_decisions(*span_us, cfg) if span_us is not None else None
+    if suggestion is not None:
+        span_h = (span_us[1] - span_us[0]) / 3.6e9
+        text += (f". For this {span_h:.2f}-h span these give every split >= {MIN_PER_SPLIT} decisions: "
+                 + " ".join(decision_overrides(suggestion)))
+    return text
+
+
+def split_counts(start_us: int, end_us: int, cfg: DecisionConfig) -> dict[Split, int]:
+    """Decisions per split that :func:`draw_decisions` lays on the book span ``[start_us, end_us]`` (before gaps
+    and ``train_every``; jitter ignored)."""
+    first_us = start_us + int(cfg.warmup_s * US_PER_S)
+    grid_us = np.arange(first_us, end_us, int(cfg.every_s * US_PER_S), dtype=np.int64)
+    split = assign_splits(grid_us, first_us, end_us, cfg)
+    return {s: int((split == s.value).sum()) for s in Split}
+
+
+def suggest_decisions(start_us: int, end_us: int, cfg: DecisionConfig,
+                      min_per_split: int = MIN_PER_SPLIT) -> DecisionConfig | None:
+    """Decision settings for a span too short for ``cfg``, derived from the span ``S`` (s), never longer than
+    ``cfg``'s: the fill horizon the largest of :data:`NICE_S` up to ``S / 60`` (at least 10 s), the adverse look half
+    of it, the embargo their sum (its minimum), the warm-up at most 10 % of ``S``, and the largest decision step of
+    :data:`NICE_S` that gives every split ``min_per_split`` decisions. None when even a 1-s step cannot."""
+    span_s = (end_us - start_us) / US_PER_S
+    horizon = max([h for h in NICE_S if h <= max(span_s / 60, 10.0)] + [NICE_S[0]])
+    horizon = min(horizon, cfg.horizon_s)
+    adverse = min(cfg.adverse_horizon_s, horizon / 2)
+    short = replace(cfg, horizon_s=horizon, adverse_horizon_s=adverse, embargo_s=horizon + adverse,
+                    warmup_s=float(int(min(cfg.warmup_s, 0.1 * span_s))))
+    for every in sorted((e for e in NICE_S if e <= cfg.every_s), reverse=True):
+        candidate = replace(short, every_s=every)
+        if min(split_counts(start_us, end_us, candidate).values()) >= min_per_split:
+            return candidate
+    return None
+
+
+def decision_overrides(cfg: DecisionConfig) -> list[str]:
+    """``cfg``'s split-deciding values as Hydra overrides (``decisions.every_s=10`` ...)."""
+    return [f"decisions.{k}={getattr(cfg, k):g}" for k in SPLIT_KEYS]
+
+
+def empty_split(decisions: DecisionSet) -> Split | None:
+    """The first split that holds no decision, None when each holds some."""
+    return next((s for s in Split if not (decisions.split == s.value).any()), None)

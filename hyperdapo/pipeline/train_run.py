@@ -24,10 +24,12 @@ from omegaconf import OmegaConf
 from hyperdapo.atomic import write_text_atomic
 from hyperdapo.data.sources import load_market, market_files
 from hyperdapo.execution.daily import DaySpec, day_task
-from hyperdapo.execution.preferences import DEFAULT_OFFSETS_BPS, preference_pairs, save_table
+from hyperdapo.execution.preferences import preference_pairs, save_table
+from hyperdapo.execution.tape import DayLoader, day_files
 from hyperdapo.execution.task import ExecutionTask
-from hyperdapo.features.decision_set import Split
+from hyperdapo.features.decision_set import Split, empty_split, too_few_decisions
 from hyperdapo.models.policy import load_policy, policy_device, save_policy, trainable_parameters
+from hyperdapo.pipeline.best_checkpoint import MONITOR, BestValidation, load_best
 from hyperdapo.pipeline.config import RunConfig
 from hyperdapo.pipeline.console import quiet_third_party
 from hyperdapo.pipeline.preemption import StopOnSignal
@@ -59,15 +61,25 @@ class StopAfter(L.Callback):
 
 
 def build_task(cfg: RunConfig) -> ExecutionTask:
+    """The run's task (decisions, features, prompts, tape); a split without decisions is an error that names the
+    keys deciding the splits and settings derived from the data's span that fill each split."""
     quiet_third_party()  # every run (train, evaluate, in-process) builds its task first
     if cfg.data.day_by_day:
         spec = DaySpec(cfg.asset, cfg.venue, cfg.decisions, cfg.features, cfg.execution, cfg.reward)
-        return day_task(market_files(cfg.asset, cfg.data), spec, cfg.prompt, Path(cfg.data.cache_dir) / "days",
-                        cfg.data.cache_dir, cfg.data.days_in_memory)
-    with timed(log, f"market data ({cfg.asset.name}, {cfg.data.source.value})"):
-        market = load_market(cfg.asset, cfg.data)
-    return ExecutionTask.build(cfg.asset, cfg.venue, market, cfg.decisions, cfg.features, cfg.execution, cfg.reward,
-                               cfg.prompt)
+        files = market_files(cfg.asset, cfg.data)
+        task = day_task(files, spec, cfg.prompt, Path(cfg.data.cache_dir) / "days", cfg.data.cache_dir,
+                        cfg.data.days_in_memory)
+        span_us = lambda: DayLoader(cfg.asset.name, day_files(files), Path(cfg.data.cache_dir)).book_span_us  # noqa: E731
+    else:
+        with timed(log, f"market data ({cfg.asset.name}, {cfg.data.source.value})"):
+            market = load_market(cfg.asset, cfg.data)
+        task = ExecutionTask.build(cfg.asset, cfg.venue, market, cfg.decisions, cfg.features, cfg.execution,
+                                   cfg.reward, cfg.prompt)
+        span_us = lambda: (int(market.book.ts_us[0]), int(market.book.ts_us[-1]))  # noqa: E731
+    split = empty_split(task.decisions)
+    if split is not None:
+        raise ValueError(too_few_decisions(split, 0, cfg.decisions, span_us()))
+    return task
 
 
 def tokenizer_corpus(task: ExecutionTask) -> list[str]:
@@ -200,7 +212,7 @@ def fit_policy(cfg: RunConfig, task: ExecutionTask, model, tokenizer, out_dir: P
     """The Lightning fit of ``model`` on ``task``, then the registry entry (rank 0, finished runs only)."""
     model.train()
     task = task.rendered(tokenizer)
-    pairs = preference_pairs(task, Split.TRAIN, DEFAULT_OFFSETS_BPS)
+    pairs = preference_pairs(task, Split.TRAIN, cfg.algo.label_offsets_bps, cfg.algo.label_tie_bps)
     offline = OfflineBatches(task, pairs, cfg.algo.sft_batch_size, cfg.seed)
     total_opt_steps = optimizer_steps(cfg.algo, cfg.trainer.max_steps)
     module = PolicyModule(model, tokenizer, task, cfg.algo, cfg.optim, total_opt_steps, cfg.seed, offline=offline,
@@ -217,12 +229,14 @@ def fit_policy(cfg: RunConfig, task: ExecutionTask, model, tokenizer, out_dir: P
                          f"(trainer.max_steps={cfg.trainer.max_steps}); raise trainer.max_steps to train on")
     stop_at = min(cfg.trainer.max_steps, cfg.trainer.stop_after_steps or cfg.trainer.max_steps)
     preemption = StopOnSignal(cfg.trainer.max_steps)  # after StopAfter: it also handles StopAfter's early stop
+    warmup = cfg.algo.sft_warmup_steps if cfg.algo.name in (AlgoName.DAPO, AlgoName.GRPO) else 0
+    best = BestValidation(out_dir / "checkpoints", min_step=warmup, resume=ckpt_path is not None)
     trainer = L.Trainer(  # training steps are counted by StopAfter; Lightning's max_steps would count optimiser steps
         max_steps=-1, max_epochs=-1, accelerator=cfg.trainer.accelerator, devices=cfg.trainer.devices,
         num_nodes=cfg.trainer.num_nodes, strategy=cfg.trainer.strategy, precision=cfg.trainer.precision,
         logger=make_loggers(cfg, out_dir, tags, resume_step), check_val_every_n_epoch=None,
         callbacks=[StepCheckpoints(out_dir / "checkpoints", cfg.trainer.ckpt_every_n_steps), StopAfter(stop_at),
-                   preemption, StepProgressBar(cfg.trainer.max_steps, cfg.algo.name.value),
+                   best, preemption, StepProgressBar(cfg.trainer.max_steps, cfg.algo.name.value),
                    *(extra_callbacks or [])],
         plugins=[AtomicCheckpointIO()], enable_checkpointing=False,
         val_check_interval=cfg.trainer.val_every_n_steps, log_every_n_steps=cfg.trainer.log_every_n_steps,
@@ -248,6 +262,10 @@ def fit_policy(cfg: RunConfig, task: ExecutionTask, model, tokenizer, out_dir: P
     if trainer.is_global_zero and module.train_batches >= cfg.trainer.max_steps:  # finished, not interrupted
         policy_dir = policy_dir_of(cfg, out_dir)
         check_registry_entry(cfg, policy_dir)  # another run may have taken the name while this one trained
+        summary["registered"] = {"checkpoint": "last", "step": int(module.train_batches)}
+        if cfg.trainer.register == "best" and best.best is not None:
+            load_best(model, best.best)
+            summary["registered"] = {"checkpoint": "best", "step": best.best["step"], MONITOR: best.best["score"]}
         policy_dir = save_policy(model, tokenizer, policy_dir)
         summary["policy_dir"] = str(policy_dir)
         save_table(pairs, out_dir / "datasets" / "preferences_train.parquet")  # the SFT / DPO data of this run

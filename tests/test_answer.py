@@ -114,6 +114,7 @@ def test_band_is_configurable():
     assert parse("BUY LIMIT -150 bps", band_bps=100).reason is RejectReason.OUTSIDE_BAND
 
 
+@pytest.mark.slow
 @settings(max_examples=2000, deadline=None)
 @given(st.one_of(st.text(), st.from_regex(r"(?i)(buy|sell) (limit )?[-+$,.0-9e ]{0,30}( bps)?", fullmatch=True)))
 def test_fuzz_never_raises(text):

@@ -23,6 +23,8 @@ from hyperdapo.features.compute import compute_features
 from hyperdapo.features.config import DecisionConfig, FeatureConfig
 from hyperdapo.prompts.config import PromptConfig
 
+pytestmark = pytest.mark.slow  # trains a policy or runs a pipeline: `make test-fast` leaves it out
+
 SYNTH = SyntheticConfig(n_days=3, snapshot_interval_ms=5000, n_levels=10, trade_rate_per_s=0.5)
 SPEC = DaySpec(load_asset("btc"), load_venue("hyperliquid"), DecisionConfig(every_s=60), FeatureConfig(),
                FillConfig(), RewardConfig())

@@ -15,6 +15,8 @@ from hyperdapo.pipeline.trained import DecisionInput, Order, TrainedPolicy
 from hyperdapo.serve.app import create_app
 from tests.policy_helpers import decision_inputs, train_tiny_policy
 
+pytestmark = pytest.mark.slow  # trains a policy or runs a pipeline: `make test-fast` leaves it out
+
 TICK_BPS = 0.3  # a BTC tick (1 USD at 42 kUSD, ~0.24 bps) plus the answer's 0.1-bps rounding
 
 

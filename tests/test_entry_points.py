@@ -16,6 +16,8 @@ from omegaconf.errors import ValidationError
 from hyperdapo.pipeline.entry import EXIT_USER_ERROR, reports_user_errors, user_message
 from tests.pipeline_helpers import REPO
 
+pytestmark = pytest.mark.slow  # trains a policy or runs a pipeline: `make test-fast` leaves it out
+
 HEAVY = ("torch", "transformers", "numba", "pandas", "pyarrow", "lightning")
 
 

@@ -15,6 +15,8 @@ from hyperdapo.pipeline.evaluate_run import run_evaluation
 from hyperdapo.pipeline.train_run import build_task, run_training
 from tests.pipeline_helpers import fast, run_config, wandb_records
 
+pytestmark = pytest.mark.slow  # trains a policy or runs a pipeline: `make test-fast` leaves it out
+
 ROWS = ("market", "moderate", "passive", "twap", "analytic")
 
 

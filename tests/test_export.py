@@ -17,6 +17,8 @@ from hyperdapo.pipeline.trained import load_trained
 from tests.pipeline_helpers import run_config
 from tests.policy_helpers import decision_inputs, train_tiny_policy
 
+pytestmark = pytest.mark.slow  # trains a policy or runs a pipeline: `make test-fast` leaves it out
+
 
 @pytest.fixture(scope="module")
 def policy_dir(tmp_path_factory):

@@ -25,6 +25,8 @@ from hyperdapo.rl.module import PolicyModule, distinct_per_group
 from tests.pipeline_helpers import REPO, fast, run_config
 from tests.test_task import market, task  # noqa: F401  (module fixtures: a synthetic half day and its task)
 
+pytestmark = pytest.mark.slow  # trains a policy or runs a pipeline: `make test-fast` leaves it out
+
 
 def test_sft_loss_label_smoothing_by_hand():
     logp_all = torch.log(torch.tensor([[[0.75, 0.25], [0.5, 0.5]]]))  # (N=1, T=2, V=2)

@@ -17,6 +17,8 @@ from hyperdapo.rl.gym_env import ENV_ID, FEATURES, OBJECTIVES, LimitOrderEnv
 from hyperdapo.rl.ppo import BatchedLimitOrderEnv
 from tests.pipeline_helpers import fast, run_config
 
+pytestmark = pytest.mark.slow  # trains a policy or runs a pipeline: `make test-fast` leaves it out
+
 GRID_BPS = [-15.0, -5.0, 0.0, 5.0]
 
 

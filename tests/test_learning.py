@@ -25,6 +25,8 @@ from hyperdapo.pipeline.train_run import build_task, fit_policy, run_training
 from hyperdapo.rl.rollout import sample
 from tests.pipeline_helpers import fast, run_config
 
+pytestmark = pytest.mark.slow  # trains a policy or runs a pipeline: `make test-fast` leaves it out
+
 TARGET_BPS = -15.0
 
 
@@ -80,7 +82,6 @@ def test_dapo_learns_what_the_reward_pays_for(sft):
     assert after[0] / after[1] > before[0] / before[1] + 0.2 and p < 1e-3
 
 
-@pytest.mark.slow
 def test_dapo_beats_its_sft_start_on_the_market_reward(tmp_path):
     overrides = ["experiment=demo", f"data.raw_dir={tmp_path}/raw", f"data.cache_dir={tmp_path}/cache",
                  "trainer.val_every_n_steps=1000", "seed=0"]

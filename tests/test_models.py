@@ -44,6 +44,7 @@ def test_generate_with_a_seed_is_reproducible(tiny_dir):
     assert torch.equal(outs[0], outs[1]) and outs[0].shape[1] > prompt["input_ids"].shape[1]
 
 
+@pytest.mark.slow
 def test_qwen_vocab_from_the_shipped_tiktoken_file(tmp_path):
     pytest.importorskip("dashscope", reason="the qwen_vocab extra (dashscope ships qwen.tiktoken) is not installed")
     tok = qwen_vocab_tokenizer(tmp_path)

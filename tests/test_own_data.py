@@ -56,6 +56,7 @@ def binance_files(synthetic):
     return quotes, trades, t.ts_us[later][0]
 
 
+@pytest.mark.slow
 def test_files_source_cuts_book_and_trades_to_their_shared_span(synthetic, binance_files):
     tmp, cfg, market, _ = synthetic
     quotes, trades, first_trade = binance_files
@@ -68,6 +69,7 @@ def test_files_source_cuts_book_and_trades_to_their_shared_span(synthetic, binan
     np.testing.assert_array_equal(own.book.mid, market.book.mid[kept][: len(own.book)])
 
 
+@pytest.mark.slow
 def test_another_venues_quotes_and_trades_train_and_evaluate_without_a_key(binance_files, tmp_path, monkeypatch):
     monkeypatch.delenv("TARDIS_API_KEY", raising=False)
     quotes, trades, _ = binance_files

@@ -23,6 +23,8 @@ from hyperdapo.paper.replay import DIFF
 from tests.pipeline_helpers import fast
 from tests.policy_helpers import train_tiny_policy
 
+pytestmark = pytest.mark.slow  # trains a policy or runs a pipeline: `make test-fast` leaves it out
+
 
 @pytest.fixture(scope="module")
 def policy_dir(tmp_path_factory):

@@ -14,6 +14,8 @@ from hyperdapo.pipeline.evaluate_run import run_evaluation
 from hyperdapo.pipeline.train_run import run_training
 from tests.pipeline_helpers import fast, run_config
 
+pytestmark = pytest.mark.slow  # trains a policy or runs a pipeline: `make test-fast` leaves it out
+
 STRATEGIES = {"market", "aggressive", "moderate", "conservative", "passive", "twap", "vwap", "analytic", "llm"}
 
 

@@ -18,6 +18,8 @@ from hyperdapo.rl.gym_env import LimitOrderEnv
 from hyperdapo.rl.ppo import env_spec_of, is_ppo_policy, policy_offsets, ppo_offsets, train_ppo
 from tests.pipeline_helpers import fast, run_config
 
+pytestmark = pytest.mark.slow  # trains a policy or runs a pipeline: `make test-fast` leaves it out
+
 
 def _market(tmp) -> list[str]:
     """Half a synthetic day, the demo's decision grid and horizon (15 s, 120 s): about 2,200 training and 250

@@ -22,6 +22,8 @@ from hyperdapo.rl.module import PolicyModule
 from hyperdapo.rl.rollout import token_logprobs
 from tests.pipeline_helpers import fast, run_config
 
+pytestmark = pytest.mark.slow  # trains a policy or runs a pipeline: `make test-fast` leaves it out
+
 QUANT = ["model=qwen2_5_7b", "model.dtype=float32", "model.gradient_checkpointing=false", "model.lora.r=4",
          "model.lora.alpha=8"]
 

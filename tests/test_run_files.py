@@ -21,6 +21,8 @@ from hyperdapo.pipeline.run_files import AtomicCheckpointIO, MetricsCSV
 from hyperdapo.pipeline.train_run import check_registry_entry, policy_dir_of, run_training
 from tests.pipeline_helpers import REPO, fast, run_config
 
+pytestmark = pytest.mark.slow  # trains a policy or runs a pipeline: `make test-fast` leaves it out
+
 
 def _disk_full(*_args, **_kwargs):
     raise OSError(errno.ENOSPC, "No space left on device")

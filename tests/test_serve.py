@@ -24,6 +24,8 @@ from hyperdapo.serve.app import create_app
 from hyperdapo.serve.market_state import MarketState
 from tests.policy_helpers import decision_inputs, train_tiny_policy
 
+pytestmark = pytest.mark.slow  # trains a policy or runs a pipeline: `make test-fast` leaves it out
+
 N_CONCURRENT = 12
 
 

@@ -101,6 +101,7 @@ def _info(m, horizon_s: int = 30) -> float:
     return float(np.corrcoef(imbalance(m.book)[:-horizon_s], np.log(mid[horizon_s:] / mid[:-horizon_s]))[0, 1])
 
 
+@pytest.mark.slow
 def test_imbalance_predicts_next_30s_return_and_switches_off():
     asset = load_asset("btc")
     on = simulate_market(asset, SyntheticConfig(n_days=6 * HOURS, seed=5))
@@ -131,6 +132,7 @@ def test_invalid_config_names_the_key(key, value):
         SyntheticConfig(**{key: value})
 
 
+@pytest.mark.slow
 def test_market_with_other_parameters_is_never_read_from_stale_files(tmp_path):
     from hyperdapo.data.config import DataConfig
     from hyperdapo.data.sources import load_market

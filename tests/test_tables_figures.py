@@ -262,6 +262,7 @@ def test_figures_are_written_as_png_and_pdf_without_temporary_files(tmp_path):
     assert not plt.fignum_exists(fig.number)
 
 
+@pytest.mark.slow
 def test_make_tables_collects_tables_captions_and_figures(tmp_path):
     rng = np.random.default_rng(0)
     sft = registered(tmp_path, "sft", "sft", None, 12, rng)
@@ -351,6 +352,7 @@ def make_tables(cwd: Path, *args: str) -> None:
                    capture_output=True)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("selection", [["--runs", "dapo"], ["--tags", "thesis"]])
 def test_make_tables_filters_runs_from_any_directory(project, selection):
     root, elsewhere = project
@@ -365,6 +367,7 @@ def test_make_tables_filters_runs_from_any_directory(project, selection):
                                                                        "learning_curves_BTC_dapo.png"]
 
 
+@pytest.mark.slow
 def test_make_tables_without_a_filter_takes_every_run_and_the_newest_evaluation(project):
     root, elsewhere = project
     make_tables(elsewhere, "--root", str(root))
@@ -377,6 +380,7 @@ def test_make_tables_without_a_filter_takes_every_run_and_the_newest_evaluation(
     assert not list((out / "figures").glob("BTC_learning_curves*"))
 
 
+@pytest.mark.slow
 def test_make_tables_names_an_unknown_run(project):
     root, elsewhere = project
     with pytest.raises(subprocess.CalledProcessError) as failed:

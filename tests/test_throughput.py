@@ -24,6 +24,8 @@ from hyperdapo.rl.module import PolicyModule
 from hyperdapo.rl.rollout import encode_prompts, positions, sample, token_logprobs
 from tests.pipeline_helpers import fast, run_config
 
+pytestmark = pytest.mark.slow  # trains a policy or runs a pipeline: `make test-fast` leaves it out
+
 STEPS, VAL_DECISIONS, GRAD_CLIP = 6, 40, 1e-6
 MAX_NEW_TOKENS = 24
 

@@ -72,6 +72,7 @@ def test_the_check_refuses_splits_whose_reward_windows_cross_into_the_test_day()
         wf.check_window(late, start_us, end_us, test_start_us)
 
 
+@pytest.mark.slow
 def test_data_files_over_the_day_files_reproduce_the_synthetic_run_and_hold_the_plan(tmp_path):
     """Three synthetic days (sparse to stay fast: 10-s snapshots of 5 levels, 0.05 trades/s, decisions every 5 min),
     written once; window 1 (days 0-1, test day 2) over its files with data=files gives the decisions, splits and

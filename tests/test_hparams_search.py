@@ -14,8 +14,6 @@ import yaml
 
 from tests.pipeline_helpers import REPO, fast
 
-pytestmark = pytest.mark.slow  # trains a policy or runs a pipeline: `make test-fast` leaves it out
-
 SEARCHED = ("optim.lr", "algo.eps_high", "algo.mu")  # conf/hparams_search/dapo_optuna.yaml
 
 

@@ -24,8 +24,6 @@ from hyperdapo.pipeline.run_files import checkpoint_step
 from hyperdapo.pipeline.train_run import run_training
 from tests.pipeline_helpers import REPO, fast, run_config
 
-pytestmark = pytest.mark.slow  # trains a policy or runs a pipeline: `make test-fast` leaves it out
-
 MAX_STEPS = 6  # SFT steps (fast): the signal arrives after the checkpoint of step 2 (RL resume: test_pipeline.py)
 
 

@@ -67,7 +67,8 @@ def test_checkpoints_are_named_and_spaced_in_training_steps(interrupted):
     tmp, _, summary = interrupted
     assert summary["steps"] == 3 and summary["optimizer_steps"] == 1 + 2 * 2  # 1 SFT + 2 RL steps x 2 minibatches
     names = sorted(p.name for p in (tmp / "run" / "checkpoints").iterdir())
-    assert names == ["last.ckpt", "step-000001.ckpt", "step-000002.ckpt", "step-000003.ckpt"]
+    # best.pt: the best validation's weights (hyperdapo.pipeline.best_checkpoint), beside the step checkpoints
+    assert names == ["best.pt", "last.ckpt", "step-000001.ckpt", "step-000002.ckpt", "step-000003.ckpt"]
     assert "=" not in "".join(names)  # Hydra's override grammar takes ckpt_path=<these> unquoted
     assert pd.read_csv(tmp / "run" / "metrics.csv")["step"].max() == 2  # steps 0, 1, 2 logged
 

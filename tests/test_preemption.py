@@ -109,6 +109,7 @@ def test_sigusr1_on_slurm_requeues_and_the_requeued_job_resumes_by_itself(uninte
     assert_same_as_uninterrupted(tmp, "slurm")
 
 
+@pytest.mark.slow  # two trainings (~35 s on the loaded 2-core machine)
 def test_a_stop_between_two_validations_adds_no_validation_row(tmp_path):
     """Lightning validates when a fit stops early: at step 3 of a run that validates every 2 steps that added a
     validation row the uninterrupted run does not have (metrics.csv kept it, the resumed run did not redo it)."""

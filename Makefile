@@ -3,7 +3,7 @@ PY      := .venv/bin/python
 PIP     := .venv/bin/pip
 PYTEST  := $(PY) -m pytest
 
-.PHONY: help install test test-fast demo bench lint clean tables thesis ablations evidence walkforward
+.PHONY: help install test test-fast demo bench lint clean tables thesis ablations evidence evidence-real walkforward
 
 help:
 	@grep -E '^[a-z-]+:.*##' Makefile | sed 's/:.*##/\t/'
@@ -51,6 +51,11 @@ ablations: ## DAPO ablations over 3 seeds: component activity next to test IS, s
 
 evidence: ## SFT, SFT->DAPO/GRPO/DPO and PPO over 3 seeds on the demo market, pooled paired tests -> outputs/tables/evidence.* (~40 min)
 	$(PY) experiments/evidence.py
+
+evidence-real: ## the same on the real StandX BTC recording (../shared/data/standx): SFT, SFT->DAPO/GRPO, PPO over 3 seeds -> outputs/tables/evidence_standx_btc.*
+	$(PY) experiments/evidence.py --preset standx_btc --policies sft dapo grpo ppo --seeds 0 1 2 --sft-steps 100 \
+		--rl-steps 30 --rl-lr 3e-4 --max-gen-batches 8 \
+		--set trainer.val_every_n_steps=15 trainer.ckpt_every_n_steps=15 algo.on_starvation=continue
 
 walkforward: ## walk-forward: 6 synthetic days, train on 2, test on the next, 4 windows (SFT->DAPO, then DAPO continued) -> outputs/tables/walk_forward.* (32 min on the loaded 2 cores)
 	$(PY) experiments/walk_forward.py

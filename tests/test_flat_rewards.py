@@ -111,7 +111,8 @@ def test_the_registered_policy_is_the_best_validation_checkpoint(tmp_path):
     val = pd.read_csv(tmp_path / "run" / "metrics.csv").dropna(subset=["val/reward_mean"])
     steps = (val["step"] + 1).tolist()  # metrics.csv counts steps from 0: row k logs after k + 1 training steps
     assert steps == [2, 4, 6]
-    best_step = steps[int(np.argmax(val["val/reward_mean"].to_numpy()))]  # the first of ties
+    scores = val["val/reward_mean"].to_numpy()
+    best_step = steps[int(np.flatnonzero(scores == scores.max())[-1])]  # the last of ties
     assert summary["registered"] == {"checkpoint": "best", "step": best_step,
                                      "val/reward_mean": pytest.approx(val["val/reward_mean"].max())}
     registered = load_file(tmp_path / "models" / "BTC" / "best" / "model.safetensors")

@@ -4,7 +4,8 @@
 validation decisions) after every validation and keeps the trainable weights of the best one in
 ``<run>/checkpoints/best.pt`` (written atomically, with its training step and score), so that a resumed run goes on
 comparing against the best of its first part. ``trainer.register=best`` (the default) loads those weights before
-the policy is saved to the registry; ``trainer.register=last`` keeps the last weights. Steps of an RL run's SFT
+the policy is saved to the registry; ``trainer.register=last`` keeps the last weights. A tie goes to the later
+validation (greedy answers often tie while the sampling distribution still improves). Steps of an RL run's SFT
 warm-up (``algo.sft_warmup_steps``) are not candidates: an RL run registers an RL policy.
 """
 
@@ -33,7 +34,7 @@ class BestValidation(L.Callback):
         step = int(module.train_batches)
         if score is None or step <= self.min_step or not trainer.is_global_zero:
             return
-        if self.best is None or float(score) > self.best["score"]:
+        if self.best is None or float(score) >= self.best["score"]:  # a tie goes to the later, longer-trained weights
             state = {n: p.detach().cpu().clone() for n, p in module.model.named_parameters() if p.requires_grad}
             self.best = {"step": step, "score": float(score), "state": state}
             with atomic_path(self.path) as tmp:

@@ -23,6 +23,8 @@ NOISE_WARNINGS = (
     (r"Using ModelCheckpoint with manual optimization", Warning),
     # metrics.csv is our own logger, which keeps the earlier rows of a resumed run
     (r"Experiment logs directory .* exists and is not empty", Warning),
+    # peft asks transformers a deprecated question on every LoRA load; nothing of ours to change
+    (r"`is_gradient_checkpointing` is deprecated", FutureWarning),
 )
 NOISE_LOG_PREFIXES = {  # logger name -> message prefixes dropped from it
     "bitsandbytes.backends.cpu.ops": ("Failed to load CPU gemm_4bit_forward from kernels-community",),

@@ -47,7 +47,11 @@ PRESETS = {  # one market, one set of decisions for every seed
 }
 
 
-def run(args: list[str]) -> None:
+def run(args: list[str], reuse: Path | None = None) -> None:
+    """Run a train.py / evaluate.py command; with ``reuse``, skip it when that registry entry is finished already."""
+    if reuse is not None and (reuse / "summary.json").exists():
+        print(f"= reusing {reuse}", flush=True)
+        return
     print("+", " ".join(args), flush=True)
     subprocess.run([sys.executable, *args], check=True)
 
@@ -57,23 +61,24 @@ def train_seed(seed: int, args: argparse.Namespace, reg: str) -> dict[str, Path]
     root = Path(args.registry) / "BTC"
     name = {p: f"{args.name}-s{seed}-{p}" for p in args.policies}
     common = [*PRESETS[args.preset][0], f"seed={seed}", reg, "overwrite=true", *args.set]
+    reuse = lambda p: root / name[p] if args.reuse else None  # noqa: E731
     run(["train.py", *common, "algo=sft", f"trainer.max_steps={args.sft_steps}", f"optim.lr={args.sft_lr}",
-         f"run_name={name['sft']}"])
+         f"run_name={name['sft']}"], reuse("sft"))
     sft = root / name["sft"]
     for algo, steps in (("dapo", args.rl_steps), ("grpo", args.rl_steps), ("dpo", args.dpo_steps)):
         if algo not in args.policies:
             continue
         rl = ["algo.sft_warmup_steps=0", f"algo.max_gen_batches={args.max_gen_batches}"] if algo != "dpo" else []
         run(["train.py", *common, f"algo={algo}", *rl, f"trainer.max_steps={steps}", f"optim.lr={args.rl_lr}",
-             f"model.init_from={sft}", f"run_name={name[algo]}"])
+             f"model.init_from={sft}", f"run_name={name[algo]}"], reuse(algo))
     if "ppo" in args.policies:
-        run(["train.py", *common, "algo=ppo", f"run_name={name['ppo']}"])
+        run(["train.py", *common, "algo=ppo", f"run_name={name['ppo']}"], reuse("ppo"))
     return {p: root / n for p, n in name.items()}
 
 
 def evaluate_seed(seed: int, dirs: dict[str, Path], reg: str, args: argparse.Namespace) -> Path:
     out = Path("outputs/eval_evidence") / args.name / f"seed{seed}"
-    run(["evaluate.py", *PRESETS[args.preset][0], f"seed={seed}", reg, *args.set,
+    run(["evaluate.py", *PRESETS[args.preset][0], f"seed={seed}", reg, *args.set, "evaluate.policy=latest",
          f"evaluate.policies=[{','.join(map(str, dirs.values()))}]", f"evaluate.out_dir={out}",
          f"hydra.run.dir={out}/hydra"])
     return out
@@ -142,6 +147,8 @@ def main() -> None:
     ap.add_argument("--rl-lr", type=float, default=1e-4)
     ap.add_argument("--max-gen-batches", type=int, default=32)
     ap.add_argument("--set", nargs="*", default=[], help="extra overrides for every train/evaluate run")
+    ap.add_argument("--reuse", action="store_true", help="keep policies already in the registry under these names "
+                                                         "(an interrupted evidence run goes on where it stopped)")
     args = ap.parse_args()
     args.name = args.name or ("evidence" if args.preset == "demo" else f"evidence_{args.preset}")
     if "sft" not in args.policies:

@@ -48,7 +48,8 @@ def baseline_names(cfg: BaselineConfig) -> list[str]:
 
 
 def outcomes_of(name: str, task: ExecutionTask, idx: np.ndarray, out: Outcomes, target: np.ndarray,
-                column: np.ndarray | None = None, invalid: np.ndarray | None = None) -> StrategyOutcomes:
+                column: np.ndarray | None = None, invalid: np.ndarray | None = None,
+                offset_bps: np.ndarray | None = None) -> StrategyOutcomes:
     """Per-decision outcomes from (D, K) simulator outcomes, taking column ``column[d]`` (default 0)."""
     rows = np.arange(len(idx))
     col = np.zeros(len(idx), dtype=int) if column is None else column
@@ -59,13 +60,15 @@ def outcomes_of(name: str, task: ExecutionTask, idx: np.ndarray, out: Outcomes, 
         time_to_fill_s=pick(out.time_to_fill_s), exec_price=pick(out.exec_price), target_price=target,
         is_bps=pick(out.is_bps), price_improvement_bps=pick(out.price_improvement_bps),
         adverse_selection_bps=pick(out.adverse_selection_bps), depth_short=pick(out.depth_short), invalid=invalid,
+        offset_bps=offset_bps,
     )
 
 
 def single_offset(name: str, task: ExecutionTask, idx: np.ndarray, offsets_bps: np.ndarray) -> StrategyOutcomes:
-    px = task.price_of_offset(idx, np.asarray(offsets_bps, dtype=float).reshape(len(idx), 1))
+    offsets = np.broadcast_to(np.asarray(offsets_bps, dtype=float), (len(idx),))
+    px = task.price_of_offset(idx, offsets.reshape(len(idx), 1))
     _, out = task.score_prices(idx, px)
-    return outcomes_of(name, task, idx, out, px[:, 0])
+    return outcomes_of(name, task, idx, out, px[:, 0], offset_bps=offsets)
 
 
 def market_order(task: ExecutionTask, idx: np.ndarray) -> StrategyOutcomes:
@@ -190,4 +193,4 @@ def llm_outcomes(task: ExecutionTask, idx: np.ndarray, texts: list[str], fallbac
     offsets = np.where(valid, scored.offsets_bps[:, 0], fallback_offset_bps)
     px = task.price_of_offset(idx, offsets.reshape(-1, 1))
     _, out = task.score_prices(idx, px)
-    return outcomes_of(name, task, idx, out, px[:, 0], invalid=~valid)
+    return outcomes_of(name, task, idx, out, px[:, 0], invalid=~valid, offset_bps=offsets)

@@ -47,6 +47,7 @@ class StrategyOutcomes:
     adverse_selection_bps: np.ndarray  # (D,) NaN unless filled or unknown
     depth_short: np.ndarray  # (D,) bool: an order went beyond the visible book (impact-priced rest)
     invalid: np.ndarray | None = None  # (D,) bool: the policy's answer was invalid (fallback used)
+    offset_bps: np.ndarray | None = None  # (D,) the one order's side-relative offset from the arrival mid (bps)
 
     @property
     def pnl_usd(self) -> np.ndarray:

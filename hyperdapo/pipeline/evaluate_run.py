@@ -297,6 +297,12 @@ def policy_answers(cfg: RunConfig, task: ExecutionTask, idx: np.ndarray, policy_
     return greedy_answers(model, tokenizer, task, idx, cfg.algo.max_new_tokens, cfg.evaluate.batch_size)
 
 
+def distinct_offsets(outcomes: StrategyOutcomes) -> int | None:
+    """How many different offsets (bps, to 0.01) a policy answered on the decisions scored (None if unknown): 1 is
+    a constant policy, which can only tie the fixed-offset baseline of that offset."""
+    return None if outcomes.offset_bps is None else int(len(np.unique(np.round(outcomes.offset_bps, 2))))
+
+
 def median_offset(offsets_bps: Sequence[float]) -> float | None:
     """The ensemble rule (why the median: :mod:`hyperdapo.pipeline.ensemble`): the median of the valid offsets
     (bps; NaN = an invalid answer), None when no answer is valid."""
@@ -501,15 +507,17 @@ def run_evaluation(cfg: RunConfig, out_dir: Path) -> dict:
     names = [n for n in strategies if n not in NOT_STRATEGIES]
     pngs = write_figures(out, names, metrics, ci, strategies, [p.row for p in policies], chains)
     decisions = pd.DataFrame({"ts_us": task.decisions.ts_us[idx], **{f"is_bps_{n}": o.is_bps for n, o in
-                                                                     strategies.items()}})
+                                                                     strategies.items()},
+                              **{f"offset_bps_{p.row}": strategies[p.row].offset_bps for p in policies
+                                 if strategies[p.row].offset_bps is not None}})
     with atomic_path(out / "decisions.parquet") as tmp:
         decisions.to_parquet(tmp, index=False)
     policy = (None if not policies else f"{ENSEMBLE}({', '.join(map(str, policies[0].dirs))})"
               if len(policies[0].dirs) > 1 else ", ".join(str(p.dirs[0]) for p in policies if p.compared))
     result = {"asset": cfg.asset.name, "venue": cfg.venue.name, "fills": fill_words(cfg, task), "caption": cap,
               "policy": policy,
-              "policies": {p.row: {"dirs": [str(d) for d in p.dirs], "compared": p.compared, "started_from": p.parent}
-                           for p in policies},
+              "policies": {p.row: {"dirs": [str(d) for d in p.dirs], "compared": p.compared, "started_from": p.parent,
+                                   "distinct_offsets": distinct_offsets(strategies[p.row])} for p in policies},
               "best_baseline": {"name": best, "chosen_on": "val", "val_is_bps": val_is} if best else None,
               "metrics": metrics, "is_ci": ci, "comparisons": [asdict(c) for c in made],
               "training": {row: chain[-1] for row, chain in chains.items()}}

@@ -95,9 +95,10 @@ def seed_rows(seed: int, dirs: dict[str, Path], out: Path) -> tuple[pd.DataFrame
     is_bps["seed"] = seed
     summary = {}
     for p, row in rows.items():
-        final = json.loads((dirs[p] / "summary.json").read_text()).get("final", {})
+        trained = json.loads((dirs[p] / "summary.json").read_text())
+        val = trained.get("registered", trained.get("final", {})).get("val/reward_mean", np.nan)  # the registered one
         summary[p] = {"is": result["metrics"][row]["IS [bps]"], "fill": result["metrics"][row]["Fill rate [%]"],
-                      "val": final.get("val/reward_mean", np.nan)}
+                      "val": val}
     summary["best baseline"] = {"is": result["metrics"][best]["IS [bps]"],
                                 "fill": result["metrics"][best]["Fill rate [%]"], "val": np.nan, "name": best}
     return is_bps, summary
@@ -124,7 +125,8 @@ def evidence_table(pooled: pd.DataFrame, summaries: list[dict], policies: tuple[
             row[f"Diff vs {versus} [bps]"] = (f"{t['mean_diff_bps']:+.2f} [{t['ci_low']:+.2f}, {t['ci_high']:+.2f}]"
                                               if t else "–")
             row[f"per seed vs {versus}"] = " ".join(f"{x:+.2f}" for x in per_seed) if t else "–"
-            row[f"p (t, Bonf.) vs {versus}"] = t["t_p_bonf"] if t else np.nan
+            identical = t is not None and bool((diff == 0).all())  # equal on every decision: no test is possible
+            row[f"p (t, Bonf.) vs {versus}"] = "identical" if identical else t["t_p_bonf"] if t else np.nan
         row["Gap closed [%]"] = (100 * (pooled["best baseline"].mean() - pooled[p].mean()) / gap
                                  if p in policies else np.nan)
         rows.append(row)
@@ -164,19 +166,26 @@ def main() -> None:
     pooled = pd.concat(frames, ignore_index=True)
     policies = tuple(p for p in POLICIES if p in args.policies)
     table = evidence_table(pooled, summaries, policies)
+    p_best = pd.to_numeric(table["p (t, Bonf.) vs best baseline"], errors="coerce")  # "identical" -> NaN
+    cheaper = {p: (pooled[p] - pooled["best baseline"]).mean() < 0 for p in policies}
+    wins = [p for p, pb in zip(table["Policy"], p_best, strict=True) if cheaper.get(p, False) and pb < 0.05]
     minutes = (time.perf_counter() - t0) / 60
     bests = ", ".join(f"seed {s}: {summ['best baseline']['name']}" for s, summ in zip(args.seeds, summaries,
                                                                                         strict=True))
     n_tests = len(policies) + len([p for p in STARTED_FROM_SFT if p in policies])
     write_table(table, Path(args.out), args.name,
-                f"Evidence on {PRESETS[args.preset][1]}, seeds {args.seeds}: SFT {args.sft_steps} steps (lr "
-                f"{args.sft_lr:g}), RL {args.rl_steps} steps (lr {args.rl_lr:g}) and DPO {args.dpo_steps} steps from "
-                f"it where run ({', '.join(policies)}), PPO on the features; extra overrides {args.set or 'none'}; "
-                "registered checkpoints chosen on validation. Test IS of greedy answers (bps, lower is better), mean "
+                f"Evidence on {PRESETS[args.preset][1]}, seeds {args.seeds}: policies {', '.join(policies)}; SFT "
+                f"{args.sft_steps} steps (lr {args.sft_lr:g}), DAPO/GRPO {args.rl_steps} steps (lr {args.rl_lr:g})"
+                + (f", DPO {args.dpo_steps} steps" if "dpo" in policies else "") + " from it"
+                + (", PPO on the features" if "ppo" in policies else "") + f"; extra overrides {args.set or 'none'}; "
+                "registered checkpoints chosen on validation (Val reward = the registered checkpoint's, bps). Bold: "
+                "cheaper than the best baseline at Bonferroni p < 0.05 (none if none is). Test IS of greedy answers "
+                "(bps, lower is better), mean "
                 "± sd over seeds; Diff = IS(policy) - IS(versus) pooled over decisions x seeds with its bootstrap 95% "
                 f"CI, per-seed means, paired t-test p Bonferroni over {n_tests} comparisons; best baseline "
                 f"chosen on each seed's validation split ({bests}); gap closed = share of (best baseline - oracle) IS. "
-                f"Wall time {minutes:.0f} min.", policies=("dapo",))
+                f"Wall time {minutes:.0f} min" + (" (--reuse: policies already in the registry were not trained again)"
+                                                   if args.reuse else "") + ".", policies=("dapo",), bold=wins)
     print(table.to_string(index=False))
     print(f"evidence: {minutes:.1f} min")
 

@@ -37,6 +37,7 @@ from hyperdapo.data.synthetic import synthetic_dir_name, write_synthetic_market
 
 log = logging.getLogger(__name__)
 PROJECT_ROOT = Path(__file__).resolve().parents[2]  # the repository: parent of the hyperdapo package
+CUT_WARN_SHARE = 0.05  # cutting more than this share of the book rows or the trades to the shared span is a warning
 
 
 def concat_books(books: list[BookSnapshots]) -> BookSnapshots:
@@ -128,8 +129,13 @@ def shared_span(book: BookSnapshots, trades: Trades, files: dict[str, list[Path]
                          f"{_utc(trades.ts_us[-1])})")
     in_book = (book.ts_us >= start) & (book.ts_us <= end)
     in_tape = (trades.ts_us >= start) & (trades.ts_us <= end)
-    log.info("book and trades overlap %s .. %s (%.1f h); cut %d book rows and %d trades outside it", _utc(start),
-             _utc(end), (end - start) / 3.6e9, int((~in_book).sum()), int((~in_tape).sum()))
+    cut_book, cut_tape = 1 - in_book.mean(), 1 - in_tape.mean()
+    level = logging.WARNING if max(cut_book, cut_tape) > CUT_WARN_SHARE else logging.INFO
+    log.log(level, "book and trades overlap %s .. %s (%.1f h); cut %d book rows (%.1f %%) and %d trades (%.1f %%) "
+            "outside it%s", _utc(start), _utc(end), (end - start) / 3.6e9, int((~in_book).sum()), 100 * cut_book,
+            int((~in_tape).sum()), 100 * cut_tape,
+            f" (book {_utc(book.ts_us[0])}..{_utc(book.ts_us[-1])}, trades {_utc(trades.ts_us[0])}.."
+            f"{_utc(trades.ts_us[-1])}: check that the files cover the same days)" if level == logging.WARNING else "")
     return (book, trades) if in_book.all() and in_tape.all() else (book.take(in_book), trades.take(in_tape))
 
 

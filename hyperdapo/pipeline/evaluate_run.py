@@ -298,9 +298,10 @@ def policy_answers(cfg: RunConfig, task: ExecutionTask, idx: np.ndarray, policy_
 
 
 def distinct_offsets(outcomes: StrategyOutcomes) -> int | None:
-    """How many different offsets (bps, to 0.01) a policy answered on the decisions scored (None if unknown): 1 is
-    a constant policy, which can only tie the fixed-offset baseline of that offset."""
-    return None if outcomes.offset_bps is None else int(len(np.unique(np.round(outcomes.offset_bps, 2))))
+    """How many different offsets a policy answered on the decisions scored, to 0.1 bps (the answers' precision; the
+    offsets of the orders placed differ from the answer by the tick rounding), None if unknown: 1 is a constant
+    policy, which can only tie the fixed-offset baseline of that offset."""
+    return None if outcomes.offset_bps is None else int(len(np.unique(np.round(outcomes.offset_bps, 1))))
 
 
 def median_offset(offsets_bps: Sequence[float]) -> float | None:

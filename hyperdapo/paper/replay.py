@@ -32,7 +32,7 @@ from hyperdapo.atomic import write_text_atomic
 from hyperdapo.data.schema import Side
 from hyperdapo.evaluation.baselines import baseline_outcomes, llm_outcomes, single_offset
 from hyperdapo.evaluation.metrics import StrategyOutcomes, strategy_metrics
-from hyperdapo.evaluation.stats import mean_ci, paired_tests
+from hyperdapo.evaluation.stats import mean_ci, paired_tests, significant_win
 from hyperdapo.evaluation.tables import execution_quality, write_table
 from hyperdapo.execution.task import ExecutionTask
 from hyperdapo.features.config import Objective
@@ -125,7 +125,10 @@ def summarize(out: Path, cfg: RunConfig, policy: TrainedPolicy, strategies: dict
     table = execution_quality(metrics, ci, tests, CANDIDATE).rename(columns={f"Diff vs {CANDIDATE} [bps]": DIFF},
                                                                      errors="raise")
     table.insert(1, "Fill rate [%]", [metrics[n]["Fill rate [%]"] for n in table["Strategy"]])
-    write_table(table, out / "tables", "paper_summary", caption)
+    wins = bool(tests) and all(significant_win(t) for t in tests.values())  # cheaper than every baseline
+    write_table(table, out / "tables", "paper_summary", caption + (" Bold: the policy is significantly cheaper than "
+                "every baseline (paired t and Wilcoxon, Bonferroni p < 0.05)." if wins else ""),
+                bold=[CANDIDATE] if wins else [])
     summary = {"policy": str(policy.path), "asset": cfg.asset.name, "decisions": len(strategies[CANDIDATE].is_bps),
                "caption": caption, "metrics": metrics, "is_ci": ci, "tests": tests, "wall_s": wall_s}
     write_text_atomic(out / "summary.json", json.dumps(summary, indent=2, default=str))

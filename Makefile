@@ -15,7 +15,7 @@ install: ## create .venv, install torch==2.13.0 (CPU) first, then the package wi
 	$(PIP) install -e '.[dev,qwen_vocab]'
 
 test: lint ## ruff, then the whole test suite (the command CI runs)
-	$(PYTEST) -q
+	$(PYTEST) -q --durations=30
 
 test-fast: lint ## the inner loop: ruff, then every test not marked slow (< 3 min; `make test` runs them all)
 	$(PYTEST) -q -m "not slow"

@@ -178,8 +178,7 @@ def suggest_decisions(start_us: int, end_us: int, cfg: DecisionConfig,
     of it, the embargo their sum (its minimum), the warm-up at most 10 % of ``S``, and the largest decision step of
     :data:`NICE_S` that gives every split ``min_per_split`` decisions. None when even a 1-s step cannot."""
     span_s = (end_us - start_us) / US_PER_S
-    horizon = max([h for h in NICE_S if h <= max(span_s / 60, 10.0)] + [NICE_S[0]])
-    horizon = min(horizon, cfg.horizon_s)
+    horizon = min(max(h for h in NICE_S if h <= max(span_s / 60, 10.0)), cfg.horizon_s)
     adverse = min(cfg.adverse_horizon_s, horizon / 2)
     short = replace(cfg, horizon_s=horizon, adverse_horizon_s=adverse, embargo_s=horizon + adverse,
                     warmup_s=float(int(min(cfg.warmup_s, 0.1 * span_s))))

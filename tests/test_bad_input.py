@@ -255,3 +255,23 @@ def test_a_book_that_only_loses_rows_still_feeds_sane_costs(tmp_path):
     with pytest.warns(UserWarning, match="blank_best"):
         book = read_market_file(p).table
     assert (book.bid_px[:, 0] < book.mid).all() and (book.mid < book.ask_px[:, 0]).all()
+
+
+@pytest.mark.parametrize(("value", "shown"), [("sideways", "'sideways'"), ("", "None")])
+def test_trade_side_that_is_neither_buy_nor_sell(tmp_path, value, shown):
+    rows = good_trades(5)
+    rows[2] = f"hyperliquid,BTC,1002,1003,2,{value},100.5,0.01"
+    p = trades_file(tmp_path, rows)
+    with raises_naming(p, "data row 3", "field 'side'", shown):
+        read_market_file(p)
+
+
+@pytest.mark.parametrize("kind", ["trades", "book"])
+def test_header_only_file(tmp_path, kind):
+    """A header and no rows (issue 20 item 4: failed with numpy's reshape message)."""
+    if kind == "trades":
+        p = trades_file(tmp_path, [])
+    else:
+        p = write_gz(tmp_path / "hyperliquid_book_snapshot_5_2024-01-01_BTC.csv.gz", book5_lines()[:1])
+    with raises_naming(p, "header", "no data rows"):
+        read_market_file(p)

@@ -147,7 +147,12 @@ def read_market_file(path: Path | str, kind: Kind | str | None = None) -> ReadRe
     types = {"timestamp": pa.int64(), "local_timestamp": pa.int64(), **{c: pa.float64() for c in numeric}}
     if kind is Kind.TRADES:
         types["id"] = pa.string()
+    if kind in (Kind.TRADES, Kind.INCREMENTAL_BOOK_L2):
+        types["side"] = pa.dictionary(pa.int32(), pa.string())  # a handful of distinct values
     table = _read_csv(path, header, types, numeric, [c for c in required if c not in UNCONVERTED])
+    if table.num_rows == 0:
+        raise DataFileError(path, "no data rows: the file holds only its header (an interrupted download?)",
+                            row=1, unit="line (header)")
     return {
         Kind.BOOK_SNAPSHOT: _book_from_table, Kind.QUOTES: _quotes_from_table,
         Kind.TRADES: _trades_from_table, Kind.INCREMENTAL_BOOK_L2: _updates_from_table,
@@ -260,16 +265,23 @@ def _finish_book(path, ts_us, local_ts_us, bid_px, bid_sz, ask_px, ask_sz, unit:
 
 
 def _side_codes(path: Path, table: pa.Table, pos: str, neg: str, allow_unknown: bool) -> np.ndarray:
+    """(N,) int8 Side codes of the ``side`` column (``unknown`` -> 0 when allowed), looked up per distinct value
+    of the column's dictionary (read as one by the CSV reader; encoded here otherwise)."""
     side = table.column("side")
-    code = np.where(pc.equal(side, pos).to_numpy(zero_copy_only=False), int(Side.BUY),
-                    np.where(pc.equal(side, neg).to_numpy(zero_copy_only=False), int(Side.SELL), 0)).astype(np.int8)
-    known = code != 0
-    if allow_unknown:
-        known |= pc.equal(side, "unknown").to_numpy(zero_copy_only=False)
-    if not known.all():
-        k = int(np.flatnonzero(~known)[0])
+    if not pa.types.is_dictionary(side.type):
+        side = side.dictionary_encode()
+    codes = {pos: int(Side.BUY), neg: int(Side.SELL), **({"unknown": 0} if allow_unknown else {})}
+    invalid = 2  # a code no Side has: a value outside ``codes``, or null
+    out, start = np.empty(len(side), dtype=np.int8), 0
+    for chunk in side.chunks:
+        lut = np.array([codes.get(v, invalid) for v in chunk.dictionary.to_pylist()] + [invalid], dtype=np.int8)
+        index = chunk.indices.fill_null(len(chunk.dictionary)).to_numpy(zero_copy_only=False)
+        out[start: start + len(chunk)] = lut[index]
+        start += len(chunk)
+    if (out == invalid).any():
+        k = int(np.flatnonzero(out == invalid)[0])
         raise DataFileError(path, f"side {side[k].as_py()!r} is not {pos!r} or {neg!r}", row=k + 1, field="side")
-    return code
+    return out
 
 
 def _trades_from_table(path: Path, table: pa.Table) -> ReadResult:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
+import numba
 import numpy as np
 
 
@@ -63,7 +64,11 @@ def check_non_negative(path: Path, columns: dict[str, np.ndarray], unit: str = "
 
 def check_levels(path: Path, side: str, px: np.ndarray, sz: np.ndarray, unit: str = "data row") -> None:
     """A book side ``side`` ("bids" / "asks"), (N, L) prices and sizes, NaN = empty level: every present level
-    has a finite price > 0 and a finite size >= 0, and levels are strictly ordered away from the best."""
+    has a finite price > 0 and a finite size >= 0, and levels are strictly ordered away from the best.
+
+    One compiled pass finds whether anything is wrong; only then do the array expressions below locate it."""
+    if _levels_ok(px, sz, side == "bids"):
+        return
     present = ~np.isnan(px) | ~np.isnan(sz)
     bad_px = present & ~(np.isfinite(px) & (px > 0))
     bad_sz = present & ~(np.isfinite(sz) & (sz >= 0))
@@ -80,6 +85,19 @@ def check_levels(path: Path, side: str, px: np.ndarray, sz: np.ndarray, unit: st
         order = "descending" if side == "bids" else "ascending"
         raise DataFileError(path, f"levels not {order}: level {lvl + 1} at {px[k, lvl + 1]} after {px[k, lvl]}",
                             row=int(k) + 1, unit=unit, field=f"{side}[{lvl + 1}].price")
+
+
+@numba.njit(cache=True)
+def _levels_ok(px: np.ndarray, sz: np.ndarray, descending: bool) -> bool:
+    """The conditions of :func:`check_levels`, row by row, without temporaries (False at the first violation)."""
+    for i in range(px.shape[0]):
+        for j in range(px.shape[1]):
+            p, s = px[i, j], sz[i, j]
+            if (p == p or s == s) and not (0.0 < p < np.inf and 0.0 <= s < np.inf):
+                return False
+            if j > 0 and (p >= px[i, j - 1] if descending else p <= px[i, j - 1]):
+                return False
+    return True
 
 
 def check_trade_values(path: Path, price: np.ndarray, amount: np.ndarray) -> None:

@@ -126,7 +126,7 @@ def test_seed_and_thesis_rewards_train(tmp_path, reward):
     assert summary["steps"] == 2 and np.isfinite(summary["final"]["train/reward_mean"])
 
 
-def test_wandb_offline_run_is_named_tagged_and_finished(tmp_path):
+def test_wandb_offline_run_is_named_tagged_and_finished(tmp_path, capfd):
     from tests.pipeline_helpers import wandb_records
 
     summary = run_training(run_config(fast(tmp_path, "algo=sft", "trainer.max_steps=2", "logger=wandb",
@@ -137,6 +137,7 @@ def test_wandb_offline_run_is_named_tagged_and_finished(tmp_path):
     assert (run.run_group, run.job_type, run.display_name) == ("sweep-3", "train", "sft-lr3")
     assert "algo:sft" in run.tags
     assert (tmp_path / "run" / "datasets" / "preferences_train.parquet").exists()
+    assert "anonymous" not in capfd.readouterr().err  # issue 20 item 8: wandb's deprecation warning on every run
 
 
 def test_every_experiment_preset_composes():

@@ -118,9 +118,13 @@ def make_loggers(cfg: RunConfig, out: Path, tags: list[str], resume_step: int | 
     if cfg.logger.name == "wandb":
         os.environ.setdefault("WANDB_MODE", cfg.logger.mode)
         group, name = wandb_names(cfg, out)
-        loggers.append(WandbLogger(project=cfg.logger.project, save_dir=str(out), group=group, name=name,
+        wandb_logger = WandbLogger(project=cfg.logger.project, save_dir=str(out), group=group, name=name,
                                    job_type="train", tags=sorted({*cfg.logger.tags, *tags}),
-                                   config=OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True)))
+                                   config=OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True))
+        # Lightning passes anonymous=None to wandb.init, which wandb >= 0.19 answers with a deprecation warning on
+        # every run; the run is still created lazily, on rank zero only.
+        wandb_logger._wandb_init.pop("anonymous", None)
+        loggers.append(wandb_logger)
     return loggers
 
 

@@ -47,8 +47,12 @@ def test_multirun_two_assets_by_two_ablation_values(tmp_path):
     assert len(list((tmp_path / "models").glob("*/*/summary.json"))) == 4  # every job registered its policy
 
 
-def test_submitit_local_launcher(tmp_path):
-    sweep = tmp_path / "sweep"
-    train("-m", "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10", *fast(tmp_path), "algo=sft",
-          "trainer.max_steps=2", f"hydra.sweep.dir={sweep}", timeout=900)
-    assert len(list(sweep.glob("*/summary.json"))) == 1
+def test_submitit_local_launcher_and_a_second_sweep_without_run_name(tmp_path):
+    """Two sweeps of the same job, no run_name: each registers its own policy (issue 20: the second was refused,
+    both defaulting to ``sft-0_BTC_sft``)."""
+    for sweep in ("sweep-a", "sweep-b"):
+        train("-m", "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10", *fast(tmp_path), "algo=sft",
+              "trainer.max_steps=2", f"hydra.sweep.dir={tmp_path / sweep}", timeout=900)
+        assert len(list((tmp_path / sweep).glob("*/summary.json"))) == 1
+    entries = sorted(p.parent.name for p in (tmp_path / "models" / "BTC").glob("*/summary.json"))
+    assert entries == ["sft-sweep-a_0_BTC_sft", "sft-sweep-b_0_BTC_sft"]

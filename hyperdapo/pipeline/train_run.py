@@ -152,8 +152,10 @@ def run_training(cfg: RunConfig, out_dir: Path) -> dict:
 
 
 def policy_dir_of(cfg: RunConfig, out_dir: Path) -> Path:
-    """The registry entry of this run: ``<registry_dir>/<ASSET>/<run_name or algo-<run dir name>>``."""
-    return Path(cfg.registry_dir) / cfg.asset.name / (cfg.run_name or f"{cfg.algo.name.value}-{out_dir.name}")
+    """The registry entry of this run: ``<registry_dir>/<ASSET>/<run_name or algo-<run dir name>>``; a multirun
+    job's run dir name is its sweep's and its own (``<sweep>_<job subdir>``), so two sweeps never share a name."""
+    run_dir = out_dir.name if sweep_name() is None else f"{sweep_name()}_{out_dir.name}"
+    return Path(cfg.registry_dir) / cfg.asset.name / (cfg.run_name or f"{cfg.algo.name.value}-{run_dir}")
 
 
 _CLAIMS: dict[Path, tuple[int, RunConfig]] = {}  # registry entries this process trains: lock file fd, the run's cfg

@@ -169,10 +169,15 @@ class ExecutionTask:
         batch's decisions are of one day (drawn in proportion to the days' training decisions)."""
         train = self.split_index(Split.TRAIN)
         rng = np.random.default_rng([seed, step])
-        if self.day is not None:  # one day per batch, drawn in proportion to its training decisions
-            days, counts = np.unique(self.day[train], return_counts=True)
-            train = train[self.day[train] == rng.choice(days, p=counts / counts.sum())]
+        if self.day is not None:
+            train = self.one_day(train, rng)
         return rng.choice(train, size=batch_size, replace=len(train) < batch_size)
+
+    def one_day(self, idx: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """The decisions of ``idx`` on one day of a day-by-day tape, the day drawn with ``rng`` in proportion to
+        its share of ``idx`` (a batch drawn from them reads one day window)."""
+        days, counts = np.unique(self.day[idx], return_counts=True)
+        return idx[self.day[idx] == rng.choice(days, p=counts / counts.sum())]
 
     # ------------------------------------------------------------------------------------------ scoring
     def price_of_offset(self, idx: np.ndarray, offsets_bps: np.ndarray) -> np.ndarray:

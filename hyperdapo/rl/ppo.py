@@ -49,18 +49,26 @@ MODEL_FILE = "ppo.zip"
 class BatchedLimitOrderEnv(VecEnv):
     """``n_envs`` one-decision episodes of ``split`` stepped together: one ``score_offsets`` call per step. Every
     step ends every episode, so each step draws ``n_envs`` new decisions (SB3's auto-reset; the finished episode's
-    observation is in ``info["terminal_observation"]``)."""
+    observation is in ``info["terminal_observation"]``).
+
+    On a day-by-day tape (``task.day`` set) the decisions of ``day_block`` consecutive steps (PPO: one rollout) are
+    of one day, drawn in proportion to its decisions, so that a rollout reads one day window instead of one per day
+    at every step; in memory every step draws from the whole split."""
 
     def __init__(self, task: ExecutionTask, split: Split | str, n_envs: int, action: ActionKind,
-                 offset_grid_bps: list[float], seed: int | None = None):
+                 offset_grid_bps: list[float], seed: int | None = None, day_block: int = 1):
         self.single = LimitOrderEnv(task, split, action, offset_grid_bps)  # the spaces, index, band and grid
         super().__init__(n_envs, self.single.observation_space, self.single.action_space)
-        self.task, self.rng = task, seeding.np_random(seed)[0]
+        self.task, self.rng, self.day_block = task, seeding.np_random(seed)[0], day_block
         self.decisions = np.zeros(n_envs, dtype=np.int64)  # (N,) global decision indices
         self.actions: np.ndarray | None = None
+        self.draws, self.pool = 0, self.single.index  # steps drawn so far; the decisions the next ones draw from
 
     def _draw(self) -> np.ndarray:
-        self.decisions = self.rng.choice(self.single.index, size=self.num_envs)
+        if self.task.day is not None and self.draws % self.day_block == 0:
+            self.pool = self.task.one_day(self.single.index, self.rng)
+        self.draws += 1
+        self.decisions = self.rng.choice(self.pool, size=self.num_envs)
         return observe(self.task, self.decisions)  # (N, OBS_DIM)
 
     def reset(self) -> np.ndarray:
@@ -155,7 +163,7 @@ class ValidationCurve(BaseCallback):
 
 
 def make_ppo(task: ExecutionTask, cfg: PPOConfig, seed: int) -> PPO:
-    env = BatchedLimitOrderEnv(task, Split.TRAIN, cfg.n_envs, cfg.action, cfg.offset_grid_bps)
+    env = BatchedLimitOrderEnv(task, Split.TRAIN, cfg.n_envs, cfg.action, cfg.offset_grid_bps, day_block=cfg.n_steps)
     return PPO("MlpPolicy", env, learning_rate=cfg.learning_rate, n_steps=cfg.n_steps, batch_size=cfg.batch_size,
                n_epochs=cfg.n_epochs, gamma=1.0, gae_lambda=1.0,  # one-step episodes: the return is the reward
                clip_range=cfg.clip_range, ent_coef=cfg.ent_coef,

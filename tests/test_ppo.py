@@ -98,3 +98,26 @@ def test_train_py_algo_ppo_writes_a_registry_entry_the_loader_reads(tmp_path):
     assert alone["metrics"]["ppo"]["IS [bps]"] == pytest.approx(-want.mean(), abs=1e-12)
     assert many["metrics"]["ppo-rt"]["IS [bps]"] == alone["metrics"]["ppo"]["IS [bps]"]
     assert [c["versus"] for c in alone["comparisons"]] == [alone["best_baseline"]["name"]]
+
+
+def test_sft_labels_from_a_ppo_teacher_trained_here_or_registered(tmp_path):
+    """``algo.label_teacher``: the SFT labels are the teacher's deterministic answers on the training decisions,
+    from a PPO policy trained in-process (``ppo``, the run's seed) or from a registry entry (its path)."""
+    base = fast(tmp_path, "trainer.max_steps=1", "algo.ppo.total_timesteps=2048", "algo.ppo.eval_every_steps=2048")
+    cfg = run_config([*base, "algo=sft"])
+    task = build_task(cfg)
+    spec = env_spec_of(cfg.algo.ppo, task)
+    run_training(run_config([*base, "algo=ppo", "run_name=teacher"]), tmp_path / "ppo")
+    registered = tmp_path / "models" / "BTC" / "teacher"
+    for teacher, run_name in (("ppo", "sft-in-process"), (str(registered), "sft-registered")):
+        run_training(run_config([*base, "algo=sft", f"algo.label_teacher={teacher}", f"run_name={run_name}"]),
+                     tmp_path / run_name)
+        pairs = pd.read_parquet(tmp_path / run_name / "datasets" / "preferences_train.parquet")
+        idx = pairs["index"].to_numpy()
+        want = (policy_offsets(train_ppo(task, cfg.algo.ppo, cfg.seed)[0], task, idx, spec) if teacher == "ppo"
+                else ppo_offsets(registered, task, idx))
+        assert pairs["chosen"].tolist() == [task.answer_of_offset(i, o) for i, o in zip(idx, want, strict=True)]
+        assert [list(t) for t in pairs["targets"]] == [[c] for c in pairs["chosen"]]
+        rewards, _ = task.score_offsets(idx, want[:, None])
+        np.testing.assert_allclose(pairs["chosen_reward"], rewards[:, 0])
+        assert len(set(want)) > 1  # a function of the state, not one answer

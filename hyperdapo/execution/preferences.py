@@ -4,6 +4,7 @@ For each decision of a split, every candidate offset (default -50, -30, -15, -5,
 negative = passive) is simulated; chosen = the best reward, rejected = the worst; decisions whose best and
 worst rewards tie are skipped (no preference). Rows are saved with the prompt messages (JSON), the two
 answers in the answer grammar, their rewards (bps) and metadata (asset, ts_us, mid_usd, side, objective).
+:func:`with_teacher_labels` replaces the ex-post labels by a teacher policy's answers (``algo.label_teacher``).
 """
 
 from __future__ import annotations
@@ -53,6 +54,17 @@ def preference_pairs(task: ExecutionTask, split: Split | str, offsets_bps=DEFAUL
         "side": d.side[idx][keep],
         "objective": d.objective[idx][keep],
     })
+
+
+def with_teacher_labels(task: ExecutionTask, pairs: pd.DataFrame, offsets_bps: np.ndarray) -> pd.DataFrame:
+    """``pairs`` with a teacher's answers as the SFT labels: ``chosen`` and the one ``targets`` entry are the answer
+    of ``offsets_bps`` (one per row, side-relative bps), ``chosen_reward`` its reward (bps); ``rejected`` stays the
+    worst candidate (DPO's pairs keep their loser)."""
+    idx = pairs["index"].to_numpy()
+    offsets = np.asarray(offsets_bps, dtype=np.float64).reshape(len(idx))
+    answers = [task.answer_of_offset(i, o) for i, o in zip(idx, offsets, strict=True)]
+    rewards, _ = task.score_offsets(idx, offsets[:, None])
+    return pairs.assign(chosen=answers, targets=[[a] for a in answers], chosen_reward=rewards[:, 0])
 
 
 def save_table(df: pd.DataFrame, path: Path) -> Path:

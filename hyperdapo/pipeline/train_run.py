@@ -24,7 +24,7 @@ from omegaconf import OmegaConf
 from hyperdapo.atomic import write_text_atomic
 from hyperdapo.data.sources import load_market, market_files
 from hyperdapo.execution.daily import DaySpec, day_task
-from hyperdapo.execution.preferences import preference_pairs, save_table
+from hyperdapo.execution.preferences import preference_pairs, save_table, with_teacher_labels
 from hyperdapo.execution.tape import DayLoader, day_files
 from hyperdapo.execution.task import ExecutionTask
 from hyperdapo.features.decision_set import Split, empty_split, too_few_decisions
@@ -219,6 +219,12 @@ def fit_policy(cfg: RunConfig, task: ExecutionTask, model, tokenizer, out_dir: P
     model.train()
     task = task.rendered(tokenizer)
     pairs = preference_pairs(task, Split.TRAIN, cfg.algo.label_offsets_bps, cfg.algo.label_tie_bps)
+    if cfg.algo.label_teacher is not None:
+        from hyperdapo.rl.ppo import teacher_offsets
+
+        with timed(log, f"SFT labels from the teacher ({cfg.algo.label_teacher})"):
+            pairs = with_teacher_labels(task, pairs, teacher_offsets(task, cfg.algo.label_teacher, cfg.algo.ppo,
+                                                                     cfg.seed, pairs["index"].to_numpy()))
     offline = OfflineBatches(task, pairs, cfg.algo.sft_batch_size, cfg.seed)
     total_opt_steps = optimizer_steps(cfg.algo, cfg.trainer.max_steps)
     module = PolicyModule(model, tokenizer, task, cfg.algo, cfg.optim, total_opt_steps, cfg.seed, offline=offline,

@@ -222,6 +222,18 @@ def run_ppo(task: ExecutionTask, cfg: PPOConfig, seed: int, out_dir: Path, polic
     return summary
 
 
+def teacher_offsets(task: ExecutionTask, teacher: str, cfg: PPOConfig, seed: int, idx: np.ndarray) -> np.ndarray:
+    """A teacher's deterministic offsets (B,) in side-relative bps for decisions ``idx`` (B,) (``algo.label_teacher``):
+    ``"ppo"`` trains a PPO policy on the training split of ``task`` here (``cfg``, ``seed``); anything else is the
+    path of a PPO registry entry."""
+    if teacher != "ppo":
+        return ppo_offsets(teacher, task, idx)
+    model, curve = train_ppo(task, cfg, seed)
+    log.info("label teacher: PPO, %d env steps, validation reward %.3f bps", cfg.total_timesteps,
+             curve["val/reward_mean"].iloc[-1])
+    return policy_offsets(model, task, np.asarray(idx), env_spec_of(cfg, task))
+
+
 # ---------------------------------------------------------------------------------------------- loaders
 def is_ppo_policy(policy_dir: Path | str) -> bool:
     """Whether ``policy_dir`` is a complete PPO registry entry (``summary.json`` with ``"algo": "ppo"`` and the

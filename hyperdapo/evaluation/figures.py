@@ -179,3 +179,28 @@ def cumulative_pnl(pnl: dict[str, np.ndarray], policies: Sequence[str] = POLICIE
     ax.grid(alpha=0.3)
     _legend(fig, ax.get_lines()[:len(pnl)], where="right")
     return fig
+
+
+def regime_lines(means: dict[str, dict[str, np.ndarray]], buckets: dict[str, Sequence[str]],
+                 policies: Sequence[str] = POLICIES) -> Figure:
+    """One panel per market regime (``means[regime][strategy]``: (K,) mean IS in bps over the regime's K
+    buckets, ``buckets[regime]`` their axis labels, low to high): a line per strategy across the buckets, the
+    policies red, thick and on top; a NaN (empty bucket) leaves a gap."""
+    names = list(dict.fromkeys(s for by in means.values() for s in by))
+    palette = colors(names, policies)
+    fig, axes = plt.subplots(1, len(means), figsize=(3.2 * len(means), 3.2), squeeze=False, sharey=True,
+                             layout="constrained")
+    for ax, (regime, by) in zip(axes[0], means.items(), strict=True):
+        x = np.arange(len(buckets[regime]))
+        for name, y in by.items():
+            top = name in policies
+            ax.plot(x, y, color=palette[name], marker="o", lw=2.2 if top else 1.0, zorder=3 if top else 2, label=name)
+        ax.set_xticks(x, buckets[regime])
+        ax.set_xlim(-0.4, len(x) - 0.6)  # room for the edge labels
+        ax.set_title(regime, fontsize=9)
+        ax.axhline(0, color="black", lw=0.8)
+        ax.grid(alpha=0.3)
+    axes[0, 0].set_ylabel("implementation shortfall [bps]\n(lower is better)")
+    _legend(fig, [Line2D([], [], color=palette[n], marker="o", lw=2.2 if n in policies else 1.0, label=n)
+                  for n in names])
+    return fig

@@ -18,7 +18,7 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 
 from hyperdapo import CONF_DIR
 from hyperdapo.data.config import AssetConfig, DataConfig, VenueConfig
-from hyperdapo.evaluation.config import BaselineConfig
+from hyperdapo.evaluation.config import BaselineConfig, RegimeConfig
 from hyperdapo.execution.config import FillConfig, RewardConfig
 from hyperdapo.features.config import DecisionConfig, FeatureConfig
 from hyperdapo.models.config import ModelConfig
@@ -88,6 +88,7 @@ class EvaluateConfig:
     split: str = "test"
     batch_size: int = 64  # prompts per generation batch
     baselines: BaselineConfig = field(default_factory=BaselineConfig)
+    regimes: RegimeConfig = field(default_factory=RegimeConfig)  # the execution_by_regime table's buckets
     out_dir: str = ""  # "" = the Hydra run directory
 
     def __post_init__(self) -> None:

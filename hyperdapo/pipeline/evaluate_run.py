@@ -12,10 +12,11 @@ there, oracle excluded) by simulating the validation decisions only, and against
 paired t and Wilcoxon tests over decisions, Bonferroni over every comparison made (``tables/comparisons``).
 
 Outputs (``<out>/``): ``results.json`` (metrics, CIs, the best baseline and its validation IS, comparisons,
-caption), ``decisions.parquet`` (per-decision IS of every strategy), ``tables/`` (execution_quality,
-execution_detail, headline, comparisons, fill_rate, training_performance as md, tex, csv), ``figures/``
-(learning_curves, strategy_is, cumulative_pnl) and, with ``logger=wandb``, ``wandb/`` (the same tables, figures and
-summary numbers in a ``job_type=eval`` run).
+caption, the regime thresholds), ``decisions.parquet`` (per-decision IS of every strategy, regime buckets),
+``tables/`` (execution_quality, execution_detail, headline, comparisons, fill_rate, training_performance,
+execution_by_objective, execution_by_regime as md, tex, csv), ``figures/`` (learning_curves, strategy_is,
+cumulative_pnl, execution_by_regime) and, with ``logger=wandb``, ``wandb/`` (the same tables, figures and summary
+numbers in a ``job_type=eval`` run).
 """
 
 from __future__ import annotations
@@ -45,8 +46,19 @@ from hyperdapo.evaluation.baselines import (
     llm_outcomes,
     single_offset,
 )
-from hyperdapo.evaluation.figures import cumulative_pnl, learning_curves, save_figure, strategy_bars
+from hyperdapo.evaluation.figures import cumulative_pnl, learning_curves, regime_lines, save_figure, strategy_bars
 from hyperdapo.evaluation.metrics import MIN_SHARPE_DECISIONS, StrategyOutcomes, strategy_metrics, win_rate
+from hyperdapo.evaluation.regimes import (
+    Regime,
+    bucket_means,
+    bucket_names,
+    bucket_ticks,
+    buckets_with_tests,
+    fit_regimes,
+    regime_caption,
+    regime_table,
+    regime_values,
+)
 from hyperdapo.evaluation.stats import Comparison, identical_to, mean_ci, paired_tests, significant_win
 from hyperdapo.evaluation.tables import (
     by_objective,
@@ -469,6 +481,33 @@ def evaluation_tables(cfg: RunConfig, task: ExecutionTask, n: int, metrics: dict
     return tables
 
 
+@dataclass(frozen=True)
+class RegimeAnalysis:
+    """The decisions ``idx`` by market regime: the regimes fitted on the training split, each decision's bucket per
+    regime, and the ``execution_by_regime`` table with its caption."""
+
+    regimes: list[Regime]
+    labels: dict[str, np.ndarray]  # regime -> (D,) bucket index of each decision of idx, -1 = no value
+    table: pd.DataFrame
+    caption: str
+
+
+def regime_analysis(cfg: RunConfig, task: ExecutionTask, idx: np.ndarray, is_bps: dict[str, np.ndarray],
+                    best: str | None, policies: Sequence[EvaluatedPolicy]) -> RegimeAnalysis:
+    """Every strategy's IS by regime bucket (:mod:`hyperdapo.evaluation.regimes`): thresholds from the training
+    split's decisions only, each compared policy tested against the validation-chosen ``best`` per bucket."""
+    values = regime_values(task.features, task.instrument)
+    regimes = fit_regimes(values, task.decisions.split, cfg.evaluate.regimes.quantiles)
+    labels = {r.name: r.label(values[r.name][idx]) for r in regimes}
+    compared = [p.row for p in policies if p.compared]
+    rows = [p.row for p in policies]
+    ordered = {n: is_bps[n] for n in [*rows, *(n for n in is_bps if n not in rows)]}  # the policies' columns first
+    n_tests = len(buckets_with_tests(regimes, labels)) * len(compared) if best is not None else 0
+    return RegimeAnalysis(regimes, labels, regime_table(regimes, labels, ordered, best, compared, cfg.seed),
+                          regime_caption(regimes, cfg.evaluate.regimes.quantiles, best, n_tests,
+                                         caption(cfg, task, len(idx))))
+
+
 def run_evaluation(cfg: RunConfig, out_dir: Path) -> dict:
     out = Path(cfg.evaluate.out_dir or out_dir)
     policies = evaluated_policies(cfg)  # before any work: a wrong policy fails in a second, not after the baselines
@@ -503,14 +542,21 @@ def run_evaluation(cfg: RunConfig, out_dir: Path) -> dict:
         "Implementation shortfall [bps] by the objective each decision's prompt states (n = decisions); the reward "
         + ("adds each objective's components (reward.objective_weights). " if cfg.reward.objective_weights else
            "is the same for every objective. ") + cap, [p.row for p in policies], [])
+    regimes = regime_analysis(cfg, task, idx, is_bps, best, policies)
+    tables["execution_by_regime"] = (regimes.table, regimes.caption, [], [])
     for stem, (df, text, first, bold) in tables.items():
         write_table(df, out / "tables", stem, text, policies=first, bold=bold)
     names = [n for n in strategies if n not in NOT_STRATEGIES]
     pngs = write_figures(out, names, metrics, ci, strategies, [p.row for p in policies], chains)
+    pngs += save_figure(regime_lines(bucket_means(regimes.table, regimes.regimes, names), bucket_ticks(regimes.table),
+                                     [p.row for p in policies]),
+                        out / "figures" / "execution_by_regime")[:1]
     decisions = pd.DataFrame({"ts_us": task.decisions.ts_us[idx], **{f"is_bps_{n}": o.is_bps for n, o in
                                                                      strategies.items()},
                               **{f"offset_bps_{p.row}": strategies[p.row].offset_bps for p in policies
-                                 if strategies[p.row].offset_bps is not None}})
+                                 if strategies[p.row].offset_bps is not None},
+                              **{f"regime_{r.name.replace(' ', '_')}": bucket_names(r, regimes.labels[r.name])
+                                 for r in regimes.regimes}})
     with atomic_path(out / "decisions.parquet") as tmp:
         decisions.to_parquet(tmp, index=False)
     policy = (None if not policies else f"{ENSEMBLE}({', '.join(map(str, policies[0].dirs))})"
@@ -521,6 +567,8 @@ def run_evaluation(cfg: RunConfig, out_dir: Path) -> dict:
                                    "distinct_offsets": distinct_offsets(strategies[p.row])} for p in policies},
               "best_baseline": {"name": best, "chosen_on": "val", "val_is_bps": val_is} if best else None,
               "metrics": metrics, "is_ci": ci, "comparisons": [asdict(c) for c in made],
+              "regimes": {r.name: {"unit": r.unit, "edges": list(r.edges), "buckets": list(r.buckets),
+                                   "fitted_on": "train"} for r in regimes.regimes},
               "training": {row: chain[-1] for row, chain in chains.items()}}
     write_text_atomic(out / "results.json", json.dumps(result, indent=2, default=str))
     if cfg.logger.name == "wandb":

@@ -13,10 +13,12 @@ import datetime as dt
 import math
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 from omegaconf import MISSING
 
 MAX_PERP_DECIMALS = 6  # Hyperliquid perps: a price has at most 6 - szDecimals decimals
+NONE_SCENARIO = "hyperdapo.data.scenarios.NoScenario"  # the plain synthetic market (hyperdapo/data/scenarios.py)
 TARDIS_DATA_TYPES = ("book_snapshot_25", "book_snapshot_5", "trades", "incremental_book_L2", "derivative_ticker",
                      "quotes")
 
@@ -146,8 +148,14 @@ class SyntheticConfig:
     trade_usd_median: float = 3_000.0
     trade_size_sigma: float = 1.2  # log-normal sigma of trade sizes (heavy tail)
     latency_ms_max: float = 30.0  # local_timestamp = timestamp + U(1, max) ms
+    # a stress scenario applied by the generator, by Hydra _target_ (conf/scenario/, hyperdapo/data/scenarios.py:
+    # scenario=flash_crash); the default leaves the market bitwise as it is without one
+    scenario: dict[str, Any] = field(default_factory=lambda: {"_target_": NONE_SCENARIO})
 
     def __post_init__(self) -> None:
+        from hyperdapo.data.scenarios import scenario_model
+
+        self.scenario_model = scenario_model(self.scenario)
         try:
             dt.date.fromisoformat(self.start_date)
         except ValueError as exc:
@@ -275,6 +283,10 @@ class DataConfig:
         if self.source not in {s.value for s in DataSource}:
             raise ValueError(f"data.source={self.source!r}: use one of {[s.value for s in DataSource]}")
         self.source = DataSource(self.source)
+        if self.source is not DataSource.SYNTHETIC and self.synthetic.scenario["_target_"] != NONE_SCENARIO:
+            raise ValueError(f"data.synthetic.scenario={dict(self.synthetic.scenario)}: a scenario changes the "
+                             f"synthetic market only, and data.source={self.source.value}; drop scenario= or use "
+                             "data=synthetic")
         if self.source is DataSource.HYPERLIQUID_ARCHIVE and not self.archive_files:
             raise ValueError("data.archive_files: list the Hyperliquid l2Book .lz4 files (or glob patterns)")
         if self.source is DataSource.FILES and bool(self.files.book) == bool(self.files.incremental):

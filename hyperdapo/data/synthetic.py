@@ -29,6 +29,11 @@ The model (one step = one snapshot interval ``dt``, default 1 s; prices in USD, 
   (sell) of the snapshot in force; a trade larger than the visible best level prints at the deepest level
   it would reach (one print per trade; partial prints per level are not modelled).
 
+Stress scenarios (``data.synthetic.scenario``, :mod:`hyperdapo.data.scenarios`): per-step multipliers of volatility,
+book depth and trade intensity, a path added to the log mid, the spread's extra-tick probability, the taker-buy
+probability and spoof walls, drawn from a random stream of their own; the default (none) is neutral and leaves every
+number of the market bitwise unchanged.
+
 Defaults give BTC about 0.7 bps/s calm volatility, about 3 trades per second and a clearly positive
 correlation between top-5 imbalance and the next 30 s mid return (``python -m hyperdapo.data inspect``
 measures it; tests check it is positive at the default and near zero with ``signal_strength=0``).
@@ -56,10 +61,12 @@ from tqdm import tqdm
 
 from hyperdapo.atomic import atomic_path
 from hyperdapo.data.config import AssetConfig, SyntheticConfig
+from hyperdapo.data.scenarios import ScenarioPaths, scenario_params
 from hyperdapo.data.schema import BookSnapshots, BookUpdates, MarketData, Side, Trades
 from hyperdapo.data.venues import Instrument, load_venue
 
 US_PER_S = 1_000_000
+SCENARIO_STREAM = 23  # the scenario's random stream: seeded apart from the market's, whose draws it never shifts
 DATA_TYPES = ("book_snapshot_25", "trades", "incremental_book_L2")
 
 
@@ -73,6 +80,7 @@ class SyntheticMarket:
     updates: BookUpdates
     signal: np.ndarray  # (N,) latent s_t per snapshot (diagnostics and tests only)
     volatile: np.ndarray  # (N,) bool regime per snapshot
+    scenario: ScenarioPaths  # (N,) paths of the stress scenario (neutral without one)
 
     def market_data(self) -> MarketData:
         return MarketData(self.asset, self.book, self.trades)
@@ -138,7 +146,14 @@ def simulate_market(asset: AssetConfig, cfg: SyntheticConfig) -> SyntheticMarket
         rng.standard_normal(n), rng.random(n), rng.standard_normal(n), phi,
         dt_s / (cfg.calm_minutes * 60), dt_s / (cfg.volatile_minutes * 60), cfg.logvol_persistence, cfg.logvol_std,
     )
-    sigma_bps = cfg.vol_bps_per_s * math.sqrt(dt_s) * np.where(volatile, cfg.volatile_vol_mult, 1.0) * np.exp(h)
+    # the scenario's paths (neutral ones change no number: x * 1.0, x + 0.0 and np.where(NaN mask, x, .) are exact)
+    paths = cfg.scenario_model(n, dt_s, s, np.random.default_rng([cfg.seed, zlib.crc32(asset.name.encode()),
+                                                                  SCENARIO_STREAM]))
+    if paths.wall_level >= cfg.n_levels:
+        raise ValueError(f"data.synthetic.scenario.wall_level={paths.wall_level}: must be < data.synthetic.n_levels="
+                         f"{cfg.n_levels}")
+    sigma_bps = (cfg.vol_bps_per_s * math.sqrt(dt_s) * np.where(volatile, cfg.volatile_vol_mult, 1.0) * np.exp(h)
+                 * paths.vol_mult)
 
     # mid: log-price random walk with signal drift and weak reversion to the range centre (AR(1) in x)
     centre = math.log(math.sqrt(asset.price_low_usd * asset.price_high_usd))
@@ -150,12 +165,13 @@ def simulate_market(asset: AssetConfig, cfg: SyntheticConfig) -> SyntheticMarket
     # x_t - centre = sum_k (1-kappa)^(t-k) shock_k: a linear filter, done exactly with a cumulative sum
     decay = (1 - kappa) ** np.arange(n)
     x[1:] = centre + (x0 - centre) * decay[1:] + decay[1:] * np.cumsum(shocks[:-1] / decay[:-1])
-    mid_true = np.exp(x)
+    mid_true = np.exp(x + paths.mid_offset_bps / 1e4)
 
     # book on the tick grid
     # the grid of the range (Hyperliquid's 5 significant figures): the synthetic market is a Hyperliquid perp
     tick = Instrument(load_venue("hyperliquid"), asset).tick_size(mid_true[0])
     p_extra = np.where(volatile, cfg.spread_extra_p_volatile, cfg.spread_extra_p_calm)
+    p_extra = np.where(np.isnan(paths.spread_extra_p), p_extra, paths.spread_extra_p)
     spread_ticks = rng.geometric(1 - p_extra)  # 1 tick + geometric extra ticks
     bid0 = np.floor(mid_true / tick - spread_ticks / 2)  # in ticks
     levels = np.arange(cfg.n_levels)
@@ -165,7 +181,7 @@ def simulate_market(asset: AssetConfig, cfg: SyntheticConfig) -> SyntheticMarket
     bid_px, ask_px = np.round(bid_ticks * tick, decimals), np.round(ask_ticks * tick, decimals)
 
     lot = 10.0 ** -asset.sz_decimals
-    depth_coins = cfg.depth_usd_per_level / math.exp(centre)
+    depth_coins = cfg.depth_usd_per_level / math.exp(centre) * paths.depth_mult[:, None]  # (N, 1)
     bucket = (np.arange(n) * dt_s // cfg.size_refresh_s).astype(np.int64)[:, None]
     obs = s + cfg.imbalance_noise * rng.standard_normal(n)
     tilt = np.zeros((n, cfg.n_levels))
@@ -175,27 +191,34 @@ def simulate_market(asset: AssetConfig, cfg: SyntheticConfig) -> SyntheticMarket
         bid_ticks.astype(np.int64), bucket, salt)), asset.sz_decimals), lot)
     ask_sz = np.maximum(np.round(depth_coins * np.exp(-tilt + cfg.size_noise * _hash_normal(
         ask_ticks.astype(np.int64), bucket, salt + 1)), asset.sz_decimals), lot)
+    for side_sign, sz in ((1, bid_sz), (-1, ask_sz)):  # spoof walls: one level wall_size_mult times its size
+        wall = paths.wall_side == side_sign
+        sz[wall, paths.wall_level] = np.round(sz[wall, paths.wall_level] * paths.wall_size_mult, asset.sz_decimals)
     lat_us = lambda k: (rng.uniform(1, cfg.latency_ms_max, k) * 1000).astype(np.int64)  # noqa: E731
     book = BookSnapshots(ts_us, ts_us + lat_us(n), bid_px, bid_sz, ask_px, ask_sz)
 
     # trades: Hawkes counts per step, uniform times within the step, side from the signal
-    base = cfg.trade_rate_per_s * dt_s * np.where(volatile, cfg.volatile_rate_mult, 1.0)
+    base = cfg.trade_rate_per_s * dt_s * np.where(volatile, cfg.volatile_rate_mult, 1.0) * paths.rate_mult
     counts = _hawkes_counts(base, cfg.hawkes_alpha, math.exp(-dt_s / cfg.hawkes_tau_s), int(rng.integers(2**31)))
     step = np.repeat(np.arange(n), counts)
     m = len(step)
     t_us = ts_us[step] + np.sort(rng.integers(0, cfg.snapshot_interval_ms * 1000, m)).astype(np.int64)
     t_us = np.sort(t_us)  # within a step the offsets are sorted; keep the whole tape sorted
-    buy = rng.random(m) < 1 / (1 + np.exp(-cfg.flow_gain * s[step]))
+    p_buy = 1 / (1 + np.exp(-cfg.flow_gain * s[step]))
+    buy = rng.random(m) < np.where(np.isnan(paths.buy_prob[step]), p_buy, paths.buy_prob[step])
     amount = np.maximum(np.round(cfg.trade_usd_median / mid_true[step] * np.exp(cfg.trade_size_sigma *
                                                                                  rng.standard_normal(m)),
                                  asset.sz_decimals), lot)
     side_sz = np.where(buy[:, None], ask_sz[step], bid_sz[step])  # (M, L) the levels the trade walks
     depth_level = np.minimum((np.cumsum(side_sz, axis=1) < amount[:, None]).sum(axis=1), cfg.n_levels - 1)
+    # a trade never reaches a spoof wall on the side it walks (bids for a sell): it stops one level short
+    at_wall = paths.wall_side[step] == np.where(buy, -1, 1)
+    depth_level = np.where(at_wall, np.minimum(depth_level, paths.wall_level - 1), depth_level)
     price = np.where(buy, ask_px[step, depth_level], bid_px[step, depth_level])
     trades = Trades(t_us, t_us + lat_us(m), price, amount, np.where(buy, Side.BUY, Side.SELL).astype(np.int8))
 
     updates = book_updates(book)
-    return SyntheticMarket(asset.name, book, trades, updates, s, volatile)
+    return SyntheticMarket(asset.name, book, trades, updates, s, volatile, paths)
 
 
 def book_updates(book: BookSnapshots) -> BookUpdates:
@@ -279,7 +302,10 @@ def synthetic_dir_name(cfg: SyntheticConfig) -> str:
     """``seed<seed>-<hash>``: the directory of one market, keyed by every parameter, so that files written with
     other parameters (another signal strength, fewer days) are never reused. Float parameters are hashed as floats:
     ``SyntheticConfig(n_days=6)`` from Python names the directory ``data.synthetic.n_days=6`` does (Hydra: 6.0)."""
-    params = {f.name: float(getattr(cfg, f.name)) if f.type == "float" else getattr(cfg, f.name) for f in fields(cfg)}
+    params = {f.name: float(getattr(cfg, f.name)) if f.type == "float" else getattr(cfg, f.name) for f in fields(cfg)
+              if f.name != "scenario"}
+    if (scenario := scenario_params(cfg.scenario_model)) is not None:  # none: the directory it had before scenarios
+        params["scenario"] = scenario
     digest = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:10]
     return f"seed{cfg.seed}-{digest}"
 

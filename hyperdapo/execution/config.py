@@ -121,3 +121,28 @@ class RewardConfig:
         for key in ("fill_scale_bps", "risk_scale_bps", "invalid_penalty"):
             if not math.isfinite(getattr(self, key)):
                 raise ValueError(f"reward.{key}={getattr(self, key)}: must be finite")
+
+
+@dataclass
+class SequentialConfig:
+    """Sequential execution (:mod:`hyperdapo.execution.sequential`): the parent order is worked every ``dt_s``
+    seconds until its horizon, the decision's ``decisions.horizon_s`` (one home: a horizon lives on the decision), of
+    which ``dt_s`` must be a whole fraction; ``dt_s`` = the horizon is the one-shot task."""
+
+    dt_s: float = 10.0  # seconds between the agent's decisions
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.dt_s) and self.dt_s > 0 and abs(self.dt_s * 1e6 - round(self.dt_s * 1e6)) < 1e-6):
+            raise ValueError(f"sequential.dt_s={self.dt_s}: must be finite, > 0 and a whole number of microseconds")
+
+    @property
+    def dt_us(self) -> int:
+        return round(self.dt_s * 1e6)
+
+    def n_steps(self, horizon_s: float) -> int:
+        """The N = horizon / dt decisions of an episode (at 0, dt, ..., horizon - dt after the decision time)."""
+        horizon_us = int(horizon_s * 1e6)  # as the simulator reads a horizon
+        if horizon_us % self.dt_us:
+            raise ValueError(f"sequential.dt_s={self.dt_s} does not divide decisions.horizon_s={horizon_s}: choose a "
+                             f"step that does (e.g. {horizon_s / max(1, round(horizon_s / self.dt_s)):g})")
+        return horizon_us // self.dt_us

@@ -28,7 +28,7 @@ import numpy as np
 from hyperdapo.data.cache import load_cached
 from hyperdapo.data.config import VenueConfig
 from hyperdapo.data.readers import trade_kind
-from hyperdapo.data.schema import MarketData
+from hyperdapo.data.schema import BookSnapshots, MarketData
 from hyperdapo.data.sources import concat_books, concat_trades, span_shared
 from hyperdapo.execution.config import FillConfig
 from hyperdapo.execution.fills import Outcomes, simulate
@@ -47,6 +47,9 @@ class Tape(Protocol):
 
     def mid_at(self, ts_us: np.ndarray) -> np.ndarray:
         """The mid (USD) of the last snapshot at or before each time."""
+
+    def book_at(self, ts_us: np.ndarray) -> BookSnapshots:
+        """The last snapshot at or before each time, one row per time (in the order given)."""
 
     def minute_volume(self, until_us: int) -> np.ndarray:
         """Traded volume (coins) per minute of the hour (60,), over the trades at or before ``until_us``."""
@@ -68,6 +71,9 @@ class MemoryTape:
 
     def mid_at(self, ts_us: np.ndarray) -> np.ndarray:
         return _mid_at(self.market, ts_us)
+
+    def book_at(self, ts_us: np.ndarray) -> BookSnapshots:
+        return _book_at(self.market, ts_us)
 
     def minute_volume(self, until_us: int) -> np.ndarray:
         return _minute_volume(self.market, until_us)
@@ -125,6 +131,13 @@ class DayTape:
             out[sel] = _mid_at(self.window(int(k)), ts[sel])
         return out
 
+    def book_at(self, ts_us: np.ndarray) -> BookSnapshots:
+        ts = np.asarray(ts_us, dtype=np.int64)
+        day = self.day_of(ts)
+        rows = [np.flatnonzero(day == k) for k in np.unique(day)]
+        book = concat_books([_book_at(self.window(int(day[r[0]])), ts[r]) for r in rows])
+        return book.take(np.argsort(np.concatenate(rows)))  # back to the order of ts_us
+
     def minute_volume(self, until_us: int) -> np.ndarray:
         """Over the days up to ``until_us``, one day file at a time (not through the window cache); equal to
         :class:`MemoryTape`'s up to the order of the float additions."""
@@ -152,6 +165,11 @@ def _gather(parts: dict[int, tuple[np.ndarray, Outcomes]], d: int, k: int, book_
 def _mid_at(market: MarketData, ts_us: np.ndarray) -> np.ndarray:
     book = market.book
     return book.mid[np.searchsorted(book.ts_us, ts_us, side="right") - 1]
+
+
+def _book_at(market: MarketData, ts_us: np.ndarray) -> BookSnapshots:
+    book = market.book
+    return book.take(np.searchsorted(book.ts_us, ts_us, side="right") - 1)
 
 
 def _minute_volume(market: MarketData, until_us: int) -> np.ndarray:

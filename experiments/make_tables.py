@@ -18,8 +18,9 @@ Tables in ``<out>/`` (md, tex, raw csv and the caption sidecar ``.caption.txt``,
 - ``fill_rate_comparison``: strategies x assets from the newest (selected) evaluation of each asset
   (``<evals>/<ASSET>/<run>/results.json``), with the average over assets.
 - ``execution_quality_<ASSET>``, ``execution_detail_<ASSET>``, ``headline_<ASSET>`` (the seeds' metric x policy /
-  traditional average / improvement) and ``comparisons_<ASSET>`` (the paired tests made): copied from that newest
-  evaluation, when it wrote them (the last two need a policy).
+  traditional average / improvement), ``comparisons_<ASSET>`` (the paired tests made) and
+  ``execution_by_regime_<ASSET>`` (IS by market regime): copied from that newest evaluation, when it wrote them
+  (headline and comparisons need a policy).
 
 Figures in ``<out>/figures/`` (PNG and PDF):
 - ``learning_curves_<ASSET>_<run>``: one per final run (no other registered run started from it), with the runs it
@@ -51,7 +52,7 @@ from hyperdapo.evaluation.tables import (
 )
 
 CURVE_KEYS = ["train/reward_mean", "train/loss", "val/reward_mean", "val/valid_rate"]
-COPIED_TABLES = ("execution_quality", "execution_detail", "headline", "comparisons")
+COPIED_TABLES = ("execution_quality", "execution_detail", "headline", "comparisons", "execution_by_regime")
 TABLE_FILES = ("md", "tex", "csv", "caption.txt")
 REPO = Path(__file__).resolve().parents[1]
 

@@ -24,6 +24,7 @@ from hyperdapo.evaluation.figures import (
     step_offsets,
     strategy_bars,
 )
+from hyperdapo.evaluation.regimes import Regime, regime_table
 from hyperdapo.evaluation.stats import Comparison, paired_tests
 from hyperdapo.evaluation.tables import (
     comparisons,
@@ -272,6 +273,8 @@ def test_make_tables_collects_tables_captions_and_figures(tmp_path):
     write_table(execution_quality(METRICS, CI, TESTS), eval_dir / "tables", "execution_quality", "Execution quality.")
     write_table(execution_detail(METRICS), eval_dir / "tables", "execution_detail", "Execution detail.")
     write_table(headline(METRICS, ["llm"], ["market", "twap"]), eval_dir / "tables", "headline", "Headline.")
+    write_table(regime_table([Regime("spread", "ticks", (1.0,))], {"spread": np.array([0, 1, 1])},
+                             {"llm": np.ones(3)}, None, []), eval_dir / "tables", "execution_by_regime", "By regime.")
     save_figure(cumulative_pnl({"llm": np.ones(3)}), eval_dir / "figures" / "cumulative_pnl")
     (eval_dir / "results.json").write_text(json.dumps({"asset": "BTC", "metrics": METRICS,
                                                        "caption": "BTC, synthetic data, trade-through",
@@ -286,8 +289,8 @@ def test_make_tables_collects_tables_captions_and_figures(tmp_path):
     captions = {p.name: p.read_text() for p in out.glob("*.caption.txt")}
     assert set(captions) == {"training_performance.caption.txt", "fill_rate_comparison.caption.txt",
                              "execution_quality_BTC.caption.txt", "execution_detail_BTC.caption.txt",
-                             "headline_BTC.caption.txt"}  # no comparisons table in this evaluation: none copied
-    assert len(set(captions.values())) == 5
+                             "headline_BTC.caption.txt", "execution_by_regime_BTC.caption.txt"}  # no comparisons
+    assert len(set(captions.values())) == 6
     assert captions["fill_rate_comparison.caption.txt"].startswith("Fill rate [%] by strategy and asset")
     assert "BTC: BTC" not in captions["fill_rate_comparison.caption.txt"]
     assert pd.read_csv(out / "fill_rate_comparison.csv").columns.tolist() == ["Strategy", "BTC [%]", "Average [%]"]

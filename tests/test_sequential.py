@@ -127,6 +127,22 @@ def test_a_fill_inside_the_cancel_latency_stands(print_s, stands):
         assert out.time_to_fill_s[0, 0] == pytest.approx(20.020)  # the market order at 30.020 s
 
 
+def test_a_split_order_is_not_cancelled():
+    """Buy 2 at limit 101 at t0 = 10 s: 1 is taken at the ask 101 (only 1 is visible within the limit), the other 1
+    rests at 101 (fills.py rule 3). The CROSS at 20 s cannot cancel a taker part that is done: the order works on
+    and is the one-shot order (here cleaned up at T at the ask 101)."""
+    task = hand_task(flat_book(), tape((300, 101.0, 0.1, 1)), qty=2.0)  # no print below 101 in the horizon
+
+    def policy(s: StepState) -> Actions:
+        return Actions.of(Act.REPLACE if s.step == 0 else Act.CROSS, bps(0.5))
+
+    episodes, trajectory = run_episodes(task, [0], policy, DT)
+    _, want = task.score_prices(np.array([0]), np.array([[101.0]]))
+    assert all(same(getattr(episodes.outcomes(), f), getattr(want, f)) for f in FIELDS)
+    assert want.marketable[0, 0] and want.depth_short[0, 0] and want.cleanup[0, 0]
+    assert episodes.n_orders[0] == 1 and len(trajectory) == DT.n_steps(HORIZON_S)
+
+
 def test_quantity_left_unworked_is_cleaned_up_at_the_horizon():
     """A child of 0.2 of the 0.5 parent rests at 100 from t0 = 10 s and fills at the print at 99 (t = 20 s); the 0.3
     never worked does not fill from that print and is cleaned up at T = 130 s at the ask 104 (the book moved up 3 at

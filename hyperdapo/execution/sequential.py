@@ -18,9 +18,12 @@ one-shot outcome: REPLACE at x at step 0 and KEEP after it (any dt; dt = T is th
 ``ExecutionTask.score_offsets`` at x bitwise (tests/test_sequential.py).
 
 Cancels (REPLACE, CROSS) reach the venue after the latency (the task's latency model at t_k), pessimistically: a
-fill of the old order before then stands, and the new order is cut to what is left (none if nothing is). Quantity
-left unworked after the last step (a REPLACE or CROSS of less than what remains) is cleaned up at T as a working
-order would be (rule 5): the simulator gets it as a limit that cannot fill, placed at the last step.
+fill of the old order before then stands, and the new order is cut to what is left (none if nothing is). A limit
+through the book beyond the visible depth within it (fills.py, rule 3: a taker part, then a resting remainder) works
+as one order to its end: the simulator reports its parts together, so the agent's REPLACE / CROSS are taken as KEEP
+meanwhile (and ``remaining_qty`` counts its taker part until it ends). Quantity left unworked after the last step (a
+REPLACE or CROSS of less than what remains) is cleaned up at T as a working order would be (rule 5): the simulator
+gets it as a limit that cannot fill, placed at the last step.
 
 What the agent sees (:class:`StepState`) at step k: the book as of t_k and the fills at or before t_k; the simulated
 future of a working order stays hidden until it happens (a test perturbs the market after t_k).
@@ -184,7 +187,10 @@ class SequentialEpisodes:
             raise RuntimeError("the episodes are over: read outcomes() / rewards(), or start new ones")
         actions.check(len(self.idx))
         task, t = self.task, self.t_us()
-        kind = np.where(self.remaining > 0, actions.kind, Act.KEEP)
+        # a working split order (a marketable limit beyond the visible depth, fills.py rule 3) is not cancelled: its
+        # taker part is done and the simulator reports both parts as one order
+        split = (self.work_qty > 0) & self.work["marketable"]
+        kind = np.where((self.remaining > 0) & ~split, actions.kind, Act.KEEP)
         new = kind != Act.KEEP
         cancel = new & (self.work_qty > 0)
         if cancel.any():  # the cancel reaches the venue after the latency: a fill before then stands

@@ -163,8 +163,7 @@ def _gather(parts: dict[int, tuple[np.ndarray, Outcomes]], d: int, k: int, book_
 
 
 def _mid_at(market: MarketData, ts_us: np.ndarray) -> np.ndarray:
-    book = market.book
-    return book.mid[np.searchsorted(book.ts_us, ts_us, side="right") - 1]
+    return _book_at(market, ts_us).mid  # the mid of the rows read, not of the whole book
 
 
 def _book_at(market: MarketData, ts_us: np.ndarray) -> BookSnapshots:

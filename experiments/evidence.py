@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from hyperdapo.evaluation.stats import paired_tests
-from hyperdapo.evaluation.tables import write_table
+from hyperdapo.evaluation.tables import format_p, write_table
 
 POLICIES = ("sft", "dapo", "grpo", "dpo", "ppo")
 STARTED_FROM_SFT = ("dapo", "grpo", "dpo")
@@ -126,7 +126,8 @@ def evidence_table(pooled: pd.DataFrame, summaries: list[dict], policies: tuple[
                                               if t else "–")
             row[f"per seed vs {versus}"] = " ".join(f"{x:+.2f}" for x in per_seed) if t else "–"
             identical = t is not None and bool((diff == 0).all())  # equal on every decision: no test is possible
-            row[f"p (t, Bonf.) vs {versus}"] = "identical" if identical else t["t_p_bonf"] if t else np.nan
+            row[f"p (t, Bonf.) vs {versus}"] = ("identical" if identical else format_p(t["t_p_bonf"]) if t else "–")
+            row[f"_p {versus}"] = t["t_p_bonf"] if t and not identical else np.nan  # for the bold rule, not shown
         row["Gap closed [%]"] = (100 * (pooled["best baseline"].mean() - pooled[p].mean()) / gap
                                  if p in policies else np.nan)
         rows.append(row)
@@ -166,7 +167,8 @@ def main() -> None:
     pooled = pd.concat(frames, ignore_index=True)
     policies = tuple(p for p in POLICIES if p in args.policies)
     table = evidence_table(pooled, summaries, policies)
-    p_best = pd.to_numeric(table["p (t, Bonf.) vs best baseline"], errors="coerce")  # "identical" -> NaN
+    p_best = table.pop("_p best baseline")  # NaN where identical or untested
+    table = table.drop(columns=["_p sft"])
     cheaper = {p: (pooled[p] - pooled["best baseline"]).mean() < 0 for p in policies}
     wins = [p for p, pb in zip(table["Policy"], p_best, strict=True) if cheaper.get(p, False) and pb < 0.05]
     minutes = (time.perf_counter() - t0) / 60
@@ -178,7 +180,9 @@ def main() -> None:
                 f"{args.sft_steps} steps (lr {args.sft_lr:g}), DAPO/GRPO {args.rl_steps} steps (lr {args.rl_lr:g})"
                 + (f", DPO {args.dpo_steps} steps" if "dpo" in policies else "") + " from it"
                 + (", PPO on the features" if "ppo" in policies else "") + f"; extra overrides {args.set or 'none'}; "
-                "registered checkpoints chosen on validation (Val reward = the registered checkpoint's, bps). Bold: "
+                "registered checkpoints chosen on validation (Val reward = the registered checkpoint's, bps: the "
+                "language models' on the first trainer.val_decisions validation decisions, PPO's on all of them). "
+                "Bold: "
                 "cheaper than the best baseline at Bonferroni p < 0.05 (none if none is). Test IS of greedy answers "
                 "(bps, lower is better), mean "
                 "± sd over seeds; Diff = IS(policy) - IS(versus) pooled over decisions x seeds with its bootstrap 95% "

@@ -48,13 +48,15 @@ def same(a, b) -> bool:
 
 
 # ---------------------------------------------------------------------------------------------- one-shot equality
-@pytest.mark.parametrize("fill", [FillConfig(), FillConfig(fill_rule="touch", queue_model="capped")],
-                         ids=["trade_through", "touch_capped"])
+@pytest.mark.parametrize(("fill", "reward"), [
+    (FillConfig(), RewardConfig()),
+    (FillConfig(fill_rule="touch", queue_model="capped"), RewardConfig(name="fill_improve_pnl")),
+], ids=["trade_through-shortfall", "touch_capped-fill_improve_pnl"])
 @pytest.mark.parametrize("dt_s", [HORIZON_S, 10.0])
-def test_an_offset_held_from_step_0_is_the_one_shot_order_bitwise(task, fill, dt_s):
+def test_an_offset_held_from_step_0_is_the_one_shot_order_bitwise(task, fill, reward, dt_s):
     """REPLACE at x at step 0 (then KEEP): with dt = T that is the whole episode, with dt < T the order works
     untouched to T; either way every outcome field and the reward equal score_offsets at x exactly."""
-    task = replace(task, fill_cfg=fill)
+    task = replace(task, fill_cfg=fill, reward_cfg=reward)
     idx = np.arange(len(task.decisions))
     paths = np.zeros(3, dtype=int)  # cleanups, resting fills, marketable orders seen
     for x in (-20.0, -5.0, 0.0, 3.0, 50.0):  # deep passive .. through the book (marketable, split orders)

@@ -40,6 +40,7 @@ it means what a one-shot reward means.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
 
@@ -123,6 +124,14 @@ class StepState:
     @property
     def time_left_s(self) -> float:
         return self.horizon_s - self.step * self.dt_s
+
+    @property
+    def executed_qty(self) -> np.ndarray:
+        """(B,) coins executed so far (fills known at t_k)."""
+        return self.parent_qty - self.remaining_qty
+
+
+SequentialPolicy = Callable[[StepState], Actions]  # a rule or a trained policy (sequential_baselines.py)
 
 
 def _seconds(us: int) -> float:
@@ -288,11 +297,11 @@ class SequentialEpisodes:
         return compute_reward(self.outcomes(), self.task.reward_cfg, d.horizon_s, d.objective[self.idx])[:, 0]
 
 
-def run_episodes(task: ExecutionTask, idx: np.ndarray, policy, cfg: SequentialConfig
+def run_episodes(task: ExecutionTask, idx: np.ndarray, policy: SequentialPolicy, cfg: SequentialConfig
                  ) -> tuple[SequentialEpisodes, list[tuple[StepState, Actions]]]:
-    """Episodes of decisions ``idx`` run to the end under ``policy`` (``StepState -> Actions``, e.g.
-    :mod:`hyperdapo.execution.sequential_baselines`); returns them (:meth:`~SequentialEpisodes.outcomes`,
-    :meth:`~SequentialEpisodes.rewards`) and each step's state and actions."""
+    """Episodes of decisions ``idx`` run to the end under ``policy`` (e.g. :mod:`.sequential_baselines`); returns
+    them (:meth:`~SequentialEpisodes.outcomes`, :meth:`~SequentialEpisodes.rewards`) and each step's state and
+    actions."""
     episodes, trajectory = SequentialEpisodes(task, idx, cfg), []
     while not episodes.finished:
         state = episodes.state()

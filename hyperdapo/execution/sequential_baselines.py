@@ -25,7 +25,9 @@ from hyperdapo.execution.sequential import Act, Actions, StepState
 
 
 def _at_touch(s: StepState, kind: np.ndarray, qty=np.nan) -> Actions:
-    return Actions.of(kind, s.touch_offset_bps, qty)
+    """``kind`` at the touch; KEEP where the parent's side of the book is empty (no touch to join)."""
+    touch = np.isfinite(s.touch_offset_bps)
+    return Actions.of(np.where(touch, kind, Act.KEEP), np.where(touch, s.touch_offset_bps, np.nan), qty)
 
 
 @dataclass(frozen=True)

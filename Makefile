@@ -3,7 +3,7 @@ PY      := .venv/bin/python
 PIP     := .venv/bin/pip
 PYTEST  := $(PY) -m pytest
 
-.PHONY: help install test test-fast demo bench lint clean tables thesis ablations evidence evidence-real walkforward
+.PHONY: help install test test-fast demo bench lint clean tables thesis ablations evidence evidence-real walkforward robustness
 
 help:
 	@grep -E '^[a-z-]+:.*##' Makefile | sed 's/:.*##/\t/'
@@ -59,6 +59,9 @@ evidence-real: ## the same on the real StandX BTC recording (../shared/data/stan
 
 walkforward: ## walk-forward: 6 synthetic days, train on 2, test on the next, 4 windows (SFT->DAPO, then DAPO continued) -> outputs/tables/walk_forward.* (32 min on the loaded 2 cores)
 	$(PY) experiments/walk_forward.py
+
+robustness: ## every baseline (and the policies of ARGS="--policies demo-dapo demo-ppo") under every conf/scenario/ stress on the clean market's test decisions: IS(scenario) - IS(clean), paired tests -> outputs/tables/robustness.*
+	$(PY) experiments/robustness.py $(ARGS)
 
 clean: ## remove caches and generated data (keeps .venv)
 	rm -rf .pytest_cache .ruff_cache data/cache outputs/*/ benchmarks/.out

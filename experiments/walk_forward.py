@@ -2,6 +2,13 @@
 
     .venv/bin/python experiments/walk_forward.py [--days 6] [--window 2] [--sft-steps 400] [--rl-steps 50]
                                                  [--every-s 30] [--val-hours 6] [--seed 0]
+    .venv/bin/python experiments/walk_forward.py --preset standx_btc --window 2 --sft-steps 100 --rl-steps 30
+                                                 # real data: train 01-05..01-06, test the whole of 01-07
+
+``--preset standx_btc`` runs the same protocol on the real StandX recording (its hourly files grouped by UTC day;
+``experiment=standx_btc``'s decisions, horizon and venue; names ``wf-standx_btc-d<k>-*``, tables
+``walk_forward_standx_btc.*``). Its 49 h hold two full UTC days after a 2-h first day, so ``--window 2`` gives one
+window: train on 01-05 .. 01-06, test on all of 01-07 (the main split tests only its last 10 h).
 
 The demo's configuration (``experiment=demo``: 120-s horizon, tiny model, CPU) with decisions every ``--every-s``
 seconds (30: half the demo's 15-s grid, see the budget below). One synthetic BTC market of ``--days`` UTC days (the
@@ -59,11 +66,12 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from hyperdapo.data.sources import load_market
+from hyperdapo.data.sources import load_market, market_files
 from hyperdapo.data.synthetic import synthetic_dir_name, write_synthetic_market
 from hyperdapo.evaluation.figures import POLICY_COLOR, save_figure
 from hyperdapo.evaluation.stats import mean_ci, paired_tests
 from hyperdapo.evaluation.tables import write_table
+from hyperdapo.execution.tape import DATE_IN_NAME, day_files
 from hyperdapo.features.config import DecisionConfig
 from hyperdapo.features.decision_set import US_PER_S, Split, draw_decisions
 from hyperdapo.pipeline.config import compose_run_config
@@ -71,7 +79,10 @@ from hyperdapo.pipeline.config import compose_run_config
 ASSET = "BTC"
 DAY_US = 86_400 * US_PER_S
 MARGIN_US = 1_000  # the test period starts 1 ms after day k's 00:00: float fractions cannot pull it into day k-1
-DEMO = ["experiment=demo"]  # the demo's market parameters, decisions, horizon and model
+PRESETS = {  # the base overrides of every run, and the data source a window's files are given to
+    "demo": (["experiment=demo"], "data=files"),  # the demo's synthetic market parameters, decisions, horizon, model
+    "standx_btc": (["experiment=standx_btc"], None),  # the real StandX BTC recording (data=standx: day by day)
+}
 
 
 @dataclass(frozen=True)
@@ -213,23 +224,32 @@ def day_start_us(day: dt.date) -> int:
     return int(dt.datetime.combine(day, dt.time(), dt.UTC).timestamp()) * US_PER_S
 
 
-def market_days(n_days: int, common: list[str]) -> tuple[dict[str, list[Path]], list[dt.date]]:
-    """The market ``data=synthetic data.synthetic.n_days=<n_days>`` reads (same parameters, same directory),
-    simulated once (skipped when its files exist): its book and trade files per day, and the days."""
-    cfg = compose_run_config([*DEMO, f"data.synthetic.n_days={n_days}", *common])
-    out = Path(cfg.data.raw_dir) / "synthetic" / synthetic_dir_name(cfg.data.synthetic)
-    paths = write_synthetic_market(cfg.asset, cfg.data.synthetic, out)
-    first = dt.date.fromisoformat(cfg.data.synthetic.start_date)
-    return {"book": paths["book_snapshot_25"], "trades": paths["trades"]}, [first + dt.timedelta(days=d)
-                                                                               for d in range(n_days)]
+def market_days(preset: str, n_days: int, common: list[str]) -> tuple[dict[str, list[tuple[Path, ...]]],
+                                                                      list[dt.date]]:
+    """The book and trade files of each UTC day, and the days. ``demo``: the market ``data=synthetic
+    data.synthetic.n_days=<n_days>`` reads (same parameters, same directory), simulated once (skipped when its files
+    exist); ``standx_btc``: the recording's hourly files grouped by the date in their names (``n_days`` unused)."""
+    if preset == "demo":
+        cfg = compose_run_config([*PRESETS[preset][0], f"data.synthetic.n_days={n_days}", *common])
+        out = Path(cfg.data.raw_dir) / "synthetic" / synthetic_dir_name(cfg.data.synthetic)
+        paths = write_synthetic_market(cfg.asset, cfg.data.synthetic, out)
+        first = dt.date.fromisoformat(cfg.data.synthetic.start_date)
+        return ({"book": [(p,) for p in paths["book_snapshot_25"]], "trades": [(p,) for p in paths["trades"]]},
+                [first + dt.timedelta(days=d) for d in range(n_days)])
+    cfg = compose_run_config([*PRESETS[preset][0], *common])
+    days = day_files(market_files(cfg.asset, cfg.data))
+    dates = [dt.date(*map(int, DATE_IN_NAME.search(books[0].name).groups())) for books, _ in days]
+    return {"book": [books for books, _ in days], "trades": [trades for _, trades in days]}, dates
 
 
-def window_overrides(w: Window, files: dict[str, list[Path]], days: list[dt.date], val_hours: float,
-                     common: list[str]) -> tuple[list[str], dict[str, int]]:
-    """The ``train.py`` / ``evaluate.py`` overrides of one window (``data=files`` over its days' files, its split
-    fractions), checked by :func:`check_window`; and its number of decisions per split."""
-    data = [f"data.files.{kind}=[{','.join(str(files[kind][d]) for d in w.days)}]" for kind in ("book", "trades")]
-    base = [*DEMO, "data=files", *data, *common]
+def window_overrides(w: Window, preset: str, files: dict[str, list[tuple[Path, ...]]], days: list[dt.date],
+                     val_hours: float, common: list[str]) -> tuple[list[str], dict[str, int]]:
+    """The ``train.py`` / ``evaluate.py`` overrides of one window (the files of its days, its split fractions),
+    checked by :func:`check_window`; and its number of decisions per split."""
+    data = [f"data.files.{kind}=[{','.join(str(p) for d in w.days for p in files[kind][d])}]"
+            for kind in ("book", "trades")]
+    preset_args, source = PRESETS[preset]
+    base = [*preset_args, *([source] if source else []), *data, *common]
     cfg = compose_run_config(base)
     book = load_market(cfg.asset, cfg.data).book  # the span the runs see (book and trades cut to what both cover)
     start_us, end_us = int(book.ts_us[0]), int(book.ts_us[-1])
@@ -241,7 +261,9 @@ def window_overrides(w: Window, files: dict[str, list[Path]], days: list[dt.date
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--days", type=int, default=6, help="synthetic days N")
+    ap.add_argument("--preset", choices=sorted(PRESETS), default="demo",
+                    help="demo: one synthetic market of --days days; standx_btc: the real StandX BTC recording")
+    ap.add_argument("--days", type=int, default=6, help="synthetic days N (demo)")
     ap.add_argument("--window", type=int, default=2, help="training days w per window")
     ap.add_argument("--sft-steps", type=int, default=400, help="SFT steps of the first window")
     ap.add_argument("--rl-steps", type=int, default=50, help="DAPO steps per window")
@@ -252,20 +274,26 @@ def main() -> None:
     ap.add_argument("--out", default="outputs/tables")
     args = ap.parse_args()
     t0 = time.perf_counter()
-    windows = plan_windows(args.days, args.window)
     common = [f"seed={args.seed}", f"registry_dir={args.registry}", f"decisions.every_s={args.every_s:g}"]
-    dec = compose_run_config([*DEMO, *common]).decisions
-    files, days = market_days(args.days, common)
+    dec = compose_run_config([*PRESETS[args.preset][0], *common]).decisions
+    files, days = market_days(args.preset, args.days, common)
+    windows = plan_windows(len(days), args.window)
     day_names = [d.isoformat() for d in days]
+    tag = "" if args.preset == "demo" else f"-{args.preset}"  # the demo's names as before; another preset's beside
+    stem = f"walk_forward{tag.replace('-', '_')}"
+    market = (f"one synthetic BTC market of {len(days)} UTC days (seed {args.seed}; the demo's configuration: "
+              f"hyperliquid fees, trade-through fills" if args.preset == "demo" else
+              f"the real StandX BTC-USD recording, UTC days {day_names[0]} .. {day_names[-1]} (the first partial; "
+              "experiment=standx_btc: fees assumed equal to Hyperliquid's")
     root, run_dirs = Path(args.registry) / ASSET, Path("outputs/runs") / ASSET / "walk_forward" / time.strftime(
         "%Y-%m-%d_%H-%M-%S")
     frames, results, policies = [], [], []
     start = None  # the registered policy the next window's training starts from
     for w in windows:
-        overrides, counts = window_overrides(w, files, days, args.val_hours, common)
+        overrides, counts = window_overrides(w, args.preset, files, days, args.val_hours, common)
         print(f"window: train {day_names[w.train_days[0]]}..{day_names[w.train_days[-1]]}, test "
               f"{day_names[w.test_day]}; decisions {counts}", flush=True)
-        name = f"wf-d{w.test_day}"
+        name = f"wf{tag}-d{w.test_day}"
         train = ["train.py", *overrides, "overwrite=true"]
         if start is None:
             run([*train, "algo=sft", f"trainer.max_steps={args.sft_steps}", "optim.lr=3e-3", f"run_name={name}-sft",
@@ -274,7 +302,7 @@ def main() -> None:
         run([*train, "algo=dapo", "algo.sft_warmup_steps=0", f"trainer.max_steps={args.rl_steps}", "optim.lr=1e-4",
              "algo.max_gen_batches=32", f"model.init_from={start}", f"run_name={name}-dapo",
              f"hydra.run.dir={run_dirs / f'{name}-dapo'}"])
-        out = Path("outputs/eval_walk_forward") / f"day{w.test_day}"
+        out = Path(f"outputs/eval_walk_forward{tag}") / f"day{w.test_day}"
         run(["evaluate.py", *overrides, f"evaluate.policies=[{root / f'{name}-dapo'}]", f"evaluate.out_dir={out}",
              f"hydra.run.dir={out / 'hydra'}"])
         result, decisions = json.loads((out / "results.json").read_text()), pd.read_parquet(out / "decisions.parquet")
@@ -289,8 +317,7 @@ def main() -> None:
         start = root / f"{name}-dapo"
     table = walk_forward_table(windows, frames, results, policies, day_names)
     minutes = (time.perf_counter() - t0) / 60
-    caption = (f"Walk-forward on one synthetic BTC market of {args.days} UTC days (seed {args.seed}; the demo's "
-               f"configuration: hyperliquid fees, trade-through fills, {dec.horizon_s:g}-s horizon, tiny model, CPU; "
+    caption = (f"Walk-forward on {market}, {dec.horizon_s:g}-s horizon, tiny model, CPU; "
                f"decisions every {dec.every_s:g} s). Window k trains on days [k-{args.window}, k) and tests on day k "
                f"(the whole UTC day); its validation split is the last {args.val_hours:g} h before day k, with "
                f"{dec.embargo_s:g}-s embargoes (>= the {dec.horizon_s:g}-s horizon + {dec.adverse_horizon_s:g}-s "
@@ -303,16 +330,16 @@ def main() -> None:
                "training started from: SFT in window 1, else the previous window's policy, not retrained); pooled: "
                "the per-decision differences of all test days together; paired t / Wilcoxon p Bonferroni over the "
                f"{2 * (len(windows) + 1)} comparisons of the table. Wall time {minutes:.0f} min.")
-    write_table(table, Path(args.out), "walk_forward", caption, policies=())
+    write_table(table, Path(args.out), stem, caption, policies=())
     figure_caption = (f"Test IS per walk-forward window (bps of the arrival mid, fees and cleanup included; mean and "
-                      f"bootstrap 95% CI) on one {args.days}-day synthetic BTC market, demo configuration, "
+                      f"bootstrap 95% CI) on {market}; "
                       f"decisions every {dec.every_s:g} s. Window k "
                       f"trains on days [k-{args.window}, k) (window 1: SFT {args.sft_steps} + DAPO {args.rl_steps} "
                       f"steps; later windows: DAPO {args.rl_steps} steps continued from the previous window's policy) "
                       f"and tests on day k; best baseline chosen on each window's validation split (the last "
                       f"{args.val_hours:g} h before day k). Pooled: all test decisions.")
-    save_figure(walk_forward_figure(table, frames, figure_caption), Path(args.out) / "figures" / "walk_forward")
-    print(Path(args.out, "walk_forward.md").read_text())
+    save_figure(walk_forward_figure(table, frames, figure_caption), Path(args.out) / "figures" / stem)
+    print(Path(args.out, f"{stem}.md").read_text())
     print(f"walk-forward: {minutes:.1f} min")
 
 

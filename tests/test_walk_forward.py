@@ -80,15 +80,15 @@ def test_data_files_over_the_day_files_reproduce_the_synthetic_run_and_hold_the_
     sparse = ("snapshot_interval_ms=10000", "n_levels=5", "trade_rate_per_s=0.05")
     common = [f"data.raw_dir={tmp_path}/raw", f"data.cache_dir={tmp_path}/cache", "decisions.every_s=300",
               *(f"data.synthetic.{kv}" for kv in sparse)]
-    files, days = wf.market_days(3, common)
+    files, days = wf.market_days("demo", 3, common)
     assert days == [dt.date(2024, 1, 1) + dt.timedelta(days=d) for d in range(3)]
-    assert [p.name for p in files["book"]][2] == "hyperliquid_book_snapshot_25_2024-01-03_BTC.csv.gz"
+    assert [p.name for (p,) in files["book"]][2] == "hyperliquid_book_snapshot_25_2024-01-03_BTC.csv.gz"
     window = wf.plan_windows(3, 2)[0]
-    overrides, counts = wf.window_overrides(window, files, days, 6.0, common)
+    overrides, counts = wf.window_overrides(window, "demo", files, days, 6.0, common)
     cfg = run_config(overrides)
     own = build_task(cfg)
     fractions = [o for o in overrides if o.startswith("decisions.") and "_frac=" in o]
-    synthetic = build_task(run_config([*wf.DEMO, "data.synthetic.n_days=3", *common, *fractions]))
+    synthetic = build_task(run_config([*wf.PRESETS["demo"][0], "data.synthetic.n_days=3", *common, *fractions]))
     a, b = own.decisions, synthetic.decisions
     for field in ("ts_us", "side", "qty", "objective", "split"):
         np.testing.assert_array_equal(getattr(a, field), getattr(b, field))
@@ -98,6 +98,17 @@ def test_data_files_over_the_day_files_reproduce_the_synthetic_run_and_hold_the_
     day2_us = wf.day_start_us(days[2])
     assert test.min() >= day2_us and test.max() < day2_us + DAY_US
     assert (a.ts_us[a.split != Split.TEST.value] + int(cfg.decisions.window_s * 1e6) <= day2_us).all()
+
+
+def test_the_real_recording_walks_forward_by_utc_day(standx_dir):
+    """``--preset standx_btc``: the hourly files grouped by the date in their names, book and trades alike, into the
+    recording's three UTC days (2 h, 24 h, 24 h); with two training days, one window that tests on all of 01-07."""
+    files, days = wf.market_days("standx_btc", 0, [])
+    assert days == [dt.date(2026, 1, 5), dt.date(2026, 1, 6), dt.date(2026, 1, 7)]
+    assert [len(b) for b in files["book"]] == [len(t) for t in files["trades"]] == [2, 24, 24]
+    for books, trades in zip(files["book"], files["trades"], strict=True):
+        assert [b.name.split("_")[2:] for b in books] == [t.name.split("_")[2:] for t in trades]
+    assert wf.plan_windows(len(days), 2) == [wf.Window((0, 1), 2)]
 
 
 def small_window(rng, n: int, shift: float, best: str) -> tuple[dict, pd.DataFrame]:

@@ -39,7 +39,8 @@ GRID_BPS = [-15.0, -5.0, 0.0, 5.0]
 
 @pytest.fixture(scope="module")
 def task(tmp_path_factory):
-    """About 500 synthetic decisions (4.8 h, every 30 s), horizon 120 s."""
+    """About 500 synthetic decisions (4.8 h, every 30 s), horizon 120 s; the tests that read it are marked slow (the
+    task takes some 20 s to build), the hand-made tapes are not."""
     return build_task(run_config(fast(tmp_path_factory.mktemp("seq"), f"decisions.horizon_s={HORIZON_S:g}")))
 
 
@@ -48,6 +49,7 @@ def same(a, b) -> bool:
 
 
 # ---------------------------------------------------------------------------------------------- one-shot equality
+@pytest.mark.slow  # builds the synthetic task
 @pytest.mark.parametrize(("fill", "reward"), [
     (FillConfig(), RewardConfig()),
     (FillConfig(fill_rule="touch", queue_model="capped"), RewardConfig(name="fill_improve_pnl")),
@@ -208,6 +210,7 @@ def deep_peg(s: StepState) -> Actions:
     return Actions.of(Act.REPLACE, s.touch_offset_bps - 2.0)
 
 
+@pytest.mark.slow  # builds the synthetic task
 @pytest.mark.parametrize("policy", [PegToBest(), TWAP(), deep_peg], ids=["peg", "twap", "deep_peg"])
 def test_a_steps_state_reads_the_market_up_to_its_time_only(task, policy):
     """The market after step k's time t_k is moved; every state at steps <= k (and the actions taken on them) is
@@ -230,6 +233,7 @@ def test_a_steps_state_reads_the_market_up_to_its_time_only(task, policy):
 
 
 # ---------------------------------------------------------------------------------------------- baselines
+@pytest.mark.slow  # builds the synthetic task
 @pytest.mark.parametrize("policy", [TouchThenCross(30.0), PegToBest(), TWAP(), AlmgrenChriss(), AlmgrenChriss(0.02),
                                     HeldOffset(-5.0)], ids=lambda p: repr(p))
 def test_baselines_give_valid_actions_and_finish_the_parent_by_the_horizon(task, policy):
@@ -269,6 +273,7 @@ def test_actions_and_config_are_checked():
 
 
 # ---------------------------------------------------------------------------------------------- gymnasium, PPO
+@pytest.mark.slow  # builds the synthetic task
 def test_gymnasium_check_env_passes_and_the_env_is_the_episode(task):
     env = ExecutionEnv(task, Split.TRAIN, DT, GRID_BPS)
     check_env(env, skip_render_check=True)
@@ -290,6 +295,7 @@ def test_gymnasium_check_env_passes_and_the_env_is_the_episode(task):
             env.step(0)
 
 
+@pytest.mark.slow  # builds the synthetic task
 def test_ppo_trains_on_the_sequential_env(task):
     cfg = replace(PPOConfig(), n_envs=2, n_steps=64, batch_size=64, n_epochs=2, total_timesteps=256,
                   offset_grid_bps=GRID_BPS)

@@ -8,8 +8,8 @@ the one-shot env, :mod:`hyperdapo.rl.gym_env`).
   causal z-features at t0, side, objective one-hot), then the step's state (:data:`STEP_FEATURES`, data at or before
   t_k only): time left and remaining quantity as shares of T and Q, whether an order works, its offset from the mid,
   the queue ahead of it as a share of Q (unknown: the bound), the running IS, the mid's move since arrival
-  (side-relative, positive = against) and the spread; bps divided by :data:`BPS_SCALE`; everything clipped to
-  +-``Z_CLIP``.
+  (side-relative, positive = against) and the spread; bps divided by :data:`BPS_SCALE`; NaN (an empty side of the
+  book) as 0; everything clipped to +-``Z_CLIP``.
 - Action: ``Discrete(2 + K)``: 0 KEEP, 1 CROSS all that remains, 2 + j REPLACE all that remains at
   ``offset_grid_bps[j]`` (side-relative bps from the mid at t_k, negative = passive; by default ``algo.ppo``'s grid).
 - Reward: 0 until the episode ends (all executed, or T), then the episode's reward (bps of the parent, ``-IS`` by
@@ -49,7 +49,8 @@ def observe_step(task: ExecutionTask, idx: np.ndarray, s: StepState) -> np.ndarr
         np.where(working, np.nan_to_num(s.queue_ahead_qty, nan=np.inf), 0.0) / s.parent_qty,  # unknown: the bound
         s.is_bps / BPS_SCALE, s.mid_move_bps / BPS_SCALE, s.spread_bps / BPS_SCALE,
     ], axis=1)  # (B, len(STEP_FEATURES))
-    return np.concatenate([observe(task, idx), np.clip(step, -Z_CLIP, Z_CLIP)], axis=1).astype(np.float32)
+    step = np.clip(np.nan_to_num(step, nan=0.0), -Z_CLIP, Z_CLIP)  # NaN: a side of the book is empty at t_k
+    return np.concatenate([observe(task, idx), step], axis=1).astype(np.float32)
 
 
 def actions_of(a: np.ndarray, grid_bps: list[float]) -> Actions:

@@ -1,0 +1,133 @@
+"""Is there a state-dependent offset that beats the best fixed one on validation? Reward models on the features.
+
+    .venv/bin/python experiments/learnability.py [--preset standx_btc] [--seeds 0 1 2] [--epochs 300]
+
+Builds the preset's task (``train.py experiment=<preset>``'s decisions, features and simulator), scores every offset
+of ``algo.label_offsets_bps`` on every decision, and fits two reward models on the training split only, on the
+PPO baseline's observation (the clipped causal z-features, side and objective, :func:`~hyperdapo.rl.gym_env.observe`):
+
+- ridge: one linear regression of the reward (bps) per offset, the penalty chosen on validation;
+- MLP: a 64x64 tanh network regressing all offsets' rewards at once (Adam, lr 1e-3, minibatch 128), one per seed,
+  its epoch (every 20) chosen on validation.
+
+A model's rule answers the offset of highest predicted reward. The table compares each rule with the fixed offset
+that is best on validation (the baselines' rule), on validation (where the choices were made) and on test (read
+once, for the table): mean reward difference (bps, positive = the rule earns more) and its paired t-test p, and
+the share of decisions the rule answers something other than the fixed offset. Writes
+``outputs/tables/learnability_<preset>.{md,tex,csv,caption.txt}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from scipy import stats
+
+from hyperdapo.evaluation.tables import write_table
+from hyperdapo.execution.preferences import offset_rewards
+from hyperdapo.features.decision_set import Split
+from hyperdapo.pipeline.config import compose_run_config
+from hyperdapo.pipeline.train_run import build_task
+from hyperdapo.rl.gym_env import observe
+
+SPLITS = (Split.TRAIN, Split.VAL, Split.TEST)
+LAMBDAS = (0.1, 1.0, 10.0, 100.0, 1_000.0, 10_000.0)
+
+
+def ridge_fit(x: np.ndarray, r: np.ndarray, lam: float) -> np.ndarray:
+    """Weights (F + 1, K) of the ridge regressions of rewards ``r`` (N, K) on ``x`` (N, F) plus an unpenalised
+    intercept."""
+    xa = np.c_[x, np.ones(len(x))]
+    penalty = lam * np.eye(xa.shape[1])
+    penalty[-1, -1] = 0.0
+    return np.linalg.solve(xa.T @ xa + penalty, xa.T @ r)
+
+
+def ridge_predict(w: np.ndarray, x: np.ndarray) -> np.ndarray:
+    return np.c_[x, np.ones(len(x))] @ w
+
+
+def mean_reward(r: np.ndarray, choice: np.ndarray) -> float:
+    return float(r[np.arange(len(r)), choice].mean())
+
+
+def mlp_choices(x: dict, r: dict, seed: int, epochs: int) -> tuple[dict, int]:
+    """The validation-chosen MLP rule's offset indices per split, and its epoch."""
+    torch.manual_seed(seed)
+    k = r[Split.TRAIN].shape[1]
+    net = torch.nn.Sequential(torch.nn.Linear(x[Split.TRAIN].shape[1], 64), torch.nn.Tanh(), torch.nn.Linear(64, 64),
+                              torch.nn.Tanh(), torch.nn.Linear(64, k))
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    xt, rt = torch.tensor(x[Split.TRAIN]), torch.tensor(r[Split.TRAIN], dtype=torch.float32)
+    best, best_val = None, -np.inf
+    for epoch in range(1, epochs + 1):
+        for batch in torch.randperm(len(xt)).split(128):
+            loss = ((net(xt[batch]) - rt[batch]) ** 2).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        if epoch % 20 == 0:
+            with torch.no_grad():
+                choice = {s: net(torch.tensor(x[s])).argmax(1).numpy() for s in SPLITS}
+            val = mean_reward(r[Split.VAL], choice[Split.VAL])
+            if val > best_val:
+                best, best_val = (choice, epoch), val
+    return best
+
+
+def row(name: str, r: dict, choice: dict, fixed: int, chosen_by: str) -> dict:
+    out = {"Rule": name, "Chosen on validation": chosen_by}
+    for s in (Split.VAL, Split.TEST):
+        diff = r[s][np.arange(len(r[s])), choice[s]] - r[s][:, fixed]
+        out[f"{s.value} diff [bps]"] = diff.mean()
+        out[f"p (t) {s.value}"] = stats.ttest_1samp(diff, 0.0).pvalue if diff.any() else np.nan
+        out[f"{s.value} not fixed [%]"] = 100 * (choice[s] != fixed).mean()
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--preset", default="standx_btc")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--epochs", type=int, default=300)
+    ap.add_argument("--out", default="outputs/tables")
+    args = ap.parse_args()
+    t0 = time.perf_counter()
+    torch.set_num_threads(1)
+    cfg = compose_run_config([f"experiment={args.preset}"])
+    task = build_task(cfg)
+    grid = np.asarray(cfg.algo.label_offsets_bps, dtype=np.float64)
+    idx = {s: task.split_index(s) for s in SPLITS}
+    x = {s: observe(task, i) for s, i in idx.items()}
+    r = {s: offset_rewards(task, i, grid) for s, i in idx.items()}  # (N, K) bps per split
+    fixed = int(r[Split.VAL].mean(axis=0).argmax())  # the fixed offset best on validation
+    rows = []
+    lam = max(LAMBDAS, key=lambda lam: mean_reward(
+        r[Split.VAL], ridge_predict(ridge_fit(x[Split.TRAIN], r[Split.TRAIN], lam), x[Split.VAL]).argmax(1)))
+    w = ridge_fit(x[Split.TRAIN], r[Split.TRAIN], lam)
+    rows.append(row("ridge", r, {s: ridge_predict(w, x[s]).argmax(1) for s in SPLITS}, fixed, f"lambda {lam:g}"))
+    for seed in args.seeds:
+        choice, epoch = mlp_choices(x, r, seed, args.epochs)
+        rows.append(row(f"MLP seed {seed}", r, choice, fixed, f"epoch {epoch}"))
+    table = pd.DataFrame(rows)
+    means = ", ".join(f"{o:+g}: {m:.2f}" for o, m in zip(grid, r[Split.VAL].mean(axis=0), strict=True))
+    caption = (f"Learnability on experiment={args.preset} ({len(idx[Split.TRAIN])} / {len(idx[Split.VAL])} / "
+               f"{len(idx[Split.TEST])} train / validation / test decisions): rules answering the offset of highest "
+               "predicted reward, from reward models fitted on the training split on the PPO baseline's features "
+               "(ridge per offset; 64x64 MLP, one per seed), settings chosen on validation, against the fixed offset "
+               f"best on validation ({grid[fixed]:+g} bps; validation mean reward per offset, bps: {means}). Diff = "
+               "mean reward (bps) of the rule minus the fixed offset's, positive = the rule is better; p: paired t; "
+               "not fixed: share of decisions the rule answers another offset. The test split is read once, for "
+               f"this table. Wall time {(time.perf_counter() - t0) / 60:.1f} min "
+               f"(`.venv/bin/python experiments/learnability.py --preset {args.preset}`).")
+    write_table(table, Path(args.out), f"learnability_{args.preset}", caption, policies=())
+    print(Path(args.out, f"learnability_{args.preset}.md").read_text())
+
+
+if __name__ == "__main__":
+    main()

@@ -19,7 +19,7 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 from hyperdapo import CONF_DIR
 from hyperdapo.data.config import AssetConfig, DataConfig, VenueConfig
 from hyperdapo.evaluation.config import BaselineConfig, RegimeConfig
-from hyperdapo.execution.config import FillConfig, RewardConfig
+from hyperdapo.execution.config import FillConfig, RewardConfig, SequentialConfig
 from hyperdapo.features.config import DecisionConfig, FeatureConfig
 from hyperdapo.models.config import ModelConfig
 from hyperdapo.prompts.config import PromptConfig
@@ -113,6 +113,9 @@ class RunConfig:
     features: FeatureConfig = field(default_factory=FeatureConfig)
     decisions: DecisionConfig = field(default_factory=DecisionConfig)
     execution: FillConfig = field(default_factory=FillConfig)
+    # sequential execution (issue 22: a parent order worked every sequential.dt_s seconds to decisions.horizon_s);
+    # read by the sequential env and experiments/sequential_eval.py, which check that dt divides the horizon
+    sequential: SequentialConfig = field(default_factory=SequentialConfig)
     prompt: PromptConfig = field(default_factory=PromptConfig)
     reward: RewardConfig = field(default_factory=RewardConfig)
     model: ModelConfig = field(default_factory=ModelConfig)

@@ -50,7 +50,9 @@ def test_robustness_table_by_hand():
     assert row["p (t, Bonf.)"] == pytest.approx(min(1, m * stats.ttest_rel(crash.is_bps_market,
                                                                             clean.is_bps_market).pvalue))
     assert row["p (W, Bonf.)"] == pytest.approx(min(1, m * stats.wilcoxon(d).pvalue))
-    assert table.iloc[2]["Diff [bps]"] == 0 and table.iloc[2]["p (t, Bonf.)"] == 1  # unchanged market order
+    unchanged = table.iloc[2]  # the drought left the market order as it was
+    assert unchanged["Diff [bps]"] == 0 and unchanged["p (t, Bonf.)"] == 1 and unchanged["Identical"]
+    assert not table.iloc[:2]["Identical"].any()
     with pytest.raises(ValueError, match="not the clean market's"):
         rb.robustness_table({"none": clean, "spoofing": clean.assign(ts_us=ts + 1)})
 

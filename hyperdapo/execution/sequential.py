@@ -164,6 +164,9 @@ class SequentialEpisodes:
         self.last_ts_us = self.t0_us.copy()
         self.marketable, self.cleanup, self.depth_short = (np.zeros(b, bool) for _ in range(3))
         self.n_orders = np.zeros(b, np.int64)  # orders the agent placed (REPLACE, CROSS)
+        # cancels the agent sent: a REPLACE or CROSS over a working order (one that lost to a fill within the latency
+        # included)
+        self.n_cancels = np.zeros(b, np.int64)
 
     # ------------------------------------------------------------------------------------------ stepping
     def t_us(self) -> np.ndarray:
@@ -208,6 +211,7 @@ class SequentialEpisodes:
                 raise ValueError(f"a latency of {latency_us.max() / 1e3:g} ms is not below sequential.dt_s="
                                  f"{self.cfg.dt_s}: a step must outlast its orders' latency")
             stands = cancel & self.work["filled"] & (self.work["fill_ts_us"] <= t + latency_us)
+            self.n_cancels[cancel] += 1
             self._book(stands)
             self.work_qty[cancel & ~stands], self.work_px[cancel & ~stands] = 0.0, np.nan
         place = new & (self.remaining > 0)

@@ -3,7 +3,7 @@ PY      := .venv/bin/python
 PIP     := .venv/bin/pip
 PYTEST  := $(PY) -m pytest
 
-.PHONY: help install test test-fast demo bench lint clean tables thesis ablations evidence evidence-real walkforward robustness
+.PHONY: help install test test-fast demo bench lint clean tables thesis ablations evidence evidence-real evidence-sequential walkforward robustness
 
 help:
 	@grep -E '^[a-z-]+:.*##' Makefile | sed 's/:.*##/\t/'
@@ -56,6 +56,9 @@ evidence-real: ## the same on the real StandX BTC recording (../shared/data/stan
 	$(PY) experiments/evidence.py --preset standx_btc --policies sft dapo grpo ppo --seeds 0 1 2 --sft-steps 100 \
 		--rl-steps 30 --rl-lr 3e-4 --max-gen-batches 8 \
 		--set trainer.val_every_n_steps=15 trainer.ckpt_every_n_steps=15 algo.on_starvation=continue
+
+evidence-sequential: ## sequential execution (issue 22), the episode as the unit: PPO on HyperDAPO/Execution-v0 and every sequential baseline vs the validation-chosen baseline and the one-shot offset held to T -> outputs/tables/sequential_demo.*, sequential_examples_demo.* (~10 min); ARGS="--preset standx_btc --seeds 0 1 2" for more
+	$(PY) experiments/sequential_eval.py $(ARGS)
 
 walkforward: ## walk-forward: 6 synthetic days, train on 2, test on the next, 4 windows (SFT->DAPO, then DAPO continued) -> outputs/tables/walk_forward.* (32 min on the loaded 2 cores)
 	$(PY) experiments/walk_forward.py

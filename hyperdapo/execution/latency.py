@@ -16,6 +16,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from hyperdapo.data.config import VenueConfig
+from hyperdapo.targets import instantiate_target
 
 US_PER_MS = 1_000
 
@@ -63,16 +64,8 @@ def _uniform_hash(ts_us: np.ndarray, seed: int) -> np.ndarray:
 
 def latency_model(node: dict[str, Any]) -> LatencyModel:
     """The model of an ``execution.latency`` node (``{_target_: <class path>, <its arguments>}``); errors name it."""
-    from hydra.errors import InstantiationException
-    from hydra.utils import instantiate
-
-    if "_target_" not in node:
-        raise ValueError(f"execution.latency={dict(node)}: needs a _target_ (e.g. "
-                         "hyperdapo.execution.latency.UniformLatency); see conf/execution/latency/")
-    try:
-        model = instantiate(dict(node))
-    except InstantiationException as e:
-        raise ValueError(f"execution.latency={dict(node)}: {e}") from e
+    model = instantiate_target("execution.latency", node, "hyperdapo.execution.latency.UniformLatency; see "
+                               "conf/execution/latency/")
     if not callable(model):
         raise ValueError(f"execution.latency._target_={node['_target_']}: not a callable latency model")
     return model

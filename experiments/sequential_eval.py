@@ -30,7 +30,9 @@ import torch
 
 from hyperdapo.evaluation.sequential_metrics import (
     BEST,
+    CROSS_BEFORE_END_S,
     ONE_SHOT,
+    URGENT_KAPPA_PER_S,
     choose_on_validation,
     episode_table,
     example_table,
@@ -77,7 +79,7 @@ def main() -> None:
     n_tests = int(table.filter(like="p (t, Bonf.)").notna().to_numpy().sum())
     first = runs[ppo_rows[0]]
     positions = np.unique(np.linspace(0, len(test) - 1, args.examples).round().astype(int)).tolist()
-    examples = example_table(task, first[1], first[2], positions)
+    examples = example_table(first[1], first[2], positions)
     qty, mid = task.decisions.qty[test], task.mid_usd[test]
     wall_min = (time.perf_counter() - t0) / 60
     command = " ".join(["experiments/sequential_eval.py", f"--preset {args.preset}",
@@ -97,8 +99,9 @@ def main() -> None:
         "included; completed = the whole parent executed before T without a cleanup; replacements = cancels of a "
         "working order; time to complete (s) and adverse selection (bps, positive = the market moved against the "
         f"fill, {d.adverse_horizon_s:g} s after it) over completed episodes. Baselines: the fixed offsets held to T "
-        f"(held: {held}; each equals its one-shot order bitwise), rest at the touch then cross 30 s before T, peg "
-        "to the best, TWAP at the touch, Almgren-Chriss market slices (linear; urgent: kappa 0.02/s). Chosen on the "
+        f"(held: {held}; each equals its one-shot order bitwise), rest at the touch then cross "
+        f"{CROSS_BEFORE_END_S:g} s before T, peg to the best, TWAP at the touch, Almgren-Chriss market slices (linear; "
+        f"urgent: kappa {URGENT_KAPPA_PER_S:g}/s). Chosen on the "
         f"validation split ({len(task.split_index(Split.VAL))} episodes) before the test split was run: best baseline "
         f"= {choice.best} ({choice.val_is_bps[choice.best]:.2f} bps there), one-shot policy held to T = "
         f"{choice.one_shot} ({choice.val_is_bps[choice.one_shot]:.2f} bps there, the one-shot evaluation's choice "

@@ -2,13 +2,18 @@
 experiments/sequential_eval.py): per-episode metrics worked out by hand on hand-made tapes (IS, completion,
 replacements, time to complete, adverse selection) and the example table of one; the validation choices never read
 the test split; the table's paired difference is the mean per-episode difference and its p-values are Bonferroni over
-the table's tests; the ``sequential:`` config node composes and rejects a bad dt naming the key."""
+the table's tests; the ``sequential:`` config node composes and rejects a bad dt naming the key; the script writes
+both tables (marked slow: it builds a synthetic task)."""
 
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
 from dataclasses import replace
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import stats
 
@@ -34,6 +39,7 @@ from hyperdapo.execution.task import ExecutionTask
 from hyperdapo.features.decision_set import DecisionSet, Split
 from hyperdapo.pipeline.config import compose_run_config
 from hyperdapo.prompts.config import PromptConfig
+from tests.pipeline_helpers import REPO
 from tests.test_fills import MAKER, MID, TAKER, bps, flat_book, tape
 from tests.test_sequential import DT, HORIZON_S, after, hand_task
 
@@ -52,7 +58,7 @@ def test_metrics_of_a_pegged_episode_by_hand_and_its_example_rows():
     assert m.time_to_complete_s[0] == pytest.approx(60.0)
     assert m.is_bps[0] == pytest.approx(bps(103.0 - MID) + MAKER)
     assert m.adverse_selection_bps[0] == pytest.approx((103.0 - 103.5) / 103.5 * 1e4)
-    ex = example_table(task, episodes, trajectory, [0])
+    ex = example_table(episodes, trajectory, [0])
     # steps at 10 .. 60 s (the fill at 70 s is known at the 70-s step, where the parent is done), then the end row
     assert list(ex["Step"]) == ["0", "1", "2", "3", "4", "5", "T"]
     assert list(ex["Action"][:6]) == [f"REPLACE {-bps(0.5):+.1f} bps", "KEEP", "KEEP",
@@ -158,3 +164,28 @@ def test_the_sequential_config_node_composes_and_rejects_a_bad_dt():
     cfg = compose_run_config(["experiment=demo", "sequential.dt_s=7"])  # composes; the horizon check names both keys
     with pytest.raises(ValueError, match=r"sequential\.dt_s=7.0 does not divide decisions\.horizon_s=120"):
         cfg.sequential.n_steps(cfg.decisions.horizon_s)
+
+
+# ---------------------------------------------------------------------------------------------- the script
+@pytest.mark.slow  # builds a synthetic task (some 20 s) and trains PPO for 256 steps
+def test_the_script_writes_both_tables_with_every_strategy(tmp_path):
+    """experiments/sequential_eval.py end to end on 4.8 synthetic hours: the table has a row per sequential baseline
+    and the PPO seed, the two references named in the caption have no test against themselves, and the examples
+    table ends each episode with an end row."""
+    overrides = ["data.synthetic.n_days=0.2", "decisions.every_s=30", f"data.raw_dir={tmp_path}/raw",
+                 f"data.cache_dir={tmp_path}/cache"]
+    subprocess.run([sys.executable, str(REPO / "experiments" / "sequential_eval.py"), "--timesteps", "256",
+                    "--examples", "2", "--out", str(tmp_path / "tables"), "--set", *overrides], check=True, cwd=REPO)
+    table = pd.read_csv(tmp_path / "tables" / "sequential_demo.csv").set_index("Strategy")
+    assert list(table.index) == ["ppo seed 0", *sequential_baselines(BaselineConfig())]
+    caption = (tmp_path / "tables" / "sequential_demo.caption.txt").read_text()
+    best = re.search(r"best baseline = (\S+) \(", caption).group(1)
+    one_shot = re.search(r"one-shot policy held to T = (held \S+) \(", caption).group(1)
+    assert np.isnan(table.loc[best, f"Diff vs {BEST} [bps]"]) and np.isnan(table.loc[one_shot,
+                                                                                      f"Diff vs {ONE_SHOT} [bps]"])
+    assert table[f"Diff vs {BEST} [bps]"].notna().sum() == len(table) - 1
+    assert "dt = 10 s" in caption and "T = 120 s" in caption and "Bonferroni over the 18 tests" in caption
+    examples = pd.read_csv(tmp_path / "tables" / "sequential_examples_demo.csv", dtype={"Step": str})
+    assert (examples["Step"] == "T").sum() == 2 and examples["Action"].iloc[-1].startswith("end: ")
+    for ext in ("md", "tex"):
+        assert (tmp_path / "tables" / f"sequential_examples_demo.{ext}").exists()

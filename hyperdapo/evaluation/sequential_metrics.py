@@ -139,8 +139,8 @@ def action_words(kind: int, offset_bps: float, qty: float) -> str:
     return words if kind == Act.KEEP or math.isnan(qty) else f"{words} {qty:g} coins"
 
 
-def example_table(task: ExecutionTask, episodes: SequentialEpisodes, trajectory: list[tuple[StepState, Actions]],
-                  positions: list[int]) -> pd.DataFrame:
+def example_table(episodes: SequentialEpisodes, trajectory: list[tuple[StepState, Actions]], positions: list[int]
+                  ) -> pd.DataFrame:
     """State, action and outcome per step of the episodes at ``positions`` of a run (:func:`run_metrics`): one row
     per step where the parent is not yet executed (seconds since the decision, the mid's move since arrival
     (side-relative bps, positive = against), spread (bps), remaining share of the parent (%), the working order's
@@ -162,7 +162,7 @@ def example_table(task: ExecutionTask, episodes: SequentialEpisodes, trajectory:
                          "IS so far [bps]": s.is_bps[p],
                          "Action": action_words(int(a.kind[p]), float(a.offset_bps[p]), float(a.qty[p])),
                          "Executed by next step [%]": 100 * (executed_next - s.executed_qty[p]) / s.parent_qty[p]})
-        end_s = (int(out.fill_ts_us[p, 0]) - int(task.decisions.ts_us[decision])) / US_PER_S
+        end_s = (int(out.fill_ts_us[p, 0]) - int(episodes.t0_us[p])) / US_PER_S
         rows.append({"Decision": str(decision), "Step": "T", "Time [s]": end_s,
                      "IS so far [bps]": float(out.is_bps[p, 0]),
                      "Action": "end: completed" if out.filled[p, 0] else "end: cleanup at T"})

@@ -84,6 +84,9 @@ class EvaluateConfig:
     members: list[str] = field(default_factory=list)  # with policy=ensemble: the specialists' policy directories
     algo_filter: str = ""  # with latest: only runs whose name starts with this (e.g. "dapo")
     allow_other_asset: bool = False  # evaluate a policy trained on another asset (otherwise an error)
+    # evaluate a policy trained on another market (venue, price tick, lot or data source: a transfer row, named
+    # "<run> (trained on <source> <venue>)" and stated in the captions; otherwise an error naming the fields)
+    allow_transfer: bool = False
     fallback: str = "moderate"  # baseline whose offset replaces an invalid llm answer
     split: str = "test"
     batch_size: int = 64  # prompts per generation batch

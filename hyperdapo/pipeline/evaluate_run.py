@@ -7,6 +7,11 @@ directories, or globs of directories: e.g. every policy of a sweep) names each r
 summary keep). A policy whose training started from another registered policy (its lineage) is compared with it;
 that policy is scored as a row of its own when it is not among those evaluated.
 
+Transfer: a policy trained on another market (venue, price tick, lot or data source, read from its registry entry's
+``config.yaml``) is an error naming the fields, unless ``evaluate.allow_transfer=true``; then its row is named
+``<row> (trained on <source> <venue>)`` and every caption states which rows are transfers, from which market to
+this one (as ``evaluate.allow_other_asset=true`` admits a policy of another asset).
+
 Comparisons: each evaluated policy against the best baseline, chosen on the validation split (lowest mean IS
 there, oracle excluded) by simulating the validation decisions only, and against the policy it started from;
 paired t and Wilcoxon tests over decisions, Bonferroni over every comparison made (``tables/comparisons``).
@@ -28,7 +33,7 @@ import math
 import os
 import statistics
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +42,8 @@ import torch
 from tqdm import tqdm
 
 from hyperdapo.atomic import atomic_path, write_text_atomic
+from hyperdapo.data.config import TickRule
+from hyperdapo.data.venues import Instrument, step_decimals
 from hyperdapo.evaluation.baselines import (
     ORACLE,
     baseline_names,
@@ -144,6 +151,80 @@ class EvaluatedPolicy:
     summary: dict | None  # the registry's summary.json (None for an ensemble or a policy without one)
     compared: bool = True  # tested against the best baseline (False: only the start of a compared policy)
     parent: str | None = None  # the row of the policy its training started from, compared with it
+    trained_on: tuple[Market, ...] = ()  # the markets its policies were trained on, when not this one (a transfer)
+
+
+@dataclass(frozen=True)
+class Market:
+    """What a transfer compares between the market a policy was trained on and the one it is scored on: the venue,
+    the data source, and the venue's price tick (USD) and lot (coins) for the asset, in words with their units."""
+
+    venue: str  # "hyperliquid"
+    source: str  # "synthetic" | "tardis" | "hyperliquid_archive" | "files"
+    tick: str  # "0.1 USD" (a fixed tick) | "5 significant figures, decimals <= 1, USD" (Hyperliquid's rule)
+    lot: str  # "0.00001 BTC"
+
+    @property
+    def label(self) -> str:
+        return f"{self.source} {self.venue}"  # "synthetic hyperliquid"
+
+    def differences(self, other: Market) -> list[tuple[str, str, str]]:
+        """``(field, this market's, the other's)`` for each field that differs."""
+        fields = (("venue", self.venue, other.venue), ("tick", self.tick, other.tick), ("lot", self.lot, other.lot),
+                  ("data source", self.source, other.source))
+        return [f for f in fields if f[1] != f[2]]
+
+
+def _decimal(step: float) -> str:
+    return f"{step:.{step_decimals(step)}f}"  # 1e-05 -> "0.00001"
+
+
+def market_of(cfg: RunConfig) -> Market:
+    """The :class:`Market` of a run config (an evaluation's, or the one a registered policy was trained with)."""
+    venue, asset = cfg.venue, cfg.asset
+    decimals = None if venue.tick_rule is TickRule.FIXED else venue.tick_max_decimals - asset.sz_decimals
+    tick = (f"{_decimal(venue.tick_usd[asset.name])} USD" if decimals is None else
+            f"{venue.tick_sig_figs} significant figures, decimals <= {decimals}, USD")
+    lot = f"{_decimal(Instrument(venue, asset).lot_size)} {asset.name}"
+    return Market(venue.name, cfg.data.source.value, tick, lot)
+
+
+def transfer_from(policy_dir: Path, cfg: RunConfig, key: str) -> Market | None:
+    """The market the policy of ``policy_dir`` was trained on (its registry ``config.yaml``) when it is not ``cfg``'s,
+    the evaluation's: an error naming the policy, both markets and every differing field unless
+    ``evaluate.allow_transfer=true``. None when they are the same or the entry has no ``config.yaml``."""
+    if not (policy_dir / "config.yaml").exists():
+        return None
+    from hyperdapo.pipeline.trained import run_config_of  # imported here: that module imports this one
+
+    trained, here = market_of(run_config_of(policy_dir)), market_of(cfg)
+    diff = trained.differences(here)
+    if diff and not cfg.evaluate.allow_transfer:
+        fields = "; ".join(f"{name} {a} vs {b}" for name, a, b in diff)
+        raise ValueError(f"{key}={policy_dir} was trained on {trained.label}, not on this evaluation's {here.label} "
+                         f"({fields}); pass evaluate.allow_transfer=true to score it here as a transfer row (named "
+                         f"'trained on {trained.label}')")
+    return trained if diff else None
+
+
+def as_transfers(policies: Sequence[EvaluatedPolicy], cfg: RunConfig, key: str) -> list[EvaluatedPolicy]:
+    """``policies`` with each transfer row (:func:`transfer_from`, ``key`` naming where the chosen ones come from)
+    renamed ``<row> (trained on <source> <venue>)``, the references to it following."""
+    trained = {p.row: tuple(dict.fromkeys(m for d in p.dirs if (m := transfer_from(
+        d, cfg, key if p.compared else "model.init_from of an evaluated policy")) is not None)) for p in policies}
+    rows = {row: f"{row} (trained on {', '.join(m.label for m in markets)})" if markets else row
+            for row, markets in trained.items()}
+    return [replace(p, row=rows[p.row], parent=rows[p.parent] if p.parent else None, trained_on=trained[p.row])
+            for p in policies]
+
+
+def transfer_note(cfg: RunConfig, policies: Sequence[EvaluatedPolicy]) -> str:
+    """The captions' sentence on the transfer rows: from which market to this one, and what differs ("" if none)."""
+    here = market_of(cfg)
+    moves = [f"{p.row}: {m.label} -> {here.label} ("
+             + "; ".join(f"{name} {a} -> {b}" for name, a, b in m.differences(here)) + ")"
+             for p in policies for m in p.trained_on]
+    return f" Transfer rows (trained on another market, scored on this one): {'; '.join(moves)}." if moves else ""
 
 
 def find_policy(cfg: RunConfig) -> Path | None:
@@ -232,11 +313,13 @@ def with_parents(chosen: Sequence[tuple[str, Path]]) -> list[EvaluatedPolicy]:
 
 def evaluated_policies(cfg: RunConfig) -> list[EvaluatedPolicy]:
     """The policy rows of the evaluation (``evaluate.policies``, or ``evaluate.policy``'s one policy or ensemble,
-    with the policies they started from), checked before any work; a row name may appear once, and not as a
-    baseline's."""
+    with the policies they started from), checked before any work (a transfer only with
+    ``evaluate.allow_transfer=true``: :func:`as_transfers`); a row name may appear once, and not as a baseline's."""
+    key = "evaluate.policies" if cfg.evaluate.policies else "evaluate.policy"
     if cfg.evaluate.policies:
         policies = with_parents([(p.name, p) for p in registry_policies(cfg)])
     elif cfg.evaluate.policy == ENSEMBLE:
+        key = "evaluate.members"
         members = tuple(Path(m) for m in cfg.evaluate.members)
         for m in members:
             _check_policy_dir(m, cfg, "evaluate.members", kinds=(LANGUAGE_MODEL,))
@@ -245,6 +328,7 @@ def evaluated_policies(cfg: RunConfig) -> list[EvaluatedPolicy]:
         policy_dir = find_policy(cfg)  # its row is `llm`, or `ppo` for the PPO baseline
         row = PPO.name if policy_dir is not None and kind_of(policy_dir) is PPO else CANDIDATE
         policies = with_parents([(row, policy_dir)]) if policy_dir is not None else []
+    policies = as_transfers(policies, cfg, key)
     taken = set(baseline_names(cfg.evaluate.baselines))
     for p in policies:
         if p.row in taken:
@@ -430,7 +514,8 @@ def evaluation_tables(cfg: RunConfig, task: ExecutionTask, n: int, metrics: dict
     ``identical``: per policy row, the strategies it equals on every decision (named in the headline caption)."""
     rows = [p.row for p in policies]
     setting = (f"{cfg.asset.name} on {cfg.venue.name}, {cfg.data.source} data, {cfg.evaluate.split} split ({n} "
-               f"decisions), horizon {cfg.decisions.horizon_s:g} s, {fill_words(cfg, task)}.")
+               f"decisions), horizon {cfg.decisions.horizon_s:g} s, {fill_words(cfg, task)}."
+               + transfer_note(cfg, policies))
     filled = "share of decisions filled by the limit order(s) without the cleanup market order"
     win = (f"win rate = share of decisions where the policy's IS is below the best baseline's ({best}, chosen on the "
            "validation split; a tie is no win); " if best is not None else "")
@@ -505,7 +590,7 @@ def regime_analysis(cfg: RunConfig, task: ExecutionTask, idx: np.ndarray, is_bps
     n_tests = len(buckets_with_tests(regimes, labels)) * len(compared) if best is not None else 0
     return RegimeAnalysis(regimes, labels, regime_table(regimes, labels, ordered, best, compared, cfg.seed),
                           regime_caption(regimes, cfg.evaluate.regimes.quantiles, best, n_tests,
-                                         caption(cfg, task, len(idx))))
+                                         caption(cfg, task, len(idx)) + transfer_note(cfg, policies)))
 
 
 def run_evaluation(cfg: RunConfig, out_dir: Path) -> dict:
@@ -531,8 +616,8 @@ def run_evaluation(cfg: RunConfig, out_dir: Path) -> dict:
     for c in made:
         if c.role == BEST:
             metrics[c.policy]["Win rate [%]"] = c.win_rate_pct
-    cap = caption(cfg, task, len(idx)) + (f" {comparison_note(best, val_is[best], cfg.evaluate.split, len(made))}"
-                                          if best is not None else "")
+    cap = caption(cfg, task, len(idx)) + transfer_note(cfg, policies) + (
+        f" {comparison_note(best, val_is[best], cfg.evaluate.split, len(made))}" if best is not None else "")
     chains = lineages(policies)
     is_bps = {n: o.is_bps for n, o in strategies.items()}
     identical = {p.row: identical_to(is_bps, p.row) for p in policies}
@@ -564,7 +649,8 @@ def run_evaluation(cfg: RunConfig, out_dir: Path) -> dict:
     result = {"asset": cfg.asset.name, "venue": cfg.venue.name, "fills": fill_words(cfg, task), "caption": cap,
               "policy": policy,
               "policies": {p.row: {"dirs": [str(d) for d in p.dirs], "compared": p.compared, "started_from": p.parent,
-                                   "distinct_offsets": distinct_offsets(strategies[p.row])} for p in policies},
+                                   "distinct_offsets": distinct_offsets(strategies[p.row]),
+                                   "trained_on": [asdict(m) for m in p.trained_on]} for p in policies},
               "best_baseline": {"name": best, "chosen_on": "val", "val_is_bps": val_is} if best else None,
               "metrics": metrics, "is_ci": ci, "comparisons": [asdict(c) for c in made],
               "regimes": {r.name: {"unit": r.unit, "edges": list(r.edges), "buckets": list(r.buckets),

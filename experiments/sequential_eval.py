@@ -2,7 +2,7 @@
 ``make evidence-sequential``).
 
     .venv/bin/python experiments/sequential_eval.py [--preset demo|standx_btc] [--seeds 0] [--timesteps 40960]
-        [--examples 3] [--set sequential.dt_s=20 ...]
+        [--set sequential.dt_s=20 ...]
 
 Builds the task of ``experiment=<preset>`` (``train.py``'s decisions, features and simulator; ``--set`` adds
 overrides, e.g. ``sequential.dt_s``, checked to divide ``decisions.horizon_s``), then:
@@ -14,8 +14,8 @@ overrides, e.g. ``sequential.dt_s``, checked to divide ``decisions.horizon_s``),
    grid, ``--timesteps`` env steps, the last weights: no checkpoint is chosen);
 3. every sequential baseline and each PPO seed on the test split, read once, for the tables:
    ``outputs/tables/sequential_<preset>.*`` (per strategy, :func:`~hyperdapo.evaluation.sequential_metrics.
-   episode_table`) and ``sequential_examples_<preset>.*`` (the first seed's PPO on ``--examples`` test episodes evenly
-   spaced over the split, step by step).
+   episode_table`) and ``sequential_examples_<preset>.*`` (the first seed's PPO, step by step, on the first test
+   episode of each way an episode ends: :func:`~hyperdapo.evaluation.sequential_metrics.example_positions`).
 """
 
 from __future__ import annotations
@@ -34,7 +34,9 @@ from hyperdapo.evaluation.sequential_metrics import (
     ONE_SHOT,
     URGENT_KAPPA_PER_S,
     choose_on_validation,
+    endings,
     episode_table,
+    example_positions,
     example_table,
     run_metrics,
     sequential_baselines,
@@ -52,7 +54,6 @@ def main() -> None:
     ap.add_argument("--preset", default="demo")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--timesteps", type=int, default=None, help="PPO env steps per seed (default algo.ppo's)")
-    ap.add_argument("--examples", type=int, default=3, help="test episodes in the examples table")
     ap.add_argument("--set", nargs="*", default=[], help="overrides, e.g. sequential.dt_s=20")
     ap.add_argument("--out", default="outputs/tables")
     args = ap.parse_args()
@@ -78,8 +79,9 @@ def main() -> None:
     table = episode_table({name: r[0] for name, r in runs.items()}, references, cfg.seed)
     n_tests = int(table.filter(like="p (t, Bonf.)").notna().to_numpy().sum())
     first = runs[ppo_rows[0]]
-    positions = np.unique(np.linspace(0, len(test) - 1, args.examples).round().astype(int)).tolist()
-    examples = example_table(first[1], first[2], positions)
+    ways = example_positions(first[0], seq.dt_s)
+    examples = example_table(first[1], first[2], list(ways.values()))
+    shares = endings(first[0], seq.dt_s)
     qty, mid = task.decisions.qty[test], task.mid_usd[test]
     wall_min = (time.perf_counter() - t0) / 60
     command = " ".join(["experiments/sequential_eval.py", f"--preset {args.preset}",
@@ -113,8 +115,10 @@ def main() -> None:
         f"reference but itself). Wall time {wall_min:.1f} min (`.venv/bin/python {command}`).")
     out = Path(args.out)
     write_table(table, out, f"sequential_{args.preset}", caption, policies=ppo_rows, bold=[])
-    ex_caption = (f"Example episodes of {ppo_rows[0]} ({len(positions)} test episodes evenly spaced over the split, "
-                  "not selected by outcome), one row per step until the parent is executed: seconds since the "
+    ended = "; ".join(f"{way}: decision {int(test[p])} ({100 * shares[way].mean():.1f} % of the test episodes end so)"
+                      for way, p in ways.items())
+    ex_caption = (f"Example episodes of {ppo_rows[0]}, the first test episode of each way an episode ends ({ended}), "
+                  "one row per step until the parent is executed: seconds since the "
                   "decision, the mid's move since arrival (side-relative bps, positive = against the parent), spread, "
                   "remaining share of the parent, the working order's offset from the mid (bps, negative = passive) "
                   "and the visible quantity at its price (coins, all of which may be ahead of it; unknown beyond "

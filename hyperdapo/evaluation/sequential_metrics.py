@@ -133,6 +133,19 @@ def _nanmean(x: np.ndarray) -> float:
     return float(np.nanmean(x)) if np.isfinite(x).any() else math.nan
 
 
+def endings(m: EpisodeMetrics, dt_s: float) -> dict[str, np.ndarray]:
+    """(B,) masks of the ways an episode ends: completed within its first step (``dt_s`` seconds), completed later,
+    cleaned up at T."""
+    return {"completed within the first step": m.completed & (m.time_to_complete_s <= dt_s),
+            "completed later": m.completed & (m.time_to_complete_s > dt_s), "cleaned up at T": ~m.completed}
+
+
+def example_positions(m: EpisodeMetrics, dt_s: float) -> dict[str, int]:
+    """Positions of example episodes: the first episode of each of the :func:`endings` (one no episode has is left
+    out), so that the examples show every way an episode ends rather than the commonest one only."""
+    return {way: int(np.flatnonzero(mask)[0]) for way, mask in endings(m, dt_s).items() if mask.any()}
+
+
 def action_words(kind: int, offset_bps: float, qty: float) -> str:
     """An action as text: ``KEEP``, ``REPLACE -5.0 bps`` (all that remains) or ``... 0.01 coins``, ``CROSS``."""
     words = {Act.KEEP: "KEEP", Act.REPLACE: f"REPLACE {offset_bps:+.1f} bps", Act.CROSS: "CROSS"}[Act(kind)]

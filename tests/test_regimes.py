@@ -15,6 +15,7 @@ from hyperdapo.data.assets import load_asset
 from hyperdapo.data.venues import Instrument, load_venue
 from hyperdapo.evaluation.config import RegimeConfig
 from hyperdapo.evaluation.regimes import Regime, buckets_with_tests, fit_regimes, regime_table, regime_values
+from hyperdapo.evaluation.tables import display_frame
 from tests.pipeline_helpers import fast, run_config
 
 BTC = Instrument(load_venue("hyperliquid"), load_asset("BTC"))  # tick 1 USD at 42,000 USD
@@ -88,6 +89,10 @@ def test_regime_table_by_hand():
     # a one-decision bucket has its means but no test; without a best baseline there is no test column at all
     assert table.iloc[4]["IS llm [bps]"] == is_bps["llm"][39] and math.isnan(table.iloc[4]["p (t, Bonf.) llm"])
     assert not any(c.startswith("p (") for c in regime_table([vol], labels, is_bps, None, ["llm"]).columns)
+    # a policy equal to the best baseline in a bucket: its p-values read "identical", not 1.000 (issue 20 item 5)
+    same = {**is_bps, "llm": np.where(labels["volatility"] == 0, is_bps["moderate"], is_bps["llm"])}
+    shown = display_frame(regime_table([vol], labels, same, "moderate", ["llm"]))
+    assert shown["p (t, Bonf.) llm"].tolist()[0] == "identical" != shown["p (t, Bonf.) llm"].tolist()[1]
 
 
 @pytest.mark.slow  # runs a backtest (about 20 s)

@@ -34,6 +34,7 @@ import pandas as pd
 
 from hyperdapo.data.venues import Instrument
 from hyperdapo.evaluation.stats import paired_tests
+from hyperdapo.evaluation.tables import IDENTICAL
 from hyperdapo.features.decision_set import Split
 
 MIN_TEST_DECISIONS = 2  # a bucket with fewer decisions gets no paired test (a t-test needs two differences)
@@ -104,7 +105,8 @@ def regime_table(regimes: Sequence[Regime], labels: dict[str, np.ndarray], is_bp
     """One row per regime bucket: its range, decision count, the mean IS (bps) of each strategy of ``is_bps``
     (each (D,), the decisions ``labels`` label) and, when ``best`` is given, each of ``policies`` against it:
     ``<policy> - <best> [bps]`` and the Bonferroni-corrected p-values (over every test of the table; buckets with
-    fewer than ``MIN_TEST_DECISIONS`` decisions are not tested)."""
+    fewer than ``MIN_TEST_DECISIONS`` decisions are not tested). A tested bucket where every compared policy equals
+    ``best`` on every decision has ``IDENTICAL`` set (its p-values are shown as "identical", not 1)."""
     compared = list(policies) if best is not None else []
     cells = [(r, k) for r in regimes for k in range(len(r.buckets))]
     tested = buckets_with_tests(regimes, labels)
@@ -122,6 +124,8 @@ def regime_table(regimes: Sequence[Regime], labels: dict[str, np.ndarray], is_bp
             row |= {f"{p} - {best} [bps]": t.get("mean_diff_bps", math.nan),
                     f"p (t, Bonf.) {p}": t.get("t_p_bonf", math.nan),
                     f"p (W, Bonf.) {p}": t.get("wilcoxon_p_bonf", math.nan)}
+        if tests:  # every compared policy equal to the best baseline on every decision: its p-values read "identical"
+            row[IDENTICAL] = all(np.array_equal(is_bps[p][mask], is_bps[best][mask]) for p in compared)
         rows.append(row)
     return pd.DataFrame(rows)
 

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import glob
 import json
+import shutil
 import subprocess
 import sys
 
 import pandas as pd
 import pytest
+from omegaconf import OmegaConf
 
 from hyperdapo.pipeline.evaluate_run import evaluated_policies, run_evaluation
 from hyperdapo.pipeline.train_run import run_training
@@ -81,6 +83,31 @@ def test_another_asset_keeps_its_own_refusal_and_flag(registry):
     # ETH on hyperliquid: another lot (10 ** -szDecimals coins) and tick decimals, so a transfer as well
     with pytest.raises(ValueError, match=r"lot 0\.00001 BTC vs 0\.0001 ETH.*evaluate\.allow_transfer=true"):
         policies(registry, "asset=ETH", policy, "evaluate.allow_other_asset=true")
+
+
+def test_the_policy_a_policy_started_from_is_checked_and_renamed_with_it(registry):
+    """A registry entry ``child`` started from ``sft`` (its ``model.init_from``): a copy of sft's weights whose
+    config says it was trained with ``venue`` (the lineage the evaluation follows, as train.py writes it)."""
+    sft = registry / "models" / "BTC" / "sft"
+
+    def child(name: str, venue: str):
+        entry = registry / "models" / "BTC" / name
+        shutil.copytree(sft, entry, dirs_exist_ok=True)
+        config = OmegaConf.load(sft / "config.yaml")
+        config.model.init_from, config.venue = str(sft), OmegaConf.load(REPO / "conf" / "venue" / f"{venue}.yaml")
+        OmegaConf.save(config, entry / "config.yaml")
+        summary = json.loads((sft / "summary.json").read_text()) | {"policy_dir": str(entry), "run_dir": f"{name}-run"}
+        (entry / "summary.json").write_text(json.dumps(summary))
+
+    child("child_hl", "hyperliquid")
+    rows = policies(registry, "venue=binance_futures", "evaluate.allow_transfer=true", "evaluate.policies=[child_hl]")
+    assert [(p.row, p.parent, p.compared) for p in rows] == [
+        (f"child_hl ({TRAINED_ON})", f"sft ({TRAINED_ON})", True), (f"sft ({TRAINED_ON})", None, False)]
+    child("child_bn", "binance_futures")  # trained on the evaluation's venue, started from a hyperliquid policy
+    with pytest.raises(ValueError, match=rf"child_bn's model\.init_from={sft} was trained on synthetic hyperliquid"):
+        policies(registry, "venue=binance_futures", "evaluate.policies=[child_bn]")
+    rows = policies(registry, "venue=binance_futures", "evaluate.allow_transfer=true", "evaluate.policies=[child_bn]")
+    assert [(p.row, p.parent) for p in rows] == [("child_bn", f"sft ({TRAINED_ON})"), (f"sft ({TRAINED_ON})", None)]
 
 
 def test_with_the_flag_the_row_and_every_caption_say_transfer(registry):

@@ -208,10 +208,13 @@ def transfer_from(policy_dir: Path, cfg: RunConfig, key: str) -> Market | None:
 
 
 def as_transfers(policies: Sequence[EvaluatedPolicy], cfg: RunConfig, key: str) -> list[EvaluatedPolicy]:
-    """``policies`` with each transfer row (:func:`transfer_from`, ``key`` naming where the chosen ones come from)
-    renamed ``<row> (trained on <source> <venue>)``, the references to it following."""
-    trained = {p.row: tuple(dict.fromkeys(m for d in p.dirs if (m := transfer_from(
-        d, cfg, key if p.compared else "model.init_from of an evaluated policy")) is not None)) for p in policies}
+    """``policies`` with each transfer row (:func:`transfer_from`, ``key`` naming where the chosen ones come from, a
+    policy's start named by its ``model.init_from``) renamed ``<row> (trained on <source> <venue>)``, the references
+    to it following."""
+    keys = {p.parent: f"{p.row}'s model.init_from" for p in policies if p.parent} | {p.row: key for p in policies
+                                                                                     if p.compared}
+    trained = {p.row: tuple(dict.fromkeys(m for d in p.dirs if (m := transfer_from(d, cfg, keys[p.row])) is not None))
+               for p in policies}
     rows = {row: f"{row} (trained on {', '.join(m.label for m in markets)})" if markets else row
             for row, markets in trained.items()}
     return [replace(p, row=rows[p.row], parent=rows[p.parent] if p.parent else None, trained_on=trained[p.row])

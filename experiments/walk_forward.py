@@ -224,13 +224,14 @@ def day_start_us(day: dt.date) -> int:
     return int(dt.datetime.combine(day, dt.time(), dt.UTC).timestamp()) * US_PER_S
 
 
-def market_days(preset: str, n_days: int, common: list[str]) -> tuple[dict[str, list[tuple[Path, ...]]],
-                                                                      list[dt.date]]:
+def market_days(preset: str, n_days: int, common: list[str],
+                market: tuple[str, ...] = ()) -> tuple[dict[str, list[tuple[Path, ...]]], list[dt.date]]:
     """The book and trade files of each UTC day, and the days. ``demo``: the market ``data=synthetic
     data.synthetic.n_days=<n_days>`` reads (same parameters, same directory), simulated once (skipped when its files
-    exist); ``standx_btc``: the recording's hourly files grouped by the date in their names (``n_days`` unused)."""
+    exist), ``market`` overrides of that market only (e.g. ``scenario=regime_switch``: the runs then read its files);
+    ``standx_btc``: the recording's hourly files grouped by the date in their names (``n_days`` unused)."""
     if preset == "demo":
-        cfg = compose_run_config([*PRESETS[preset][0], f"data.synthetic.n_days={n_days}", *common])
+        cfg = compose_run_config([*PRESETS[preset][0], f"data.synthetic.n_days={n_days}", *common, *market])
         out = Path(cfg.data.raw_dir) / "synthetic" / synthetic_dir_name(cfg.data.synthetic)
         paths = write_synthetic_market(cfg.asset, cfg.data.synthetic, out)
         first = dt.date.fromisoformat(cfg.data.synthetic.start_date)
@@ -264,6 +265,9 @@ def main() -> None:
     ap.add_argument("--preset", choices=sorted(PRESETS), default="demo",
                     help="demo: one synthetic market of --days days; standx_btc: the real StandX BTC recording")
     ap.add_argument("--days", type=int, default=6, help="synthetic days N (demo)")
+    ap.add_argument("--market", nargs="*", default=[],
+                    help="overrides of the synthetic market only (demo), e.g. scenario=regime_switch "
+                         "data.synthetic.scenario.at_frac=0.5: a regime change to walk across")
     ap.add_argument("--window", type=int, default=2, help="training days w per window")
     ap.add_argument("--sft-steps", type=int, default=400, help="SFT steps of the first window")
     ap.add_argument("--rl-steps", type=int, default=50, help="DAPO steps per window")
@@ -276,13 +280,14 @@ def main() -> None:
     t0 = time.perf_counter()
     common = [f"seed={args.seed}", f"registry_dir={args.registry}", f"decisions.every_s={args.every_s:g}"]
     dec = compose_run_config([*PRESETS[args.preset][0], *common]).decisions
-    files, days = market_days(args.preset, args.days, common)
+    files, days = market_days(args.preset, args.days, common, tuple(args.market))
     windows = plan_windows(len(days), args.window)
     day_names = [d.isoformat() for d in days]
-    tag = "" if args.preset == "demo" else f"-{args.preset}"  # the demo's names as before; another preset's beside
+    tag = ("" if args.preset == "demo" else f"-{args.preset}") + ("-market" if args.market else "")  # beside the demo's
     stem = f"walk_forward{tag.replace('-', '_')}"
-    market = (f"one synthetic BTC market of {len(days)} UTC days (seed {args.seed}; the demo's configuration: "
-              f"hyperliquid fees, trade-through fills" if args.preset == "demo" else
+    market = (f"one synthetic BTC market of {len(days)} UTC days (seed {args.seed}"
+              + (f", market overrides {' '.join(args.market)}" if args.market else "")
+              + "; the demo's configuration: hyperliquid fees, trade-through fills" if args.preset == "demo" else
               f"the real StandX BTC-USD recording, UTC days {day_names[0]} .. {day_names[-1]} (the first partial; "
               "experiment=standx_btc: fees assumed equal to Hyperliquid's")
     root, run_dirs = Path(args.registry) / ASSET, Path("outputs/runs") / ASSET / "walk_forward" / time.strftime(

@@ -4,7 +4,8 @@
 
 Builds the preset's task (``train.py experiment=<preset>``'s decisions, features and simulator), scores every offset
 of ``algo.label_offsets_bps`` on every decision, and fits two reward models on the training split only, on the
-PPO baseline's observation (the clipped causal z-features, side and objective, :func:`~hyperdapo.rl.gym_env.observe`):
+PPO baseline's observation (the clipped causal z-features, side and objective, :func:`~hyperdapo.rl.gym_env.observe`),
+with the models of :mod:`hyperdapo.rl.reward_model` (the MLP is also the ``algo.label_teacher=reward_model`` teacher):
 
 - ridge: one linear regression of the reward (bps) per offset, the penalty chosen on validation;
 - MLP: a 64x64 tanh network regressing all offsets' rewards at once (Adam, lr 1e-3, minibatch 128), one per seed,
@@ -25,7 +26,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 from scipy import stats
 
 from hyperdapo.evaluation.tables import write_table
@@ -34,50 +34,9 @@ from hyperdapo.features.decision_set import Split
 from hyperdapo.pipeline.config import compose_run_config
 from hyperdapo.pipeline.train_run import build_task
 from hyperdapo.rl.gym_env import observe
+from hyperdapo.rl.reward_model import fit_mlp, ridge_choose, ridge_predict
 
 SPLITS = (Split.TRAIN, Split.VAL, Split.TEST)
-LAMBDAS = (0.1, 1.0, 10.0, 100.0, 1_000.0, 10_000.0)
-
-
-def ridge_fit(x: np.ndarray, r: np.ndarray, lam: float) -> np.ndarray:
-    """Weights (F + 1, K) of the ridge regressions of rewards ``r`` (N, K) on ``x`` (N, F) plus an unpenalised
-    intercept."""
-    xa = np.c_[x, np.ones(len(x))]
-    penalty = lam * np.eye(xa.shape[1])
-    penalty[-1, -1] = 0.0
-    return np.linalg.solve(xa.T @ xa + penalty, xa.T @ r)
-
-
-def ridge_predict(w: np.ndarray, x: np.ndarray) -> np.ndarray:
-    return np.c_[x, np.ones(len(x))] @ w
-
-
-def mean_reward(r: np.ndarray, choice: np.ndarray) -> float:
-    return float(r[np.arange(len(r)), choice].mean())
-
-
-def mlp_choices(x: dict, r: dict, seed: int, epochs: int) -> tuple[dict, int]:
-    """The validation-chosen MLP rule's offset indices per split, and its epoch."""
-    torch.manual_seed(seed)
-    k = r[Split.TRAIN].shape[1]
-    net = torch.nn.Sequential(torch.nn.Linear(x[Split.TRAIN].shape[1], 64), torch.nn.Tanh(), torch.nn.Linear(64, 64),
-                              torch.nn.Tanh(), torch.nn.Linear(64, k))
-    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-    xt, rt = torch.tensor(x[Split.TRAIN]), torch.tensor(r[Split.TRAIN], dtype=torch.float32)
-    best, best_val = None, -np.inf
-    for epoch in range(1, epochs + 1):
-        for batch in torch.randperm(len(xt)).split(128):
-            loss = ((net(xt[batch]) - rt[batch]) ** 2).mean()
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        if epoch % 20 == 0:
-            with torch.no_grad():
-                choice = {s: net(torch.tensor(x[s])).argmax(1).numpy() for s in SPLITS}
-            val = mean_reward(r[Split.VAL], choice[Split.VAL])
-            if val > best_val:
-                best, best_val = (choice, epoch), val
-    return best
 
 
 def row(name: str, r: dict, choice: dict, fixed: int, chosen_by: str) -> dict:
@@ -98,7 +57,6 @@ def main() -> None:
     ap.add_argument("--out", default="outputs/tables")
     args = ap.parse_args()
     t0 = time.perf_counter()
-    torch.set_num_threads(1)
     cfg = compose_run_config([f"experiment={args.preset}"])
     task = build_task(cfg)
     grid = np.asarray(cfg.algo.label_offsets_bps, dtype=np.float64)
@@ -107,13 +65,11 @@ def main() -> None:
     r = {s: offset_rewards(task, i, grid) for s, i in idx.items()}  # (N, K) bps per split
     fixed = int(r[Split.VAL].mean(axis=0).argmax())  # the fixed offset best on validation
     rows = []
-    lam = max(LAMBDAS, key=lambda lam: mean_reward(
-        r[Split.VAL], ridge_predict(ridge_fit(x[Split.TRAIN], r[Split.TRAIN], lam), x[Split.VAL]).argmax(1)))
-    w = ridge_fit(x[Split.TRAIN], r[Split.TRAIN], lam)
+    w, lam = ridge_choose(x[Split.TRAIN], r[Split.TRAIN], x[Split.VAL], r[Split.VAL])
     rows.append(row("ridge", r, {s: ridge_predict(w, x[s]).argmax(1) for s in SPLITS}, fixed, f"lambda {lam:g}"))
     for seed in args.seeds:
-        choice, epoch = mlp_choices(x, r, seed, args.epochs)
-        rows.append(row(f"MLP seed {seed}", r, choice, fixed, f"epoch {epoch}"))
+        model = fit_mlp(x[Split.TRAIN], r[Split.TRAIN], x[Split.VAL], r[Split.VAL], seed, args.epochs)
+        rows.append(row(f"MLP seed {seed}", r, {s: model.choose(x[s]) for s in SPLITS}, fixed, f"epoch {model.epoch}"))
     table = pd.DataFrame(rows)
     means = ", ".join(f"{o:+g}: {m:.2f}" for o, m in zip(grid, r[Split.VAL].mean(axis=0), strict=True))
     caption = (f"Learnability on experiment={args.preset} ({len(idx[Split.TRAIN])} / {len(idx[Split.VAL])} / "

@@ -114,9 +114,12 @@ class AlgoConfig:
     label_tie_bps: float = 0.0  # soft labels: every offset within this of the best is a target (one drawn per step)
     label_smoothing: float = 0.0  # SFT cross-entropy smoothed toward the uniform token distribution by this weight
     # SFT labels from a teacher policy instead of the ex-post best offsets: null (ex post), "ppo" (a PPO policy on the
-    # features, trained in-process on the training split with algo.ppo and the run's seed) or a PPO registry entry's
-    # path. Ex-post labels are a per-decision lottery whose mode SFT learns; a teacher's answers are a function of the
-    # causal state, which the language model can imitate before RL refines it on the real reward.
+    # features, trained in-process on the training split with algo.ppo and the run's seed), "reward_model" (the offset
+    # of algo.ppo.offset_grid_bps of highest predicted reward of a 64x64 MLP regressing every offset's reward on PPO's
+    # features, fitted on the training split, its epoch chosen on validation, the run's seed:
+    # hyperdapo/rl/reward_model.py) or a PPO registry entry's path. Ex-post labels are a per-decision lottery whose
+    # mode SFT learns; a teacher's answers are a function of the causal state, which the language model can imitate
+    # before RL refines it on the real reward.
     label_teacher: str | None = None
     # --- the PPO baseline (algo=ppo; the fields above are for the language-model algorithms)
     ppo: PPOConfig = field(default_factory=PPOConfig)

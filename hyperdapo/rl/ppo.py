@@ -224,8 +224,14 @@ def run_ppo(task: ExecutionTask, cfg: PPOConfig, seed: int, out_dir: Path, polic
 
 def teacher_offsets(task: ExecutionTask, teacher: str, cfg: PPOConfig, seed: int, idx: np.ndarray) -> np.ndarray:
     """A teacher's deterministic offsets (B,) in side-relative bps for decisions ``idx`` (B,) (``algo.label_teacher``):
-    ``"ppo"`` trains a PPO policy on the training split of ``task`` here (``cfg``, ``seed``); anything else is the
+    ``"ppo"`` trains a PPO policy on the training split of ``task`` here (``cfg``, ``seed``); ``"reward_model"`` fits
+    the MLP reward model of :mod:`hyperdapo.rl.reward_model` on the training split (its epoch chosen on validation,
+    ``seed``) and answers the offset of ``cfg.offset_grid_bps`` of highest predicted reward; anything else is the
     path of a PPO registry entry."""
+    if teacher == "reward_model":
+        from hyperdapo.rl.reward_model import reward_model_offsets
+
+        return reward_model_offsets(task, cfg.offset_grid_bps, seed, idx)
     if teacher != "ppo":
         return ppo_offsets(teacher, task, idx)
     model, curve = train_ppo(task, cfg, seed)

@@ -6,13 +6,17 @@ decisions), and the table assembled from small backtest results."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import sys
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from hyperdapo.data.scenarios import NoScenario, RegimeSwitch
+from hyperdapo.data.synthetic import synthetic_dir_name
 from hyperdapo.evaluation.figures import save_figure
 from hyperdapo.evaluation.stats import paired_tests
 from hyperdapo.evaluation.tables import write_table
@@ -146,3 +150,66 @@ def test_the_table_has_a_row_per_window_and_a_pooled_row_of_paired_differences(t
     assert pd.read_csv(tmp_path / "walk_forward.csv")["n test"].tolist() == [300, 100, 400]
     pngs = save_figure(wf.walk_forward_figure(table, frames, "caption"), tmp_path / "figures" / "walk_forward")
     assert all(p.stat().st_size > 0 for p in pngs)
+
+
+def test_market_overrides_reach_the_synthetic_market_of_every_window_only(tmp_path, monkeypatch):
+    """``--market scenario=regime_switch ...``: main simulates the market with those overrides (its own directory,
+    not the clean market's), every window's runs read that market's day files, no train / evaluate command carries a
+    market override, and the runs, backtests and tables are named ``wf-market-*`` / ``walk_forward_market``. The
+    subprocesses are replaced: a training does nothing, a backtest writes a small ``results.json`` and
+    ``decisions.parquet`` inside its test day. Three sparse days (30-s snapshots of 5 levels), one training day."""
+    monkeypatch.chdir(tmp_path)  # data/raw, data/cache, outputs/ of main land here
+    market = ["scenario=regime_switch", "data.synthetic.scenario.at_frac=0.5",
+              "data.synthetic.snapshot_interval_ms=30000", "data.synthetic.n_levels=5",
+              "data.synthetic.trade_rate_per_s=0.02"]
+    commands = []
+
+    def fake_run(args: list[str]) -> None:
+        commands.append(args)
+        if args[0] != "evaluate.py":
+            return
+        out = Path(next(a for a in args if a.startswith("evaluate.out_dir=")).partition("=")[2])
+        policy = Path(next(a for a in args if a.startswith("evaluate.policies=")).partition("=")[2][1:-1]).name
+        start = policy.replace("-dapo", "-sft") if policy == "wf-market-d1-dapo" else "wf-market-d1-dapo"
+        test_start_us = wf.day_start_us(dt.date(2024, 1, 1) + dt.timedelta(days=int(out.name[3:])))
+        n = 20
+        rng = np.random.default_rng(len(commands))
+        decisions = pd.DataFrame({"ts_us": test_start_us + 600_000_000 + np.arange(n) * 60_000_000,
+                                  f"is_bps_{policy}": rng.normal(2, 1, n), "is_bps_twap": rng.normal(3, 1, n),
+                                  "is_bps_market": np.full(n, 4.5), f"is_bps_{start}": rng.normal(2.5, 1, n)})
+        out.mkdir(parents=True)
+        decisions.to_parquet(out / "decisions.parquet")
+        (out / "results.json").write_text(json.dumps({"best_baseline": {"name": "twap"},
+                                                      "metrics": {policy: {"Fill rate [%]": 50.0}}}))
+
+    monkeypatch.setattr(wf, "run", fake_run)
+    monkeypatch.setattr(sys, "argv", ["walk_forward.py", "--days", "3", "--window", "1", "--every-s", "300",
+                                      "--val-hours", "3", "--market", *market])
+    wf.main()
+
+    synthetic = run_config([*wf.PRESETS["demo"][0], "data.synthetic.n_days=3", *market]).data.synthetic
+    clean = run_config([*wf.PRESETS["demo"][0], "data.synthetic.n_days=3", *market[2:]]).data.synthetic
+    assert isinstance(synthetic.scenario_model, RegimeSwitch) and isinstance(clean.scenario_model, NoScenario)
+    own_dir = tmp_path / "data" / "raw" / "synthetic" / synthetic_dir_name(synthetic)
+    assert own_dir.name != synthetic_dir_name(clean) and own_dir.is_dir()
+    assert not (own_dir.parent / synthetic_dir_name(clean)).exists()  # the clean market was never simulated
+    trains = [c for c in commands if c[0] == "train.py"]
+    evals = [c for c in commands if c[0] == "evaluate.py"]
+    names = [a.partition("=")[2] for c in trains for a in c if a.startswith("run_name=")]
+    assert names == ["wf-market-d1-sft", "wf-market-d1-dapo", "wf-market-d2-dapo"]
+    assert [a for c in evals for a in c if a.startswith("evaluate.policies=")] == [
+        f"evaluate.policies=[outputs/models/BTC/wf-market-d{k}-dapo]" for k in (1, 2)]
+    assert [a for c in evals for a in c if a.startswith("evaluate.out_dir=")] == [
+        f"evaluate.out_dir=outputs/eval_walk_forward-market/day{k}" for k in (1, 2)]
+    for command, days in zip([*trains, *evals], [(0, 1)] * 2 + [(1, 2)] + [(0, 1), (1, 2)], strict=True):
+        args = command[1:]
+        assert not any(m in args for m in market) and not any(a.startswith(("scenario", "data.synthetic."))
+                                                               for a in args)
+        assert "data=files" in args
+        for kind, stem in (("book", "book_snapshot_25"), ("trades", "trades")):
+            listed = next(a for a in args if a.startswith(f"data.files.{kind}=")).partition("=")[2][1:-1].split(",")
+            assert [tmp_path / Path(p).parent for p in listed] == [own_dir] * 2  # the scenario market's files, its days
+            assert [Path(p).name for p in listed] == [f"hyperliquid_{stem}_2024-01-0{d + 1}_BTC.csv.gz" for d in days]
+        assert isinstance(run_config(args).data.synthetic.scenario_model, NoScenario)  # the runs: no scenario
+    caption = (tmp_path / "outputs" / "tables" / "walk_forward_market.caption.txt").read_text()
+    assert "market overrides scenario=regime_switch" in caption

@@ -90,12 +90,30 @@ class ValidationChoice:
     val_is_bps: dict[str, float]
 
 
+def mean_is_bps(task: ExecutionTask, idx: np.ndarray, policies: dict[str, SequentialPolicy], cfg: SequentialConfig
+                ) -> dict[str, float]:
+    """Each policy's mean IS (bps, cost positive) over the episodes of decisions ``idx``."""
+    return {name: float(run_metrics(task, idx, policy, cfg)[0].is_bps.mean()) for name, policy in policies.items()}
+
+
+def sft_teacher(task: ExecutionTask, baselines: dict[str, SequentialPolicy], cfg: SequentialConfig
+                ) -> tuple[str, SequentialPolicy, dict[str, float]]:
+    """The multi-turn policy's SFT target (:func:`hyperdapo.rl.multiturn.turn_dataset`): the baseline of lowest mean
+    IS over the training episodes among those that always work all that remains (the turn grammar has no size; TWAP
+    and Almgren-Chriss slice the parent), with every candidate's training mean IS (bps)."""
+    train = task.split_index(Split.TRAIN)
+    whole = {name: p for name, p in baselines.items()
+             if all(np.isnan(a.qty).all() for _, a in run_metrics(task, train[:256], p, cfg)[2])}
+    means = mean_is_bps(task, train, whole, cfg)
+    best = min(means, key=means.__getitem__)
+    return best, whole[best], means
+
+
 def choose_on_validation(task: ExecutionTask, baselines: dict[str, SequentialPolicy], cfg: SequentialConfig
                          ) -> ValidationChoice:
     """The baseline of lowest mean IS over the validation episodes, and the held fixed offset (``held <name>``) of
     lowest mean IS there. Only the validation decisions are run: the choice never sees the test split."""
-    val = task.split_index(Split.VAL)
-    means = {name: float(run_metrics(task, val, policy, cfg)[0].is_bps.mean()) for name, policy in baselines.items()}
+    means = mean_is_bps(task, task.split_index(Split.VAL), baselines, cfg)
     held = {name: m for name, m in means.items() if name.startswith(HELD_PREFIX)}
     if not held:
         raise ValueError(f"no held fixed offset among the baselines {list(baselines)}: the one-shot reference is one")

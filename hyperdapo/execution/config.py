@@ -130,6 +130,9 @@ class SequentialConfig:
     which ``dt_s`` must be a whole fraction; ``dt_s`` = the horizon is the one-shot task."""
 
     dt_s: float = 10.0  # seconds between the agent's decisions
+    # train.py: train and validate the LLM on this task, one answer (KEEP / REPLACE x bps / CROSS) per step of a parent
+    # order (hyperdapo.rl.multiturn), instead of the one-shot order held to the horizon
+    multi_turn: bool = False
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.dt_s) and self.dt_s > 0 and abs(self.dt_s * 1e6 - round(self.dt_s * 1e6)) < 1e-6):

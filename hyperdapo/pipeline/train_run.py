@@ -23,6 +23,7 @@ from omegaconf import OmegaConf
 
 from hyperdapo.atomic import write_text_atomic
 from hyperdapo.data.sources import load_market, market_files
+from hyperdapo.evaluation.sequential_metrics import sequential_baselines, sft_teacher
 from hyperdapo.execution.daily import DaySpec, day_task
 from hyperdapo.execution.preferences import preference_pairs, save_table, with_teacher_labels
 from hyperdapo.execution.tape import DayLoader, day_files
@@ -44,6 +45,7 @@ from hyperdapo.pipeline.run_files import (
 from hyperdapo.rl.config import AlgoName
 from hyperdapo.rl.data import ExecutionDataModule, OfflineBatches
 from hyperdapo.rl.module import PolicyModule, optimizer_steps
+from hyperdapo.rl.multiturn import TurnBatches, grammar_corpus, turn_dataset
 from hyperdapo.timing import timed
 
 log = logging.getLogger(__name__)
@@ -83,9 +85,11 @@ def build_task(cfg: RunConfig) -> ExecutionTask:
 
 
 def tokenizer_corpus(task: ExecutionTask) -> list[str]:
-    """Texts the tiny BPE is trained on: every prompt message of the training split and every answer form."""
+    """Texts the tiny BPE is trained on: every prompt message of the training split and every answer form (one-shot
+    and multi-turn)."""
     texts = [m["content"] for i in task.split_index(Split.TRAIN) for m in task.messages[i]]
     texts += [f"{s} LIMIT {o:.1f} bps" for s in ("BUY", "SELL") for o in range(-200, 201)]
+    texts += grammar_corpus()
     texts += ["<|im_start|>system\n", "<|im_start|>user\n", "<|im_start|>assistant\n"] * 100
     return texts
 
@@ -218,6 +222,9 @@ def fit_policy(cfg: RunConfig, task: ExecutionTask, model, tokenizer, out_dir: P
     """The Lightning fit of ``model`` on ``task``, then the registry entry (rank 0, finished runs only)."""
     model.train()
     task = task.rendered(tokenizer)
+    if cfg.sequential.multi_turn:
+        offline = sequential_sft_batches(cfg, task, tokenizer)
+        return _fit(cfg, task, model, tokenizer, out_dir, t0, extra_callbacks, offline, None)
     pairs = preference_pairs(task, Split.TRAIN, cfg.algo.label_offsets_bps, cfg.algo.label_tie_bps)
     if cfg.algo.label_teacher is not None:
         from hyperdapo.rl.ppo import teacher_offsets
@@ -225,10 +232,30 @@ def fit_policy(cfg: RunConfig, task: ExecutionTask, model, tokenizer, out_dir: P
         with timed(log, f"SFT labels from the teacher ({cfg.algo.label_teacher})"):
             pairs = with_teacher_labels(task, pairs, teacher_offsets(task, cfg.algo.label_teacher, cfg.algo.ppo,
                                                                      cfg.seed, pairs["index"].to_numpy()))
-    offline = OfflineBatches(task, pairs, cfg.algo.sft_batch_size, cfg.seed)
+    return _fit(cfg, task, model, tokenizer, out_dir, t0, extra_callbacks,
+                OfflineBatches(task, pairs, cfg.algo.sft_batch_size, cfg.seed), pairs)
+
+
+def sequential_sft_batches(cfg: RunConfig, task: ExecutionTask, tokenizer) -> TurnBatches:
+    """The multi-turn policy's SFT data: the answers of the sequential baseline best on the training split
+    (:func:`~hyperdapo.evaluation.sequential_metrics.sft_teacher`) at every step of the training episodes."""
+    if cfg.algo.name is AlgoName.DPO:
+        raise ValueError("sequential.multi_turn=true trains with algo=sft, dapo or grpo; DPO has no multi-turn pairs")
+    baselines = sequential_baselines(cfg.evaluate.baselines)
+    with timed(log, "multi-turn SFT target (the sequential baseline best on the training split)"):
+        name, teacher, means = sft_teacher(task, baselines, cfg.sequential)
+        log.info("multi-turn SFT target: %s (training mean IS, bps: %s)", name,
+                 ", ".join(f"{k} {v:.3f}" for k, v in means.items()))
+        examples = turn_dataset(task, task.split_index(Split.TRAIN), teacher, cfg.sequential)
+    return TurnBatches(examples, tokenizer, cfg.algo.sft_batch_size, cfg.seed)
+
+
+def _fit(cfg: RunConfig, task: ExecutionTask, model, tokenizer, out_dir: Path, t0: float, extra_callbacks,
+         offline, pairs) -> dict:
     total_opt_steps = optimizer_steps(cfg.algo, cfg.trainer.max_steps)
     module = PolicyModule(model, tokenizer, task, cfg.algo, cfg.optim, total_opt_steps, cfg.seed, offline=offline,
-                          samples_every_n_steps=cfg.logger.samples_every_n_steps)
+                          samples_every_n_steps=cfg.logger.samples_every_n_steps,
+                          sequential=cfg.sequential if cfg.sequential.multi_turn else None)
     data = ExecutionDataModule(task, cfg.trainer.max_steps, cfg.trainer.val_decisions, cfg.decisions)
     a = cfg.algo
     tags = [f"asset:{cfg.asset.name}", f"algo:{a.name.value}", f"eps:{a.eps_low}/{a.eps_high}",
@@ -280,7 +307,8 @@ def fit_policy(cfg: RunConfig, task: ExecutionTask, model, tokenizer, out_dir: P
             summary["registered"] = {"checkpoint": "best", "step": best.best["step"], MONITOR: best.best["score"]}
         policy_dir = save_policy(model, tokenizer, policy_dir)
         summary["policy_dir"] = str(policy_dir)
-        save_table(pairs, out_dir / "datasets" / "preferences_train.parquet")  # the SFT / DPO data of this run
+        if pairs is not None:  # the SFT / DPO data of this run (one-shot)
+            save_table(pairs, out_dir / "datasets" / "preferences_train.parquet")
         config_yaml = OmegaConf.to_yaml(OmegaConf.structured(cfg))
         for d in (out_dir, policy_dir):
             write_text_atomic(d / "config.yaml", config_yaml)

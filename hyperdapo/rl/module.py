@@ -24,6 +24,7 @@ import torch
 import torch.distributed as dist
 from lightning.pytorch.loggers import WandbLogger
 
+from hyperdapo.execution.config import SequentialConfig
 from hyperdapo.rl.config import AlgoConfig, AlgoName, OnStarvation, OptimConfig
 from hyperdapo.rl.dapo import (
     dapo_policy_loss,
@@ -36,6 +37,7 @@ from hyperdapo.rl.dapo import (
     sft_loss,
 )
 from hyperdapo.rl.lr_schedule import warmup_cosine
+from hyperdapo.rl.multiturn import run_trajectories
 from hyperdapo.rl.rollout import Rollout, completion_logits, encode_prompts, sample, token_logprobs
 
 # the W&B sample table: the step's first 16 answers (prompt-major: whole groups, two at G = 8, so a group's reward
@@ -65,12 +67,15 @@ class PolicyModule(L.LightningModule):
 
     ``offline`` gives the SFT / DPO batch of a step (:class:`hyperdapo.rl.data.OfflineBatches`);
     ``total_optimizer_steps`` is the length of the learning-rate schedule (see :func:`optimizer_steps`);
+    ``sequential``: train and validate on the sequential task, one answer per step of a parent order (a group = G
+    trajectories of one parent, one advantage per trajectory; :mod:`hyperdapo.rl.multiturn`); None: one-shot;
     ``samples_every_n_steps``: RL steps between two W&B tables of sample answers (0: none; W&B logger only).
     """
 
     def __init__(self, model, tokenizer, task, algo: AlgoConfig, optim: OptimConfig, total_optimizer_steps: int,
-                 seed: int, offline=None, samples_every_n_steps: int = 0):
+                 seed: int, offline=None, samples_every_n_steps: int = 0, sequential: SequentialConfig | None = None):
         super().__init__()
+        self.sequential = sequential  # multi-turn: G trajectories per parent order (hyperdapo.rl.multiturn)
         self.samples_every_n_steps = samples_every_n_steps
         self.model, self.tokenizer, self.task, self.offline = model, tokenizer, task, offline
         self.algo, self.optim, self.total_optimizer_steps, self.seed = algo, optim, total_optimizer_steps, seed
@@ -141,31 +146,33 @@ class PolicyModule(L.LightningModule):
         every generated answer's (not only the kept ones') reward parts, length, validity and truncation."""
         a = self.algo
         kept_rolls, kept_rewards = [], []
-        stats = ({k: [] for k in ("market", "overlong", "valid", "lengths", "truncated", "zero_std", "distinct")}
+        stats = ({k: [] for k in ("market", "overlong", "valid", "lengths", "truncated", "zero_std", "distinct",
+                                  "turns")}
                  | {"kept": 0, "temperature": self.rollout_temperature()})
         for n_gen in range(1, a.max_gen_batches + 1):
             rank, world = self.global_rank, _world_size()
             torch.manual_seed((self.seed * 1_000_003 + self.rollout_step) * 64 + rank)  # resumable sampling
             idx = self.task.sample_train_prompts(self.rollout_step, a.prompts_per_batch, self.seed)[rank::world]
             self.rollout_step += 1
-            roll = sample(self.model, self.tokenizer, self.task.prompts(idx), group_size=a.group_size,
-                          max_new_tokens=a.max_new_tokens, temperature=stats["temperature"], top_p=a.top_p)
-            scored = self.task.score(idx, roll.texts, a.group_size)
-            market = torch.as_tensor(scored.rewards, dtype=torch.float32)  # (B, G) bps
+            roll, market, valid, _ = self._generate(idx, stats["temperature"])
+            market = torch.as_tensor(market, dtype=torch.float32)  # (B, G) bps
             overlong = torch.zeros_like(market)  # (B, G) bps: soft overlong punishment, in [-1, 0] x its scale
             if a.overlong_shaping:
-                pen = overlong_penalty(roll.lengths, a.max_new_tokens, a.overlong_cache_len).cpu()
-                overlong = a.overlong_penalty_bps * pen.view_as(market).float()
+                pen = overlong_penalty(roll.lengths, a.max_new_tokens, a.overlong_cache_len).cpu().float()  # (N,)
+                per_traj = torch.zeros(market.numel()).index_add_(0, roll.traj, pen) / torch.bincount(
+                    roll.traj, minlength=market.numel()).clamp(min=1)  # a trajectory's mean over its turns
+                overlong = a.overlong_penalty_bps * per_traj.view_as(market)
             rewards = market + overlong
             informative = dynamic_sampling_mask(rewards, a.min_reward_std)  # (B,)
             keep = informative if a.dynamic_sampling else torch.ones_like(informative)
-            for key, value in (("market", market), ("overlong", overlong), ("valid", torch.as_tensor(scored.valid)),
+            for key, value in (("market", market), ("overlong", overlong), ("valid", torch.as_tensor(valid)),
                                ("lengths", roll.lengths.cpu()), ("truncated", roll.truncated.cpu()),
-                               ("zero_std", ~informative), ("distinct", distinct_per_group(roll.texts, a.group_size))):
+                               ("zero_std", ~informative), ("turns", torch.bincount(roll.traj).float()),
+                               ("distinct", distinct_per_group(roll.trajectory_texts(), a.group_size))):
                 stats[key].append(value.flatten().float())
             stats["kept"] += int(keep.sum())
             rows = torch.arange(len(idx) * a.group_size).view(len(idx), a.group_size)[keep].flatten()
-            kept_rolls.append(roll.select(rows))
+            kept_rolls.append(roll.select_trajectories(rows))
             kept_rewards.append(rewards[keep])
             stats["gen_batches"] = n_gen
             if sum(len(r) for r in kept_rewards) >= len(idx):  # this rank's share of B
@@ -180,8 +187,23 @@ class PolicyModule(L.LightningModule):
                     "algo.entropy_coef, lower algo.min_reward_std, set algo.on_starvation=continue (train on the "
                     "groups kept) or algo.dynamic_sampling=false")
         rewards = torch.cat(kept_rewards)[: len(idx)]  # (B / world, G), fewer rows when starved
-        roll = _concat_rollouts(kept_rolls).select(torch.arange(rewards.numel()))
+        roll = Rollout.cat(kept_rolls).select_trajectories(torch.arange(rewards.numel()))
         return roll, rewards, {k: torch.cat(v) if isinstance(v, list) else v for k, v in stats.items()}
+
+    def _generate(self, idx: np.ndarray, temperature: float, greedy: bool = False
+                  ) -> tuple[Rollout, np.ndarray, np.ndarray, np.ndarray]:
+        """G answers (one if ``greedy``) per decision of ``idx`` (B,): the rollout, and (B, G) the reward (bps), the
+        validity and the offset answered (bps; sequential: the first REPLACE's; NaN if none or invalid). One-shot: one
+        answer each, scored by the task. Sequential: one trajectory each, an answer per step."""
+        a = self.algo
+        if self.sequential is not None:
+            t = run_trajectories(self.model, self.tokenizer, self.task, idx, self.sequential, group_size=a.group_size,
+                                 max_new_tokens=a.max_new_tokens, temperature=temperature, top_p=a.top_p, greedy=greedy)
+            return t.roll, t.rewards, t.valid, t.first_offset_bps
+        roll = sample(self.model, self.tokenizer, self.task.prompts(idx), group_size=a.group_size,
+                      max_new_tokens=a.max_new_tokens, temperature=temperature, top_p=a.top_p, greedy=greedy)
+        scored = self.task.score(idx, roll.texts, 1 if greedy else a.group_size)
+        return roll, scored.rewards, scored.valid, scored.offsets_bps
 
     def rollout_temperature(self) -> float:
         """The sampling temperature of this RL step: ``algo.temperature``, or linear from it to
@@ -213,14 +235,14 @@ class PolicyModule(L.LightningModule):
         old-log-prob forward, before the first update. ``reuse_on_policy=False`` computes them for every row (the
         same loss and gradients, bitwise: ``tests/test_throughput.py``)."""
         a = self.algo
-        adv = group_advantages(rewards, scale=a.adv_scale_bps).flatten()  # (N,)
+        adv = group_advantages(rewards, scale=a.adv_scale_bps).flatten()[roll.traj]  # (N,): a trajectory's, every turn
         mask = roll.completion_mask.float()  # (N, T)
         if a.mask_truncated:
             mask = mask * (~roll.truncated).float().unsqueeze(-1)
         tensors = (roll.prompt_ids, roll.prompt_mask, roll.completion_ids, roll.completion_mask)
         groups = torch.randperm(rewards.shape[0], generator=torch.Generator().manual_seed(self.rollout_step))
-        minibatches = [(g.unsqueeze(1) * a.group_size + torch.arange(a.group_size)).flatten()  # rows of whole groups
-                       for g in groups.tensor_split(a.minibatches) if len(g)]  # fewer when starved
+        minibatches = [roll.rows_of((g.unsqueeze(1) * a.group_size + torch.arange(a.group_size)).flatten())
+                       for g in groups.tensor_split(a.minibatches) if len(g)]  # rows of whole groups; fewer if starved
         old_logp = self._old_logprobs(tensors, minibatches[1:] if reuse_on_policy else minibatches)  # (N, T)
         metrics, grad_norms = [], []
         for n_pass in range(a.mu):
@@ -314,6 +336,8 @@ class PolicyModule(L.LightningModule):
             "train/tokens_total": float(self.tokens_total),
             "train/lr": self.lr_schedulers().get_last_lr()[0],
         })
+        if self.sequential is not None:
+            log["train/turns_per_trajectory"] = stats["turns"].mean().item()
         seconds = time.perf_counter() - self._step_t0
         log.update({"train/step_seconds": seconds, "train/tokens_per_s": n_tok / seconds})
         return log
@@ -321,17 +345,18 @@ class PolicyModule(L.LightningModule):
     def _log_samples(self, roll: Rollout, rewards: torch.Tensor) -> None:
         """The W&B table ``train/samples`` of this step's first ``SAMPLE_ROWS`` answers (this rank's, rank 0 logs):
         step (training step), group (prompt of the batch), prompt (its last ``PROMPT_TAIL_CHARS`` characters, special
-        tokens dropped), answer (decoded, as scored), reward_bps (market + overlong, the reward trained on)."""
+        tokens dropped), answer (decoded, as scored), reward_bps (market + overlong, the reward trained on; sequential:
+        its trajectory's)."""
         loggers = [lg for lg in self.loggers if isinstance(lg, WandbLogger)]
         if not loggers:
             return
         n = min(SAMPLE_ROWS, len(roll.texts))
         prompts = [self.tokenizer.decode(ids[mask.bool()], skip_special_tokens=True)
                    for ids, mask in zip(roll.prompt_ids[:n], roll.prompt_mask[:n], strict=True)]
-        data = [[self.train_batches, row // self.algo.group_size,
+        data = [[self.train_batches, traj // self.algo.group_size,
                  prompt if len(prompt) <= PROMPT_TAIL_CHARS else "..." + prompt[-PROMPT_TAIL_CHARS:],
-                 roll.texts[row], reward]
-                for row, (prompt, reward) in enumerate(zip(prompts, rewards.flatten()[:n].tolist(), strict=True))]
+                 roll.texts[row], rewards.flatten()[traj].item()]
+                for row, (prompt, traj) in enumerate(zip(prompts, roll.traj[:n].tolist(), strict=True))]
         for lg in loggers:
             lg.log_table("train/samples", columns=["step", "group", "prompt", "answer", "reward_bps"], data=data,
                          step=self.global_step)
@@ -385,10 +410,8 @@ class PolicyModule(L.LightningModule):
         time (:class:`hyperdapo.rl.data.ExecutionDataModule`), so generation memory is bounded by 32 rows x
         (prompt + ``max_new_tokens``) whatever ``trainer.val_decisions`` is."""
         idx = batch["index"].cpu().numpy()  # global decision indices of the validation split
-        roll = sample(self.model, self.tokenizer, self.task.prompts(idx), group_size=1,
-                      max_new_tokens=self.algo.max_new_tokens, temperature=1.0, greedy=True)
-        scored = self.task.score(idx, roll.texts, 1)
-        self._val.append((scored.rewards.ravel(), scored.valid.ravel(), scored.offsets_bps.ravel()))
+        _, rewards, valid, offsets = self._generate(idx, 1.0, greedy=True)
+        self._val.append((rewards.ravel(), valid.ravel(), offsets.ravel()))
 
     def on_validation_epoch_start(self) -> None:
         self._val = []
@@ -453,20 +476,3 @@ def distinct_per_group(texts: list[str], group_size: int) -> torch.Tensor:
 
 def _chunks(n: int, size: int) -> list[torch.Tensor]:
     return list(torch.arange(n).split(size))
-
-
-def _concat_rollouts(rolls: list[Rollout]) -> Rollout:
-    """Concatenate rollouts, padding prompts on the left and completions on the right."""
-    p_len = max(r.prompt_ids.shape[1] for r in rolls)
-    t_len = max(r.completion_ids.shape[1] for r in rolls)
-    pad = lambda x, n, left, value: torch.nn.functional.pad(x, (n - x.shape[1], 0) if left else (0, n - x.shape[1]),  # noqa: E731
-                                                          value=value)
-    pad_id = 0
-    return Rollout(
-        torch.cat([pad(r.prompt_ids, p_len, True, pad_id) for r in rolls]),
-        torch.cat([pad(r.prompt_mask, p_len, True, 0) for r in rolls]),
-        torch.cat([pad(r.completion_ids, t_len, False, pad_id) for r in rolls]),
-        torch.cat([pad(r.completion_mask, t_len, False, 0) for r in rolls]),
-        torch.cat([r.truncated for r in rolls]),
-        [t for r in rolls for t in r.texts],
-    )

@@ -15,7 +15,9 @@ from transformers import DynamicCache, TopPLogitsWarper
 
 @dataclass
 class Rollout:
-    """G sampled completions for each of B prompts, flattened to N = B*G rows (prompt-major)."""
+    """Sampled completions flattened to N rows: G for each of B prompts (prompt-major), or the turns of B*G
+    multi-turn trajectories (:mod:`hyperdapo.rl.multiturn`). ``traj`` (N,) is each row's trajectory, 0..B*G-1, the
+    unit that gets one reward and one advantage; a one-shot row is its own trajectory (``traj`` = 0..N-1)."""
 
     prompt_ids: torch.Tensor  # (N, P) left-padded
     prompt_mask: torch.Tensor  # (N, P)
@@ -23,16 +25,71 @@ class Rollout:
     completion_mask: torch.Tensor  # (N, T) 1 on answer tokens up to and including <|im_end|>
     truncated: torch.Tensor  # (N,) bool: no end-of-turn token within max_new_tokens
     texts: list[str]  # (N,) decoded answers
+    traj: torch.Tensor | None = None  # (N,) trajectory of each row; None: 0..N-1
+
+    def __post_init__(self) -> None:
+        if self.traj is None:
+            self.traj = torch.arange(len(self.texts))
+
+    def __len__(self) -> int:
+        return len(self.texts)
 
     @property
     def lengths(self) -> torch.Tensor:
         return self.completion_mask.sum(-1)  # (N,)
 
+    @property
+    def n_traj(self) -> int:
+        return int(self.traj.max()) + 1 if len(self) else 0
+
     def select(self, rows: torch.Tensor) -> Rollout:
-        """The sequences ``rows`` (an index tensor), e.g. the groups kept by dynamic sampling."""
+        """The rows ``rows`` (an index tensor), trajectory ids unchanged."""
         return Rollout(
             self.prompt_ids[rows], self.prompt_mask[rows], self.completion_ids[rows], self.completion_mask[rows],
-            self.truncated[rows], [self.texts[i] for i in rows.tolist()],
+            self.truncated[rows], [self.texts[i] for i in rows.tolist()], self.traj[rows],
+        )
+
+    def rows_of(self, traj_ids: torch.Tensor) -> torch.Tensor:
+        """The rows of trajectories ``traj_ids`` (distinct), trajectory by trajectory in that order, each one's turns
+        in time order (for one-shot rows: ``traj_ids`` itself)."""
+        pos = torch.full((max(self.n_traj, 1),), -1, dtype=torch.long)
+        pos[traj_ids] = torch.arange(len(traj_ids))
+        of_row = pos[self.traj]
+        rows = torch.nonzero(of_row >= 0).flatten()
+        return rows[torch.argsort(of_row[rows], stable=True)]
+
+    def select_trajectories(self, traj_ids: torch.Tensor) -> Rollout:
+        """The trajectories ``traj_ids`` (e.g. the groups kept by dynamic sampling), renumbered 0..K-1 in that order."""
+        rows = self.rows_of(traj_ids)
+        out = self.select(rows)
+        pos = torch.full((max(self.n_traj, 1),), -1, dtype=torch.long)
+        pos[traj_ids] = torch.arange(len(traj_ids))
+        out.traj = pos[self.traj[rows]]
+        return out
+
+    def trajectory_texts(self) -> list[str]:
+        """(n_traj,) each trajectory's answers joined by `` | `` (a one-shot row's answer)."""
+        texts = [[] for _ in range(self.n_traj)]
+        for t, text in zip(self.traj.tolist(), self.texts, strict=True):
+            texts[t].append(text)
+        return [" | ".join(t) for t in texts]
+
+    @classmethod
+    def cat(cls, rolls: list[Rollout]) -> Rollout:
+        """Concatenate rollouts (prompts padded on the left, completions on the right), each one's trajectories
+        numbered after the previous ones'."""
+        p_len = max(r.prompt_ids.shape[1] for r in rolls)
+        t_len = max(r.completion_ids.shape[1] for r in rolls)
+        pad = lambda x, n, left: torch.nn.functional.pad(x, (n - x.shape[1], 0) if left else (0, n - x.shape[1]))  # noqa: E731
+        offsets = torch.tensor([0] + [r.n_traj for r in rolls]).cumsum(0)
+        return cls(
+            torch.cat([pad(r.prompt_ids, p_len, True) for r in rolls]),
+            torch.cat([pad(r.prompt_mask, p_len, True) for r in rolls]),
+            torch.cat([pad(r.completion_ids, t_len, False) for r in rolls]),
+            torch.cat([pad(r.completion_mask, t_len, False) for r in rolls]),
+            torch.cat([r.truncated for r in rolls]),
+            [t for r in rolls for t in r.texts],
+            torch.cat([r.traj + off for r, off in zip(rolls, offsets.tolist(), strict=False)]),
         )
 
 

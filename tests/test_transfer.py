@@ -18,7 +18,13 @@ import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
-from hyperdapo.pipeline.evaluate_run import evaluated_policies, run_evaluation
+from hyperdapo.pipeline.evaluate_run import (
+    BOOK_ONLY_WORDS,
+    evaluated_policies,
+    market_of,
+    run_evaluation,
+    transfer_note,
+)
 from hyperdapo.pipeline.train_run import run_training
 from tests.pipeline_helpers import REPO, fast, run_config
 
@@ -66,6 +72,32 @@ def test_a_changed_tick_or_data_source_on_the_same_venue_is_a_transfer_too(regis
     with pytest.raises(ValueError, match=r"\(data source synthetic vs files\)"):
         policies(registry, "data=files", f"data.files.book=[{books}]", f"data.files.trades=[{trades}]",
                  "evaluate.policies=[sft]")
+
+
+def test_a_book_only_market_is_a_transfer_its_captions_state_the_book_only_rule(registry):
+    """The training market's own book files without its trades (data=files): the data source and the fill rule
+    differ, and the transfer sentence of the captions says what book-only fills are."""
+    books = str(registry / "raw" / "synthetic" / "*" / "*book_snapshot_25*")
+    with pytest.raises(ValueError, match=r"\(data source synthetic vs files; fills trades vs book-only\)"):
+        policies(registry, "data=files", f"data.files.book=[{books}]", "evaluate.policies=[sft]")
+    cfg = run_config(fast(registry, "data=files", f"data.files.book=[{books}]", "evaluate.allow_transfer=true",
+                          "evaluate.policies=[sft]"), "evaluate")
+    rows = evaluated_policies(cfg)
+    assert [p.row for p in rows] == [f"sft ({TRAINED_ON})"]
+    note = transfer_note(cfg, rows)
+    move = "synthetic hyperliquid -> files hyperliquid (data source synthetic -> files; fills trades -> book-only)"
+    assert move in note
+    assert BOOK_ONLY_WORDS in note
+
+
+def test_the_two_real_venues_differ_in_every_field():
+    """Hyperliquid's archive hour (experiment=hl_sample: book only) and the StandX recording (experiment=standx_btc:
+    book and trades): venue, tick, lot, data source and fill rule all differ, both ways (configs only, no data)."""
+    hl, standx = (market_of(run_config([f"experiment={e}"])) for e in ("hl_sample", "standx_btc"))
+    assert hl.differences(standx) == [("venue", "hyperliquid", "standx"), ("tick", HL_TICK, "0.1 USD"),
+                                      ("lot", "0.00001 BTC", "0.0001 BTC"), ("data source", "hyperliquid_archive",
+                                                                             "files"), ("fills", "book-only", "trades")]
+    assert [f for f, _, _ in standx.differences(hl)] == ["venue", "tick", "lot", "data source", "fills"]
 
 
 def test_the_same_market_is_never_a_transfer(registry):
@@ -116,7 +148,7 @@ def test_with_the_flag_the_row_and_every_caption_say_transfer(registry):
                                             "evaluate.policies=[sft]"), "evaluate"), out)
     row = f"sft ({TRAINED_ON})"
     assert result["policies"][row]["trained_on"] == [
-        {"venue": "hyperliquid", "source": "synthetic", "tick": HL_TICK, "lot": "0.00001 BTC"}]
+        {"venue": "hyperliquid", "source": "synthetic", "tick": HL_TICK, "lot": "0.00001 BTC", "fills": "trades"}]
     quality = pd.read_csv(out / "tables" / "execution_quality.csv")
     assert quality.Strategy.iloc[0] == row  # the policy's row, first, says where it was trained
     move = (f"Transfer rows (trained on another market, scored on this one): {row}: synthetic hyperliquid -> "

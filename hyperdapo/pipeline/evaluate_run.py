@@ -7,10 +7,11 @@ directories, or globs of directories: e.g. every policy of a sweep) names each r
 summary keep). A policy whose training started from another registered policy (its lineage) is compared with it;
 that policy is scored as a row of its own when it is not among those evaluated.
 
-Transfer: a policy trained on another market (venue, price tick, lot or data source, read from its registry entry's
-``config.yaml``) is an error naming the fields, unless ``evaluate.allow_transfer=true``; then its row is named
-``<row> (trained on <source> <venue>)`` and every caption states which rows are transfers, from which market to
-this one (as ``evaluate.allow_other_asset=true`` admits a policy of another asset).
+Transfer: a policy trained on another market (venue, price tick, lot, data source or fill rule: book-only when its
+data had no trades, read from its registry entry's ``config.yaml``) is an error naming the fields, unless
+``evaluate.allow_transfer=true``; then its row is named ``<row> (trained on <source> <venue>)`` and every caption
+states which rows are transfers, from which market to this one (as ``evaluate.allow_other_asset=true`` admits a
+policy of another asset). Paper trading and the decision service run the same check (:func:`transfer_from`).
 
 Comparisons: each evaluated policy against the best baseline, chosen on the validation split (lowest mean IS
 there, oracle excluded) by simulating the validation decisions only, and against the policy it started from;
@@ -42,7 +43,7 @@ import torch
 from tqdm import tqdm
 
 from hyperdapo.atomic import atomic_path, write_text_atomic
-from hyperdapo.data.config import TickRule
+from hyperdapo.data.config import DataConfig, DataSource, TickRule
 from hyperdapo.data.venues import Instrument, step_decimals
 from hyperdapo.evaluation.baselines import (
     ORACLE,
@@ -154,15 +155,22 @@ class EvaluatedPolicy:
     trained_on: tuple[Market, ...] = ()  # the markets its policies were trained on, when not this one (a transfer)
 
 
+BOOK_ONLY, TRADE_FILLS = "book-only", "trades"  # Market.fills: how resting orders fill on the market's data
+BOOK_ONLY_WORDS = ("book-only fills: a resting order fills when the opposite best reaches its price, no trades in "
+                   "that data")
+
+
 @dataclass(frozen=True)
 class Market:
     """What a transfer compares between the market a policy was trained on and the one it is scored on: the venue,
-    the data source, and the venue's price tick (USD) and lot (coins) for the asset, in words with their units."""
+    the data source, the venue's price tick (USD) and lot (coins) for the asset, in words with their units, and the
+    fill rule its data allows (:data:`BOOK_ONLY` without trades, else :data:`TRADE_FILLS`)."""
 
     venue: str  # "hyperliquid"
     source: str  # "synthetic" | "tardis" | "hyperliquid_archive" | "files"
     tick: str  # "0.1 USD" (a fixed tick) | "5 significant figures, decimals <= 1, USD" (Hyperliquid's rule)
     lot: str  # "0.00001 BTC"
+    fills: str = TRADE_FILLS  # "book-only" (no trades in the data) | "trades"
 
     @property
     def label(self) -> str:
@@ -171,7 +179,7 @@ class Market:
     def differences(self, other: Market) -> list[tuple[str, str, str]]:
         """``(field, this market's, the other's)`` for each field that differs."""
         fields = (("venue", self.venue, other.venue), ("tick", self.tick, other.tick), ("lot", self.lot, other.lot),
-                  ("data source", self.source, other.source))
+                  ("data source", self.source, other.source), ("fills", self.fills, other.fills))
         return [f for f in fields if f[1] != f[2]]
 
 
@@ -186,13 +194,32 @@ def market_of(cfg: RunConfig) -> Market:
     tick = (f"{_decimal(venue.tick_usd[asset.name])} USD" if decimals is None else
             f"{venue.tick_sig_figs} significant figures, decimals <= {decimals}, USD")
     lot = f"{_decimal(Instrument(venue, asset).lot_size)} {asset.name}"
-    return Market(venue.name, cfg.data.source.value, tick, lot)
+    return Market(venue.name, cfg.data.source.value, tick, lot, BOOK_ONLY if book_only_data(cfg.data) else TRADE_FILLS)
 
 
-def transfer_from(policy_dir: Path, cfg: RunConfig, key: str) -> Market | None:
+def book_only_data(data: DataConfig) -> bool:
+    """Whether the configured data source gives no trades (fills then use the book-only rule), from the config alone:
+    Hyperliquid's l2Book archive, ``data=files`` without ``data.files.trades``, Tardis without ``trades``."""
+    if data.source is DataSource.HYPERLIQUID_ARCHIVE:
+        return True
+    if data.source is DataSource.FILES:
+        return not data.files.trades
+    if data.source is DataSource.TARDIS:
+        return "trades" not in data.tardis.data_types
+    return False  # synthetic: the simulated market always writes its trades
+
+
+TRANSFER_FLAG = "evaluate.allow_transfer=true"
+
+
+def transfer_from(policy_dir: Path, cfg: RunConfig, key: str, flag: str = TRANSFER_FLAG,
+                  action: str = "score it here as a transfer row (named 'trained on {label}')",
+                  here_words: str = "this evaluation's") -> Market | None:
     """The market the policy of ``policy_dir`` was trained on (its registry ``config.yaml``) when it is not ``cfg``'s,
     the evaluation's: an error naming the policy, both markets and every differing field unless
-    ``evaluate.allow_transfer=true``. None when they are the same or the entry has no ``config.yaml``."""
+    ``cfg.evaluate.allow_transfer``. None when they are the same or the entry has no ``config.yaml``. Paper trading
+    and the decision service call it too: ``flag`` is how their user sets ``allow_transfer``, ``action`` what it then
+    does (``{label}``: the training market's label), ``here_words`` whose market ``cfg`` is."""
     if not (policy_dir / "config.yaml").exists():
         return None
     from hyperdapo.pipeline.trained import run_config_of  # imported here: that module imports this one
@@ -201,9 +228,8 @@ def transfer_from(policy_dir: Path, cfg: RunConfig, key: str) -> Market | None:
     diff = trained.differences(here)
     if diff and not cfg.evaluate.allow_transfer:
         fields = "; ".join(f"{name} {a} vs {b}" for name, a, b in diff)
-        raise ValueError(f"{key}={policy_dir} was trained on {trained.label}, not on this evaluation's {here.label} "
-                         f"({fields}); pass evaluate.allow_transfer=true to score it here as a transfer row (named "
-                         f"'trained on {trained.label}')")
+        raise ValueError(f"{key}={policy_dir} was trained on {trained.label}, not on {here_words} {here.label} "
+                         f"({fields}); pass {flag} to {action.format(label=trained.label)}")
     return trained if diff else None
 
 
@@ -227,7 +253,9 @@ def transfer_note(cfg: RunConfig, policies: Sequence[EvaluatedPolicy]) -> str:
     moves = [f"{p.row}: {m.label} -> {here.label} ("
              + "; ".join(f"{name} {a} -> {b}" for name, a, b in m.differences(here)) + ")"
              for p in policies for m in p.trained_on]
-    return f" Transfer rows (trained on another market, scored on this one): {'; '.join(moves)}." if moves else ""
+    book_only = any(BOOK_ONLY in (m.fills, here.fills) for p in policies for m in p.trained_on)
+    return (f" Transfer rows (trained on another market, scored on this one): {'; '.join(moves)}"
+            + (f" ({BOOK_ONLY_WORDS})" if book_only else "") + "." if moves else "")
 
 
 def find_policy(cfg: RunConfig) -> Path | None:

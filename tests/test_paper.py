@@ -34,11 +34,13 @@ def policy_dir(tmp_path_factory):
 
 
 @pytest.mark.shared_data
-def test_replay_on_the_hyperliquid_hour_writes_log_and_summary(hl_sample, policy_dir, tmp_path):
+def test_replay_on_the_hyperliquid_hour_writes_log_and_summary(hl_sample, policy_dir, tmp_path, capsys):
     out = tmp_path / "paper"
     argv = [f"policy={policy_dir}", "experiment=hl_sample", "every_s=60", f"out={out}",
             f"data.archive_files=[{hl_sample}]", f"data.cache_dir={tmp_path}/cache"]
-    assert paper_main(argv) == 0
+    assert paper_main(argv) == 2  # trained on the synthetic market: a transfer (data source, fills), refused
+    assert "data source synthetic vs hyperliquid_archive; fills trades vs book-only" in capsys.readouterr().err
+    assert paper_main([*argv, "evaluate.allow_transfer=true"]) == 0
     rows = [json.loads(line) for line in (out / "paper_log.jsonl").read_text().splitlines()]
     summary = json.loads((out / "summary.json").read_text())
     assert len(rows) == summary["decisions"] >= 10
@@ -57,6 +59,8 @@ def test_replay_on_the_hyperliquid_hour_writes_log_and_summary(hl_sample, policy
         expected = np.mean([r["is_bps"] - r["baselines_is_bps"][name] for r in rows])
         assert diffs[name] == pytest.approx(expected) == pytest.approx(summary["tests"][name]["mean_diff_bps"])
     assert "IS(llm) - IS(row)" in table
+    assert "llm: synthetic hyperliquid -> hyperliquid_archive hyperliquid (data source synthetic -> " \
+           "hyperliquid_archive; fills trades -> book-only) (book-only fills: a resting order fills" in table
 
 
 def test_policy_is_required_and_keys_split_from_overrides(capsys):
@@ -156,3 +160,29 @@ def llm_row(summary: dict) -> str:
     """The policy's row as the table shows it: bold only when it is significantly cheaper than every baseline."""
     wins = all(significant_win(t) for t in summary["tests"].values())
     return "| **llm** |" if wins else "| llm |"
+
+
+@pytest.mark.parametrize("mode", ["replay", "live"])
+def test_a_policy_of_another_venue_is_refused_naming_each_field_unless_allowed(policy_dir, tmp_path, capsys, mode):
+    """The tiny policy (synthetic market, venue=hyperliquid) on the synthetic market with venue=binance_futures:
+    refused by evaluate.py's transfer check naming each field, before any market is built."""
+    argv = [f"policy={policy_dir}", f"mode={mode}", "max_decisions=2", "url=ws://127.0.0.1:9", f"out={tmp_path}/p",
+            *fast(tmp_path), "venue=binance_futures"]
+    assert paper_main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"policy={policy_dir} was trained on synthetic hyperliquid, not on the paper-trading market's synthetic " \
+           "binance_futures" in err
+    assert "venue hyperliquid vs binance_futures" in err and "lot 0.00001 BTC vs 0.001 BTC" in err
+    assert "tick 5 significant figures, decimals <= 1, USD vs 0.1 USD" in err and "evaluate.allow_transfer=true" in err
+    assert not (tmp_path / "p").exists()
+
+
+def test_with_the_flag_a_transfer_is_paper_traded_and_its_caption_says_so(policy_dir, tmp_path):
+    out = tmp_path / "p"
+    argv = [f"policy={policy_dir}", f"out={out}", *fast(tmp_path), "venue=binance_futures",
+            "evaluate.allow_transfer=true", "every_s=600"]
+    assert paper_main(argv) == 0
+    caption = json.loads((out / "summary.json").read_text())["caption"]
+    assert ("Transfer rows (trained on another market, scored on this one): llm: synthetic hyperliquid -> synthetic "
+            "binance_futures (venue hyperliquid -> binance_futures;") in caption
+    assert caption in (out / "tables" / "paper_summary.caption.txt").read_text()

@@ -18,9 +18,12 @@ import uvicorn
 from hyperdapo.data.schema import BookSnapshots, MarketData, Trades
 from hyperdapo.features.compute import compute_features
 from hyperdapo.features.config import FeatureConfig
-from hyperdapo.pipeline.trained import load_trained
+from hyperdapo.pipeline.trained import answer_prefix, load_trained
+from hyperdapo.prompts.answer import format_answer
+from hyperdapo.serve.__main__ import load_policies
 from hyperdapo.serve.__main__ import main as serve_main
 from hyperdapo.serve.app import create_app
+from hyperdapo.serve.config import parse_serve_args
 from hyperdapo.serve.market_state import MarketState
 from tests.policy_helpers import decision_inputs, train_tiny_policy
 
@@ -252,3 +255,24 @@ def test_truncated_weights_fail_start_up_naming_the_file(policy, tmp_path, capsy
     assert serve_main([f"policy={broken}"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and str(weights) in err and "Traceback" not in err
+
+
+def test_a_policy_of_another_venue_is_refused_naming_each_field_unless_allowed(policy, capsys):
+    """The tiny policy was trained with venue=hyperliquid (BTC: 5 significant figures, lot 0.00001); served with
+    venue=binance_futures (tick 0.1 USD, lot 0.001 BTC) it is refused by evaluate.py's transfer check, naming each
+    field, before any model loads; with allow_transfer=true it serves orders on the binance_futures tick."""
+    assert serve_main([f"policy={policy.path}", "venue=binance_futures"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and f"policy={policy.path} was trained on synthetic hyperliquid" in err
+    assert "venue hyperliquid vs binance_futures" in err and "lot 0.00001 BTC vs 0.001 BTC" in err
+    assert "tick 5 significant figures, decimals <= 1, USD vs 0.1 USD" in err and "allow_transfer=true" in err
+    assert "data source" not in err and "fills" not in err  # the service has no data: only the venue is compared
+    same = load_policies(parse_serve_args([f"policy={policy.path}", "venue=hyperliquid"]), "cpu")
+    assert same["BTC"].cfg.venue == policy.cfg.venue  # the policy's own venue is no transfer
+    served = load_policies(parse_serve_args([f"policy={policy.path}", "venue=binance_futures", "allow_transfer=true"]),
+                           "cpu")["BTC"]
+    assert served.cfg.venue.name == "binance_futures" and served.cfg.venue.tick_usd["BTC"] == 0.1
+    d = decision_inputs(1)[0]  # mid 42,000.5 USD: Hyperliquid's tick there is 1 USD
+    completion = format_answer(d.side, -3.3)[len(answer_prefix(policy.cfg, d.side)):]
+    own_px, served_px = policy.parse(d, completion).limit_px, served.parse(d, completion).limit_px
+    assert own_px == round(own_px) and served_px * 10 == pytest.approx(round(served_px * 10)) and served_px != own_px

@@ -201,7 +201,7 @@ def paper_trade_live(policy: TrainedPolicy, market_cfg: RunConfig, out_dir: Path
     ``summary.json``)."""
     if max_decisions <= 0 and duration_s <= 0:
         raise ValueError("mode=live needs max_decisions=<n> and/or duration_s=<s> so that the run stops by itself")
-    check_asset(policy, market_cfg)
+    check_asset(policy, market_cfg, live=True)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     cfg = replace(market_cfg, prompt=policy.cfg.prompt)  # score answers with the policy's own prefill and band
@@ -228,5 +228,5 @@ def summarize_live(session: LiveSession, url: str, wall_s: float, out: Path) -> 
     span = f"{utc_text(decided[0].ts_us)} to {utc_text(decided[-1].ts_us)} UTC"
     head = (f"Paper trading (live, {url}) of {session.policy.path.name} on {cfg.asset.name}, {span}: {len(decided)} "
             f"decisions every {cfg.decisions.every_s:g} s; vwap and analytic (fit on a training period) not run")
-    return summarize(out, cfg, session.policy, strategies, head, not task.tape.book_only, wall_s)
+    return summarize(out, cfg, session.policy, strategies, head, not task.tape.book_only, wall_s, live=True)
 

@@ -15,7 +15,10 @@ quantity, answer, order, fill, IS bps of the policy and of each baseline), ``tab
 ``summary.json``.
 
 A policy trained on another asset than the market's is refused, as ``evaluate.py`` refuses it, unless
-``evaluate.allow_other_asset=true`` (:func:`check_asset`).
+``evaluate.allow_other_asset=true``; one trained on another market (venue, price tick, lot, data source or fill rule)
+is refused naming each field unless ``evaluate.allow_transfer=true``, evaluate.py's check
+(:func:`~hyperdapo.pipeline.evaluate_run.transfer_from`); the summary's caption then states the transfer
+(:func:`check_asset`, :func:`transfer_words`).
 """
 
 from __future__ import annotations
@@ -38,21 +41,55 @@ from hyperdapo.execution.task import ExecutionTask
 from hyperdapo.features.config import Objective
 from hyperdapo.features.decision_set import Split
 from hyperdapo.pipeline.config import RunConfig
-from hyperdapo.pipeline.evaluate_run import CANDIDATE, NOT_STRATEGIES
+from hyperdapo.pipeline.ensemble import EnsemblePolicy
+from hyperdapo.pipeline.evaluate_run import (
+    CANDIDATE,
+    NOT_STRATEGIES,
+    EvaluatedPolicy,
+    Market,
+    transfer_from,
+    transfer_note,
+)
 from hyperdapo.pipeline.train_run import build_task
-from hyperdapo.pipeline.trained import DecisionInput, Order, TrainedPolicy, answer_prefix
+from hyperdapo.pipeline.trained import DecisionInput, Order, TrainedPolicy, answer_prefix, run_config_of
 
 log = logging.getLogger(__name__)
 US_PER_S = 1_000_000
 DIFF = f"Diff ({CANDIDATE} - row) [bps]"  # IS(policy) - IS(row): the backtest tables' sign, policy minus the other
 
 
-def check_asset(policy: TrainedPolicy, cfg: RunConfig) -> None:
-    """Refuse to trade ``cfg``'s asset with a policy trained on another one unless ``evaluate.allow_other_asset``
-    (the rule of ``evaluate.py``)."""
+def check_asset(policy: TrainedPolicy | EnsemblePolicy, cfg: RunConfig, live: bool = False) -> None:
+    """Refuse to trade ``cfg``'s asset with a policy trained on another one unless ``evaluate.allow_other_asset``,
+    and ``cfg``'s market with a policy (each member of an ensemble) trained on another venue, tick, lot, data source
+    or fill rule unless ``evaluate.allow_transfer`` (the rules of ``evaluate.py``, its transfer check reused;
+    ``live``: the stream is the data, so only the venue, tick and lot are compared)."""
     if policy.asset != cfg.asset.name and not cfg.evaluate.allow_other_asset:
         raise ValueError(f"policy={policy.path} was trained on {policy.asset}, not asset={cfg.asset.name}; pass "
                          "evaluate.allow_other_asset=true to paper-trade it there anyway")
+    trained_on(policy, cfg, live)
+
+
+def policy_dirs(policy: TrainedPolicy | EnsemblePolicy) -> list[Path]:
+    """The registry directories of a policy: its own, or its members'."""
+    return [m.path for m in policy.members] if isinstance(policy, EnsemblePolicy) else [policy.path]
+
+
+def trained_on(policy: TrainedPolicy | EnsemblePolicy, cfg: RunConfig, live: bool = False) -> tuple[Market, ...]:
+    """The other markets ``policy`` was trained on (none: ``cfg``'s own market); an error naming the policy, both
+    markets and each differing field unless ``evaluate.allow_transfer=true``. ``live``: ``cfg``'s data source is
+    not what is traded (the stream is), so each policy is compared with its own data source and fill rule."""
+    def here(d: Path) -> RunConfig:
+        return replace(cfg, data=run_config_of(d).data) if live else cfg
+
+    return tuple(dict.fromkeys(m for d in policy_dirs(policy) if (m := transfer_from(
+        d, here(d), "policy", action="paper-trade it on this market anyway (the caption states the transfer)",
+        here_words="the paper-trading market's")) is not None))
+
+
+def transfer_words(policy: TrainedPolicy | EnsemblePolicy, cfg: RunConfig, live: bool = False) -> str:
+    """The caption's sentence on a transfer ("" when the policy was trained on ``cfg``'s market), as the backtest's."""
+    markets = trained_on(policy, cfg, live)
+    return transfer_note(cfg, [EvaluatedPolicy(CANDIDATE, tuple(policy_dirs(policy)), None, trained_on=markets)])
 
 
 def paper_trade(policy: TrainedPolicy, market_cfg: RunConfig, out_dir: Path | str, speed: float = 0.0) -> dict:
@@ -108,9 +145,10 @@ def order_row(task: ExecutionTask, i: int, order: Order, offset_bps: float, base
 
 
 def summarize(out: Path, cfg: RunConfig, policy: TrainedPolicy, strategies: dict[str, StrategyOutcomes], head: str,
-              has_trades: bool, wall_s: float) -> dict:
+              has_trades: bool, wall_s: float, live: bool = False) -> dict:
     """Write ``tables/paper_summary.*`` and ``summary.json`` of ``strategies`` (the policy's outcomes under
-    ``llm``); ``head`` opens the caption (mode, policy, market, span). Returns the summary."""
+    ``llm``); ``head`` opens the caption (mode, policy, market, span), a transfer closes it (``live``: see
+    :func:`trained_on`). Returns the summary."""
     per_day = 86_400 / cfg.decisions.every_s
     metrics = {n: strategy_metrics(o, per_day) for n, o in strategies.items()}
     ci = {n: mean_ci(o.is_bps, cfg.seed) for n, o in strategies.items()}
@@ -121,7 +159,7 @@ def summarize(out: Path, cfg: RunConfig, policy: TrainedPolicy, strategies: dict
                f"answers ({int(metrics[CANDIDATE]['Invalid'])}) replaced by the {cfg.evaluate.fallback} offset. "
                "Oracle = ex-post best offset (upper bound). Diff (llm - row) = IS(llm) - IS(row), bps, negative = the "
                "policy is cheaper (the sign of the backtest tables: policy minus the other); paired tests over "
-               "decisions, Bonferroni over the baselines.")
+               "decisions, Bonferroni over the baselines." + transfer_words(policy, cfg, live))
     table = execution_quality(metrics, ci, tests, CANDIDATE).rename(columns={f"Diff vs {CANDIDATE} [bps]": DIFF},
                                                                      errors="raise")
     table.insert(1, "Fill rate [%]", [metrics[n]["Fill rate [%]"] for n in table["Strategy"]])

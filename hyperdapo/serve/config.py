@@ -26,6 +26,9 @@ class ServeConfig:
     device: str = "auto"  # auto (the first GPU if any, else CPU) | cpu | cuda | cuda:<i>
     torch_threads: int = 0  # CPU threads of a generate call; 0 = torch's default (1 is fastest for the tiny model)
     max_body_bytes: int = 1_000_000  # a larger request body is a 413, refused before it is read or parsed, bytes
+    venue: str = ""  # the venue the served orders are for (conf/venue/<name>.yaml: its tick and lot round them);
+    # "" = each policy's own. Another venue, tick or lot than a policy was trained with is refused unless allow_transfer
+    allow_transfer: bool = False  # serve a policy on another venue anyway (evaluate.allow_transfer's rule)
     max_notional_usd: float = 1e8  # a larger order (quantity x mid) is a 422 naming quantity, USD; 1e8 is beyond the
     # whole visible book of any perpetual, so only a unit mistake or garbage reaches it
 
@@ -55,7 +58,8 @@ class ServeConfig:
 
 
 NOT_HYDRA = ("python -m hyperdapo.serve is not a Hydra app: it takes key=value for its own keys only (no hydra.*, "
-             "+key or config groups; the model, features and venue come from the policy's config.yaml)")
+             "+key or config groups; the model, features and venue come from the policy's config.yaml, the venue "
+             "from venue=<name> when given)")
 
 
 def usage() -> str:

@@ -3,7 +3,7 @@ PY      := .venv/bin/python
 PIP     := .venv/bin/pip
 PYTEST  := $(PY) -m pytest
 
-.PHONY: help install test test-fast demo bench lint clean tables thesis ablations evidence evidence-real evidence-sequential walkforward robustness
+.PHONY: help install test test-fast demo bench lint clean tables thesis ablations evidence evidence-real evidence-sequential demo-sequential walkforward robustness
 
 help:
 	@grep -E '^[a-z-]+:.*##' Makefile | sed 's/:.*##/\t/'
@@ -59,6 +59,19 @@ evidence-real: ## the same on the real StandX BTC recording (../shared/data/stan
 
 evidence-sequential: ## sequential execution (issue 22), the episode as the unit: PPO on HyperDAPO/Execution-v0 and every sequential baseline vs the validation-chosen baseline and the one-shot offset held to T -> outputs/tables/sequential_demo.*, sequential_examples_demo.* (~10 min); ARGS="--preset standx_btc --seeds 0 1 2" for more
 	$(PY) experiments/sequential_eval.py $(ARGS)
+
+SEQ_SEEDS ?= 0
+SEQ_RUNS  := $(foreach s,$(SEQ_SEEDS),outputs/models/BTC/demo-seq-sft-s$(s) outputs/models/BTC/demo-seq-dapo-s$(s))
+demo-sequential: ## the multi-turn LLM on sequential execution (issue 22): per seed (SEQ_SEEDS="0 1 2"), SFT on the sequential baseline best on train, then multi-turn DAPO; then the episode evaluation with PPO, every sequential baseline, the SFT and DAPO policies (and demo-dapo's one-shot answer held to T, if trained) -> outputs/tables/sequential_demo_sequential.*, sequential_starts_demo_sequential.*
+	for s in $(SEQ_SEEDS); do \
+		$(PY) train.py experiment=demo_sequential algo=sft trainer.max_steps=100 optim.lr=3e-3 seed=$$s \
+			run_name=demo-seq-sft-s$$s overwrite=true && \
+		$(PY) train.py experiment=demo_sequential algo=dapo algo.sft_warmup_steps=0 trainer.max_steps=30 optim.lr=1e-4 \
+			seed=$$s model.init_from=outputs/models/BTC/demo-seq-sft-s$$s run_name=demo-seq-dapo-s$$s overwrite=true \
+			|| exit 1; \
+	done
+	$(PY) experiments/sequential_eval.py --preset demo_sequential --seeds $(SEQ_SEEDS) \
+		--policies $(SEQ_RUNS) $(wildcard $(DEMO_DAPO))
 
 walkforward: ## walk-forward: 6 synthetic days, train on 2, test on the next, 4 windows (SFT->DAPO, then DAPO continued) -> outputs/tables/walk_forward.* (32 min on the loaded 2 cores)
 	$(PY) experiments/walk_forward.py

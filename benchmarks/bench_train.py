@@ -34,15 +34,17 @@ from hyperdapo.pipeline.train_run import build_task, fit_policy, tokenizer_corpu
 
 
 class StepTimer(L.Callback):
-    def __init__(self):
-        self.t, self.times, self.logged = None, [], []
+    """Wall clock of each training step and the ``train/<key>`` metrics it logged (``keys``)."""
+
+    def __init__(self, keys: tuple[str, ...] = ("tokens_per_s", "tokens_total")):
+        self.t, self.times, self.logged, self.keys = None, [], [], keys
 
     def on_train_batch_start(self, trainer, module, batch, batch_idx):
         self.t = time.perf_counter()
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
         self.times.append(time.perf_counter() - self.t)
-        self.logged.append({k: float(trainer.callback_metrics[f"train/{k}"]) for k in ("tokens_per_s", "tokens_total")})
+        self.logged.append({k: float(trainer.callback_metrics[f"train/{k}"]) for k in self.keys})
 
 
 def main() -> None:

@@ -2,7 +2,7 @@
 ``make evidence-sequential``).
 
     .venv/bin/python experiments/sequential_eval.py [--preset demo|standx_btc] [--seeds 0] [--timesteps 40960]
-        [--set sequential.dt_s=20 ...]
+        [--set sequential.dt_s=20 ...] [--policies outputs/models/BTC/demo-seq-dapo ...]
 
 Builds the task of ``experiment=<preset>`` (``train.py``'s decisions, features and simulator; ``--set`` adds
 overrides, e.g. ``sequential.dt_s``, checked to divide ``decisions.horizon_s``), then:
@@ -12,7 +12,11 @@ overrides, e.g. ``sequential.dt_s``, checked to divide ``decisions.horizon_s``),
    offset of lowest validation IS);
 2. PPO on ``HyperDAPO/Execution-v0`` per seed, trained on the training split (``algo.ppo``'s hyperparameters and
    grid, ``--timesteps`` env steps, the last weights: no checkpoint is chosen);
-3. every sequential baseline and each PPO seed on the test split, read once, for the tables:
+3. LLM policies of the registry (``--policies``), greedy: a multi-turn one (``sequential.multi_turn``, trained on
+   this task) answers at every step; a one-shot one answers once, its order held to T (invalid answers: the
+   ``evaluate.fallback`` offset). A multi-turn policy whose ``model.init_from`` is another of ``--policies`` (its SFT
+   start) is also tested against it (``sequential_starts_<preset>.*``; pooled over the pairs given, e.g. 3 seeds);
+4. every sequential baseline, each PPO seed and each policy on the test split, read once, for the tables:
    ``outputs/tables/sequential_<preset>.*`` (per strategy, :func:`~hyperdapo.evaluation.sequential_metrics.
    episode_table`) and ``sequential_examples_<preset>.*`` (the first seed's PPO, step by step, on the first test
    episode of each way an episode ends: :func:`~hyperdapo.evaluation.sequential_metrics.example_positions`).
@@ -26,7 +30,9 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
+from omegaconf import OmegaConf
 
 from hyperdapo.evaluation.sequential_metrics import (
     BEST,
@@ -41,11 +47,17 @@ from hyperdapo.evaluation.sequential_metrics import (
     run_metrics,
     sequential_baselines,
 )
+from hyperdapo.evaluation.stats import paired_tests
 from hyperdapo.evaluation.tables import write_table
+from hyperdapo.execution.sequential import SequentialPolicy
+from hyperdapo.execution.sequential_baselines import HeldOffset
 from hyperdapo.features.decision_set import Split
+from hyperdapo.models.config import ModelConfig
+from hyperdapo.models.policy import load_policy, policy_device
 from hyperdapo.pipeline.config import compose_run_config
-from hyperdapo.pipeline.evaluate_run import fill_words
+from hyperdapo.pipeline.evaluate_run import fallback_offset_bps, fill_words, greedy_answers
 from hyperdapo.pipeline.train_run import build_task
+from hyperdapo.rl.multiturn import LLMTurnPolicy
 from hyperdapo.rl.sequential_env import ppo_policy, train_sequential_ppo
 
 
@@ -55,6 +67,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--timesteps", type=int, default=None, help="PPO env steps per seed (default algo.ppo's)")
     ap.add_argument("--set", nargs="*", default=[], help="overrides, e.g. sequential.dt_s=20")
+    ap.add_argument("--policies", nargs="*", default=[], help="registry directories of LLM policies")
     ap.add_argument("--out", default="outputs/tables")
     args = ap.parse_args()
     t0 = time.perf_counter()
@@ -74,6 +87,15 @@ def main() -> None:
         model = train_sequential_ppo(task, ppo_cfg, seq, seed)
         runs[f"ppo seed {seed}"] = run_metrics(task, test, ppo_policy(model, task, test, ppo_cfg.offset_grid_bps), seq)
         print(f"ppo seed {seed}: {time.perf_counter() - t_seed:.0f} s", flush=True)
+    llm_rows, starts = {}, {}
+    for policy_dir in map(Path, args.policies):
+        t_policy = time.perf_counter()
+        row, policy, start = llm_policy(cfg, task, test, policy_dir)
+        runs[row] = run_metrics(task, test, policy, seq)
+        llm_rows[str(policy_dir.resolve())] = row
+        starts[row] = start
+        print(f"{row}: {time.perf_counter() - t_policy:.0f} s", flush=True)
+    start_of = {row: llm_rows[s] for row, s in starts.items() if s in llm_rows}  # policy row -> its start's row
     ppo_rows = [f"ppo seed {s}" for s in args.seeds]
     references = {BEST: choice.best, ONE_SHOT: choice.one_shot}
     table = episode_table({name: r[0] for name, r in runs.items()}, references, cfg.seed)
@@ -114,7 +136,14 @@ def main() -> None:
         f"Wilcoxon tests over episodes, Bonferroni over the {n_tests} tests of the table (each row against each "
         f"reference but itself). Wall time {wall_min:.1f} min (`.venv/bin/python {command}`).")
     out = Path(args.out)
-    write_table(table, out, f"sequential_{args.preset}", caption, policies=ppo_rows, bold=[])
+    write_table(table, out, f"sequential_{args.preset}", caption, policies=[*ppo_rows, *llm_rows.values()], bold=[])
+    if start_of:
+        starts_table = versus_start({row: runs[row][0].is_bps for row in runs}, start_of, cfg.seed)
+        write_table(starts_table, out, f"sequential_starts_{args.preset}",
+                    f"Multi-turn policies against their SFT start on the same test episodes (pooled: every pair's "
+                    f"episodes stacked): mean IS(policy) - IS(start), bps, negative = the policy is cheaper; paired t "
+                    f"and Wilcoxon p, Bonferroni over the {len(starts_table)} rows. {setup}", policies=(), bold=[])
+        print(Path(out, f"sequential_starts_{args.preset}.md").read_text())
     ended = "; ".join(f"{way}: decision {int(test[p])} ({100 * shares[way].mean():.1f} % of the test episodes end so)"
                       for way, p in ways.items())
     ex_caption = (f"Example episodes of {ppo_rows[0]}, the first test episode of each way an episode ends ({ended}), "
@@ -128,6 +157,40 @@ def main() -> None:
     write_table(examples, out, f"sequential_examples_{args.preset}", ex_caption, policies=(), bold=[])
     print(Path(out, f"sequential_{args.preset}.md").read_text())
     print(f"wall time {wall_min:.1f} min")
+
+
+def llm_policy(cfg, task, idx: np.ndarray, policy_dir: Path) -> tuple[str, SequentialPolicy, str | None]:
+    """The row name, the greedy sequential policy on episodes ``idx`` and the start (resolved ``model.init_from``,
+    None if none) of the registered LLM policy ``policy_dir``: multi-turn if it was trained so, else its one-shot
+    answer held to T."""
+    trained = OmegaConf.load(policy_dir / "config.yaml")
+    init = OmegaConf.select(trained, "model.init_from")
+    start = str(Path(init).resolve()) if init else None
+    model, tokenizer = load_policy(ModelConfig(**{**cfg.model.__dict__, "init_from": str(policy_dir)}),
+                                   device=policy_device(cfg.trainer.accelerator))
+    model.eval()
+    if OmegaConf.select(trained, "sequential.multi_turn", default=False):
+        policy = LLMTurnPolicy(model, tokenizer, task, idx, max_new_tokens=cfg.algo.max_new_tokens, greedy=True)
+        return f"llm {policy_dir.name}", policy, start
+    rendered = task.rendered(tokenizer)
+    answers = greedy_answers(model, tokenizer, rendered, idx, cfg.algo.max_new_tokens, cfg.evaluate.batch_size)
+    scored = rendered.score(idx, answers, 1)
+    offsets = np.where(scored.valid[:, 0], scored.offsets_bps[:, 0], fallback_offset_bps(cfg))
+    return f"one-shot llm {policy_dir.name} held", HeldOffset(offsets), start
+
+
+def versus_start(is_bps: dict[str, np.ndarray], start_of: dict[str, str], seed: int) -> pd.DataFrame:
+    """Each policy row against its start's row, and pooled over all pairs when there are several."""
+    diffs = {row: (is_bps[row], is_bps[start]) for row, start in start_of.items()}
+    if len(diffs) > 1:
+        diffs["pooled"] = tuple(np.concatenate(x) for x in zip(*diffs.values(), strict=True))
+    rows = []
+    for name, (policy, start) in diffs.items():
+        t = paired_tests({name: policy}, start, seed, len(diffs))[name]
+        rows.append({"Policy": name, "Start": start_of.get(name, "their starts"), "n episodes": t["n"],
+                     "Diff vs start [bps]": t["mean_diff_bps"], "CI low": t["ci_low"], "CI high": t["ci_high"],
+                     "p (t, Bonf.)": t["t_p_bonf"], "p (W, Bonf.)": t["wilcoxon_p_bonf"]})
+    return pd.DataFrame(rows)
 
 
 if __name__ == "__main__":

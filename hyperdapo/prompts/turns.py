@@ -9,7 +9,7 @@ agent's own answers. Every number is known at the step (the caller builds it fro
 Grammar of a turn's answer (one line; an optional reason on the next)::
 
     KEEP                  # leave the working order (or no order) as it is
-    REPLACE -2.0 bps      # cancel it and place a limit of all that remains at -2.0 bps from the mid now
+    REPLACE -2.00 bps     # cancel it and place a limit of all that remains at -2.0 bps from the mid now
     CROSS                 # cancel it and send a market order for all that remains
 
 Offsets are side-relative bps from the mid at the step, negative = passive, as the one-shot answer's
@@ -59,8 +59,9 @@ class TurnAction:
 
 
 def format_turn(kind: TurnKind, offset_bps: float = math.nan) -> str:
-    """The canonical answer text: ``KEEP``, ``REPLACE -2.0 bps``, ``CROSS``."""
-    return f"REPLACE {offset_bps:.1f} bps" if kind is TurnKind.REPLACE else kind.value
+    """The canonical answer text: ``KEEP``, ``REPLACE -2.00 bps``, ``CROSS``. Two decimals: a tick is ~0.1 bps of a
+    BTC price (1 USD at 116k), and a peg to the touch sits half a spread, ~0.04 bps, from the mid."""
+    return f"REPLACE {offset_bps:.2f} bps" if kind is TurnKind.REPLACE else kind.value
 
 
 def parse_turn(text: str, *, band_bps: float = 200.0) -> TurnAction:
@@ -97,10 +98,10 @@ def describe_turn(s: Mapping[str, float], history: Sequence[str], cfg: PromptCon
     working = math.isfinite(s["working_offset_bps"])
     queue = s["queue_ahead_qty"]
     if cfg.style == "compact":
-        order = f"work {s['working_offset_bps']:+.1f}bps q{queue:.3g}" if working else "no order"
+        order = f"work {s['working_offset_bps']:+.2f}bps q{queue:.3g}" if working else "no order"
         hist = " ".join(_short(h) for h in history) or "-"
         return (f"k{step + 1}/{n} {s['time_left_s']:g}s | fill {s['executed_qty']:g}/{s['parent_qty']:g} | {order} "
-                f"| touch {s['touch_offset_bps']:+.1f}bps mid {s['mid_move_bps']:+.1f}bps | IS {s['is_bps']:+.2f}bps "
+                f"| touch {s['touch_offset_bps']:+.2f}bps mid {s['mid_move_bps']:+.1f}bps | IS {s['is_bps']:+.2f}bps "
                 f"| hist {hist}")
     order = (f"your limit rests at {s['working_offset_bps']:+.2f} bps from mid with about "
              f"{'n/a' if not math.isfinite(queue) else format(queue, 'g')} ahead of it" if working else
@@ -113,11 +114,11 @@ def describe_turn(s: Mapping[str, float], history: Sequence[str], cfg: PromptCon
 
 
 def _short(answer: str) -> str:
-    """An earlier answer in the compact history: K, X, R-2.0 (or ? if it did not parse)."""
+    """An earlier answer in the compact history: K, C, R-2.00 (or ? if it did not parse)."""
     a = parse_turn(answer)
     if not a.valid:
         return "?"
-    return f"R{a.offset_bps:.1f}" if a.kind is TurnKind.REPLACE else a.kind.value[0]
+    return f"R{a.offset_bps:.2f}" if a.kind is TurnKind.REPLACE else a.kind.value[0]
 
 
 def turn_messages(messages: Sequence[Mapping[str, str]], turn_text: str, cfg: PromptConfig) -> list[dict[str, str]]:

@@ -162,4 +162,4 @@ class TurnBatches:
 
 def grammar_corpus() -> list[str]:
     """Every turn answer form, for the tiny tokenizer's corpus."""
-    return ["KEEP", "CROSS", *(format_turn(TurnKind.REPLACE, o / 10) for o in range(-500, 501))]
+    return ["KEEP", "CROSS", *(format_turn(TurnKind.REPLACE, o / 100) for o in range(-2000, 2001))]

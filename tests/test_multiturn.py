@@ -1,7 +1,8 @@
 """The multi-turn LLM policy of sequential execution (hyperdapo/prompts/turns.py, hyperdapo/rl/multiturn.py): the turn
 grammar's decoder; the trajectory loss is the sum of the per-turn token losses with the trajectory's one advantage; a
 turn's prompt reads the market up to its step only; the SFT labels replay the teacher's actions; multi-turn SFT ->
-DAPO trains end to end through train.py's pipeline."""
+DAPO trains end to end through train.py's pipeline, and the one-shot backtest, serving and paper trading refuse the
+multi-turn policy."""
 
 from __future__ import annotations
 
@@ -22,7 +23,9 @@ from hyperdapo.features.decision_set import Split
 from hyperdapo.models.config import TinyArch
 from hyperdapo.models.policy import build_tiny_model
 from hyperdapo.models.tokenizers import train_bpe_tokenizer
+from hyperdapo.pipeline.evaluate_run import find_policy
 from hyperdapo.pipeline.train_run import build_task, run_training
+from hyperdapo.pipeline.trained import load_trained
 from hyperdapo.prompts.answer import RejectReason
 from hyperdapo.prompts.turns import TurnKind, format_turn, parse_turn
 from hyperdapo.rl.dapo import dapo_policy_loss, group_advantages
@@ -188,3 +191,11 @@ def test_multi_turn_dapo_trains_through_the_pipeline(tmp_path):
     assert len(rl) == 2  # the two DAPO steps, after two SFT steps
     assert (rl["train/turns_per_trajectory"] >= 1).all() and (rl["train/turns_per_trajectory"] <= 3).all()
     assert np.isfinite(m["val/reward_mean"].dropna()).all() and len(m["val/reward_mean"].dropna()) >= 1
+    # the one-shot backtest refuses it by name and never picks it as the latest policy
+    policy = summary["policy_dir"]
+    with pytest.raises(ValueError, match=r"multi-turn policy .*sequential_eval.py --preset <preset> --policies"):
+        find_policy(run_config(fast(tmp_path, f"evaluate.policy={policy}")))
+    with pytest.raises(FileNotFoundError, match="evaluate.policy=latest: no trained policy"):
+        find_policy(run_config(fast(tmp_path, "evaluate.policy=latest")))
+    with pytest.raises(ValueError, match="multi-turn policy .*serving and paper trading place one order"):
+        load_trained(policy)  # serving and paper trading

@@ -40,6 +40,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from omegaconf import OmegaConf
 from tqdm import tqdm
 
 from hyperdapo.atomic import atomic_path, write_text_atomic
@@ -259,16 +260,17 @@ def transfer_note(cfg: RunConfig, policies: Sequence[EvaluatedPolicy]) -> str:
 
 
 def find_policy(cfg: RunConfig) -> Path | None:
-    """The policy directory: explicit, or the newest run of the asset in the registry (optionally filtered).
-    Checked before anything is computed: a run directory, a policy of another asset (unless
-    ``evaluate.allow_other_asset=true``) or an empty registry is an error naming ``evaluate.policy``."""
+    """The policy directory: explicit, or the newest one-shot run of the asset in the registry (optionally filtered;
+    multi-turn policies are evaluated by experiments/sequential_eval.py). Checked before anything is computed: a run
+    directory, a policy of another asset (unless ``evaluate.allow_other_asset=true``), a multi-turn policy or an empty
+    registry is an error naming ``evaluate.policy``."""
     choice = cfg.evaluate.policy
     if choice == "none":
         return None
     if choice == "latest":
         root = Path(cfg.registry_dir) / cfg.asset.name
-        runs = sorted((p for p in root.glob(f"{cfg.evaluate.algo_filter}*") if (p / "summary.json").exists()),
-                      key=lambda p: p.stat().st_mtime)
+        runs = sorted((p for p in root.glob(f"{cfg.evaluate.algo_filter}*")
+                       if (p / "summary.json").exists() and not multi_turn(p)), key=lambda p: p.stat().st_mtime)
         if not runs:
             raise FileNotFoundError(f"evaluate.policy=latest: no trained policy under {root} (run train.py first, or "
                                     "pass evaluate.policy=none for the baselines only)")
@@ -291,10 +293,20 @@ def _check_policy_dir(path: Path, cfg: RunConfig, key: str = "evaluate.policy",
                 else "expected a policy directory written by train.py (outputs/models/<ASSET>/<run_name>), with "
                 "config.json or adapter_config.json and the tokenizer")
         raise FileNotFoundError(f"{key}={path}: {hint}")
+    if multi_turn(path):
+        raise ValueError(f"{key}={path} is a multi-turn policy (trained with sequential.multi_turn=true): it answers "
+                         "KEEP / REPLACE / CROSS at every step of a parent order, not one order; evaluate it with "
+                         f"experiments/sequential_eval.py --preset <preset> --policies {path}")
     trained_on = summary.get("asset")
     if trained_on and trained_on != cfg.asset.name and not cfg.evaluate.allow_other_asset:
         raise ValueError(f"{key}={path} was trained on {trained_on}, not asset={cfg.asset.name}; pass "
                          "evaluate.allow_other_asset=true to evaluate it there anyway")
+
+
+def multi_turn(policy_dir: Path) -> bool:
+    """Whether the registered policy was trained on the sequential task (``sequential.multi_turn``)."""
+    config = policy_dir / "config.yaml"
+    return config.exists() and bool(OmegaConf.select(OmegaConf.load(config), "sequential.multi_turn", default=False))
 
 
 def registry_policies(cfg: RunConfig) -> list[Path]:

@@ -181,10 +181,6 @@ def load_trained(policy_dir: Path | str, device: torch.device | str = "cpu") -> 
     if cfg.prompt.n_few_shot:
         raise ValueError(f"policy={policy_dir}: prompt.n_few_shot={cfg.prompt.n_few_shot}: its prompts hold worked "
                          "examples of the training split, which an application cannot rebuild; use a zero-shot policy")
-    if cfg.sequential.multi_turn:
-        raise ValueError(f"policy={policy_dir} is a multi-turn policy (sequential.multi_turn=true): it answers KEEP / "
-                         "REPLACE / CROSS at every step of a parent order; serving and paper trading place one order "
-                         "per decision: use a one-shot policy")
     t0 = time.perf_counter()
     model, tokenizer = load_policy(replace(cfg.model, init_from=str(path)), device=device)
     model.eval()

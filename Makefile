@@ -66,7 +66,7 @@ demo-sequential: ## the multi-turn LLM on sequential execution (issue 22): per s
 	for s in $(SEQ_SEEDS); do \
 		$(PY) train.py experiment=demo_sequential algo=sft trainer.max_steps=100 optim.lr=3e-3 seed=$$s \
 			run_name=demo-seq-sft-s$$s overwrite=true && \
-		$(PY) train.py experiment=demo_sequential algo=dapo algo.sft_warmup_steps=0 trainer.max_steps=30 optim.lr=1e-4 \
+		$(PY) train.py experiment=demo_sequential algo=dapo algo.sft_warmup_steps=0 trainer.max_steps=30 optim.lr=1e-3 \
 			trainer.val_every_n_steps=10 algo.temperature=1.5 algo.max_gen_batches=8 algo.on_starvation=continue \
 			seed=$$s model.init_from=outputs/models/BTC/demo-seq-sft-s$$s run_name=demo-seq-dapo-s$$s overwrite=true \
 			|| exit 1; \

@@ -183,8 +183,9 @@ def test_the_sft_labels_replay_the_teacher_chosen_on_the_training_split(task):
 @pytest.mark.parametrize("algo", ["dapo", "grpo"])
 def test_multi_turn_rl_trains_through_the_pipeline(tmp_path, algo):
     cfg = run_config(fast(tmp_path, "model=tiny", "decisions.horizon_s=120", "sequential.dt_s=40",
-                          "sequential.multi_turn=true", f"algo={algo}", "algo.sft_warmup_steps=2", "trainer.max_steps=4",
-                          "algo.max_new_tokens=12", "algo.dynamic_sampling=false", "logger=csv", "run_name=mt"))
+                          "sequential.multi_turn=true", f"algo={algo}", "algo.sft_warmup_steps=2",
+                          "trainer.max_steps=4", "algo.max_new_tokens=12", "algo.dynamic_sampling=false",
+                          "logger=csv", "run_name=mt"))
     summary = run_training(cfg, tmp_path / "run")
     assert summary["steps"] == 4 and summary["registered"]["checkpoint"] in ("best", "last")
     m = pd.read_csv(tmp_path / "run" / "metrics.csv")

@@ -30,7 +30,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 from omegaconf import OmegaConf
 
@@ -46,8 +45,8 @@ from hyperdapo.evaluation.sequential_metrics import (
     example_table,
     run_metrics,
     sequential_baselines,
+    versus_start,
 )
-from hyperdapo.evaluation.stats import paired_tests
 from hyperdapo.evaluation.tables import write_table
 from hyperdapo.execution.sequential import SequentialPolicy
 from hyperdapo.execution.sequential_baselines import HeldOffset
@@ -177,20 +176,6 @@ def llm_policy(cfg, task, idx: np.ndarray, policy_dir: Path) -> tuple[str, Seque
     scored = rendered.score(idx, answers, 1)
     offsets = np.where(scored.valid[:, 0], scored.offsets_bps[:, 0], fallback_offset_bps(cfg))
     return f"one-shot llm {policy_dir.name} held", HeldOffset(offsets), start
-
-
-def versus_start(is_bps: dict[str, np.ndarray], start_of: dict[str, str], seed: int) -> pd.DataFrame:
-    """Each policy row against its start's row, and pooled over all pairs when there are several."""
-    diffs = {row: (is_bps[row], is_bps[start]) for row, start in start_of.items()}
-    if len(diffs) > 1:
-        diffs["pooled"] = tuple(np.concatenate(x) for x in zip(*diffs.values(), strict=True))
-    rows = []
-    for name, (policy, start) in diffs.items():
-        t = paired_tests({name: policy}, start, seed, len(diffs))[name]
-        rows.append({"Policy": name, "Start": start_of.get(name, "their starts"), "n episodes": t["n"],
-                     "Diff vs start [bps]": t["mean_diff_bps"], "CI low": t["ci_low"], "CI high": t["ci_high"],
-                     "p (t, Bonf.)": t["t_p_bonf"], "p (W, Bonf.)": t["wilcoxon_p_bonf"]})
-    return pd.DataFrame(rows)
 
 
 if __name__ == "__main__":

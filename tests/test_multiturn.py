@@ -14,7 +14,8 @@ import pandas as pd
 import pytest
 import torch
 
-from hyperdapo.evaluation.sequential_metrics import mean_is_bps, sequential_baselines, sft_teacher
+from hyperdapo.evaluation.sequential_metrics import mean_is_bps, sequential_baselines, sft_teacher, versus_start
+from hyperdapo.evaluation.tables import IDENTICAL, display_frame
 from hyperdapo.execution.config import SequentialConfig
 from hyperdapo.execution.sequential import Act, run_episodes
 from hyperdapo.execution.sequential_baselines import PegToBest
@@ -120,6 +121,23 @@ def test_rollouts_concatenate_with_their_trajectories_renumbered():
     assert c.traj.tolist() == [0, 0, 1, 2, 2] and c.prompt_ids.shape == (5, 5) and c.completion_ids.shape == (5, 2)
     assert c.prompt_mask[0].tolist() == [0, 0, 1, 1, 1] and c.completion_mask[2].tolist() == [1, 0]
     assert c.trajectory_texts() == ["KEEP | CROSS", "KEEP", "KEEP | KEEP"]
+
+
+def test_policies_against_their_starts_pooled_and_identical():
+    """DAPO seed 0 moved from its SFT start, seed 1 did not: seed 1 reads "identical", the pooled row stacks both
+    pairs' episodes (its mean difference is the mean over all of them), Bonferroni over the three rows."""
+    rng = np.random.default_rng(0)
+    sft0, sft1 = rng.normal(2.0, 1.0, 200), rng.normal(2.0, 1.0, 200)
+    is_bps = {"sft0": sft0, "dapo0": sft0 - 0.5 + rng.normal(0, 0.1, 200), "sft1": sft1, "dapo1": sft1.copy()}
+    table = versus_start(is_bps, {"dapo0": "sft0", "dapo1": "sft1"})
+    assert table["Policy"].tolist() == ["dapo0", "dapo1", "pooled"]
+    assert table[IDENTICAL].tolist() == [False, True, False]
+    pooled = table.set_index("Policy").loc["pooled"]
+    assert pooled["n episodes"] == 400
+    assert pooled["Diff vs start [bps]"] == pytest.approx((is_bps["dapo0"] - sft0).mean() / 2)
+    assert table.loc[0, "p (t, Bonf.)"] < 1e-4  # 3 x a p of ~1e-100
+    shown = display_frame(table)
+    assert shown.loc[1, "p (t, Bonf.)"] == "identical" and shown.loc[0, "p (t, Bonf.)"] != "identical"
 
 
 # ---------------------------------------------------------------------------------------------- causality, SFT target

@@ -32,6 +32,7 @@ import pandas as pd
 
 from hyperdapo.evaluation.config import BaselineConfig
 from hyperdapo.evaluation.stats import mean_ci, paired_tests
+from hyperdapo.evaluation.tables import IDENTICAL
 from hyperdapo.execution.config import SequentialConfig
 from hyperdapo.execution.sequential import Act, Actions, SequentialEpisodes, SequentialPolicy, StepState, run_episodes
 from hyperdapo.execution.sequential_baselines import TWAP, AlmgrenChriss, HeldOffset, PegToBest, TouchThenCross
@@ -144,6 +145,23 @@ def episode_table(metrics: dict[str, EpisodeMetrics], references: dict[str, str]
                     f"p (t, Bonf.) vs {role}": t.get("t_p_bonf", math.nan),
                     f"p (W, Bonf.) vs {role}": t.get("wilcoxon_p_bonf", math.nan)}
         rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def versus_start(is_bps: dict[str, np.ndarray], start_of: dict[str, str], seed: int = 0) -> pd.DataFrame:
+    """Each policy row against the row of the policy it started from (``start_of``: row -> its start's row; e.g.
+    DAPO -> its SFT start) over the same episodes, and pooled over all pairs (episodes stacked) when there are
+    several: mean IS(policy) - IS(start) (bps, negative = cheaper) with its bootstrap CI and the paired t and Wilcoxon
+    p-values, Bonferroni over the table's rows; a policy equal to its start on every episode reads "identical"."""
+    pairs = {row: (is_bps[row], is_bps[start]) for row, start in start_of.items()}
+    if len(pairs) > 1:
+        pairs["pooled"] = tuple(np.concatenate(x) for x in zip(*pairs.values(), strict=True))
+    rows = []
+    for name, (policy, start) in pairs.items():
+        t = paired_tests({name: policy}, start, seed, len(pairs))[name]
+        rows.append({"Policy": name, "Start": start_of.get(name, "their starts"), "n episodes": t["n"],
+                     "Diff vs start [bps]": t["mean_diff_bps"], "CI low": t["ci_low"], "CI high": t["ci_high"],
+                     "p (t, Bonf.)": t["t_p_bonf"], "p (W, Bonf.)": t["wilcoxon_p_bonf"], IDENTICAL: t["identical"]})
     return pd.DataFrame(rows)
 
 

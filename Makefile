@@ -53,9 +53,8 @@ evidence: ## SFT, SFT->DAPO/GRPO/DPO and PPO over 3 seeds on the demo market, po
 	$(PY) experiments/evidence.py
 
 evidence-real: ## the same on the real StandX BTC recording (../shared/data/standx): SFT, SFT->DAPO/GRPO, PPO over 3 seeds -> outputs/tables/evidence_standx_btc.*
-	$(PY) experiments/evidence.py --preset standx_btc --policies sft dapo grpo ppo --seeds 0 1 2 --sft-steps 100 \
-		--rl-steps 30 --rl-lr 3e-4 --max-gen-batches 8 \
-		--set trainer.val_every_n_steps=15 trainer.ckpt_every_n_steps=15 algo.on_starvation=continue
+	$(PY) experiments/evidence.py --preset standx_btc --policies sft dapo grpo ppo --seeds 0 1 2 --sft-steps 1500 \
+		--rl-steps 60 --rl-lr 3e-5 --max-gen-batches 8
 
 evidence-sequential: ## sequential execution (issue 22), the episode as the unit: PPO on HyperDAPO/Execution-v0 and every sequential baseline vs the validation-chosen baseline and the one-shot offset held to T -> outputs/tables/sequential_demo.*, sequential_examples_demo.* (~10 min); ARGS="--preset standx_btc --seeds 0 1 2" for more
 	$(PY) experiments/sequential_eval.py $(ARGS)

@@ -11,8 +11,11 @@ import torch
 from hyperdapo.execution.task import ExecutionTask
 from hyperdapo.features.decision_set import Split
 from hyperdapo.pipeline.train_run import build_task
+from hyperdapo.prompts.config import PromptConfig
+from hyperdapo.prompts.render import compact_z_features
+from hyperdapo.rl.gym_env import FEATURES, observe
 from hyperdapo.rl.ppo import teacher_offsets
-from hyperdapo.rl.reward_model import fit_mlp, reward_model_offsets
+from hyperdapo.rl.reward_model import fit_mlp, prompt_observation, reward_model_offsets, ridge_offsets
 from tests.pipeline_helpers import fast, run_config
 
 GRID = [-5.0, -2.0, -1.0, 0.0, 1.0, 2.0]
@@ -82,3 +85,28 @@ def test_fit_mlp_is_seeded_and_leaves_the_callers_rng_alone():
     choice = a.choose(x[200:])
     assert a.val_reward == pytest.approx(r[200:][np.arange(100), choice].mean())
     assert (choice == np.where(x[200:, 0] > 0, 0, 1)).mean() > 0.8  # it learns the state-dependent rule
+
+
+def test_the_ridge_teacher_reads_what_the_prompt_shows_side_relative_and_never_the_test_split(setup, monkeypatch):
+    cfg, task = setup
+    features = compact_z_features(PromptConfig(style="compact", book_depth=True))
+    idx = task.split_index(Split.TRAIN)
+    x = prompt_observation(task, idx, features)
+    obs = observe(task, idx)
+    side = obs[:, len(FEATURES)]
+    assert x.shape == (len(idx), len(features) + 3)
+    np.testing.assert_array_equal(x[:, 0], obs[:, FEATURES.index("imbalance_top5_z")] * side)  # side-relative
+    np.testing.assert_array_equal(x[:, 2], obs[:, FEATURES.index("volatility_5m_bps_z")])  # not directional
+    want = ridge_offsets(task, GRID, features, idx)
+    assert set(want.tolist()) <= set(GRID)
+    np.testing.assert_array_equal(teacher_offsets(task, "ridge", cfg.algo.ppo, cfg.seed, idx[:50], features),
+                                  ridge_offsets(task, cfg.algo.ppo.offset_grid_bps, features, idx[:50]))
+    with pytest.raises(ValueError, match="label_teacher=ridge reads the features the prompt shows"):
+        teacher_offsets(task, "ridge", cfg.algo.ppo, cfg.seed, idx[:50])
+    seen: list = []
+    _perturbed(monkeypatch, task, Split.TEST, np.linspace(-30.0, 30.0, len(GRID)), seen)
+    np.testing.assert_array_equal(ridge_offsets(task, GRID, features, idx), want)
+    assert not set(seen) & set(task.split_index(Split.TEST).tolist())
+    monkeypatch.undo()
+    _perturbed(monkeypatch, task, Split.TRAIN, np.linspace(-30.0, 30.0, len(GRID)), [])  # not vacuous
+    assert (ridge_offsets(task, GRID, features, idx) == GRID[-1]).mean() > (want == GRID[-1]).mean()

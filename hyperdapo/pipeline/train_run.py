@@ -42,6 +42,7 @@ from hyperdapo.pipeline.run_files import (
     checkpoint_step,
     resolve_checkpoint,
 )
+from hyperdapo.prompts.render import compact_z_features
 from hyperdapo.rl.config import AlgoName
 from hyperdapo.rl.data import ExecutionDataModule, OfflineBatches
 from hyperdapo.rl.module import PolicyModule, optimizer_steps
@@ -231,7 +232,8 @@ def fit_policy(cfg: RunConfig, task: ExecutionTask, model, tokenizer, out_dir: P
 
         with timed(log, f"SFT labels from the teacher ({cfg.algo.label_teacher})"):
             pairs = with_teacher_labels(task, pairs, teacher_offsets(task, cfg.algo.label_teacher, cfg.algo.ppo,
-                                                                     cfg.seed, pairs["index"].to_numpy()))
+                                                                     cfg.seed, pairs["index"].to_numpy(),
+                                                                     compact_z_features(cfg.prompt)))
     return _fit(cfg, task, model, tokenizer, out_dir, t0, extra_callbacks,
                 OfflineBatches(task, pairs, cfg.algo.sft_batch_size, cfg.seed), pairs)
 

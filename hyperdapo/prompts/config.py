@@ -17,6 +17,9 @@ class PromptConfig:
     band_bps: float = 200.0  # answers further than this from mid are invalid (the decoder's band)
     prefill_side: bool = True  # start the assistant turn with "<SIDE> LIMIT": the task fixes the side and the
     # order type, the policy chooses the price (a tiny model cannot otherwise learn to copy the side in minutes)
+    book_depth: bool = False  # compact style: also show the depth-ratio and book-pressure z-scores, side-relative
+    # (render.COMPACT_Z_FEATURES); on real BTC (experiment=standx_btc) the book-depth features are the ones whose
+    # validation reward models beat the best fixed offset, and the one-line prompt otherwise hides them
 
     def __post_init__(self) -> None:
         if not 0 <= self.imbalance_words_at < 1:

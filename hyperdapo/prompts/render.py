@@ -112,6 +112,8 @@ def describe_compact(asset: str, f: Mapping[str, float], side: Side, objective: 
     "against" means the pressure pushes the price away from a passive order of this side (a bid-heavy book or
     net buying for a BUY: side * imbalance > 0), "with" the opposite. A 2-layer model did not learn the XOR of
     the side and a raw bid-/ask-heavy word from clean labels in 400 SFT steps; it learns the side-relative word.
+    ``prompt.book_depth`` adds ``depth +0.4z press -1.2z``: the depth-ratio and book-pressure z-scores times the side
+    (positive = against, as the words).
     """
     imb, flow_z, vol_z = f["imbalance_top5"], f.get("trade_flow_5m_z", math.nan), f.get("volatility_5m_bps_z", math.nan)
     sign = float(side)
@@ -121,9 +123,19 @@ def describe_compact(asset: str, f: Mapping[str, float], side: Side, objective: 
         "unknown" if not math.isfinite(vol_z) else ("volatile" if vol_z > cfg.volatile_z else "calm"),
     ])
     flow = f"{flow_z:+.1f}z" if math.isfinite(flow_z) else "n/a"
+    depth = (f" depth {_num(sign * f['depth_ratio_10bps_z'], '+.1f')}z press "
+             f"{_num(sign * f['book_pressure_50bps_z'], '+.1f')}z" if cfg.book_depth else "")
     return (f"{asset} {side.name} {words} | imb {_num(imb, '+.1f')} flow {flow} "
-            f"vol {_num(f['volatility_5m_bps'], '.1f')}bps mom5 {_num(f['momentum_5m_bps'], '+.0f')}bps "
+            f"vol {_num(f['volatility_5m_bps'], '.1f')}bps mom5 {_num(f['momentum_5m_bps'], '+.0f')}bps{depth} "
             f"| {Objective(objective).value}")
+
+
+def compact_z_features(cfg: PromptConfig) -> dict[str, bool]:
+    """The causal z-scored features (:mod:`hyperdapo.features.compute`) behind the numbers of the compact line, each
+    with whether it is shown side-relative (multiplied by the side, +1 buy / -1 sell, so positive = against a passive
+    order): the inputs of a teacher whose rule the model can see in its prompt (``algo.label_teacher=ridge``)."""
+    shown = {"imbalance_top5_z": True, "trade_flow_5m_z": True, "volatility_5m_bps_z": False, "momentum_5m_bps_z": True}
+    return shown | ({"depth_ratio_10bps_z": True, "book_pressure_50bps_z": True} if cfg.book_depth else {})
 
 
 def render_prompt(tokenizer, messages: list[dict[str, str]]) -> str:

@@ -117,7 +117,9 @@ class AlgoConfig:
     # features, trained in-process on the training split with algo.ppo and the run's seed), "reward_model" (the offset
     # of algo.ppo.offset_grid_bps of highest predicted reward of a 64x64 MLP regressing every offset's reward on PPO's
     # features, fitted on the training split, its epoch chosen on validation, the run's seed:
-    # hyperdapo/rl/reward_model.py) or a PPO registry entry's path. Ex-post labels are a per-decision lottery whose
+    # hyperdapo/rl/reward_model.py), "ridge" (the same rule from one ridge regression per offset on the z-features the
+    # compact prompt shows, side-relative: the model can see what its teacher reads; penalty chosen on validation)
+    # or a PPO registry entry's path. Ex-post labels are a per-decision lottery whose
     # mode SFT learns; a teacher's answers are a function of the causal state, which the language model can imitate
     # before RL refines it on the real reward.
     label_teacher: str | None = None

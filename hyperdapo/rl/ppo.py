@@ -26,6 +26,7 @@ import io
 import json
 import logging
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -222,15 +223,21 @@ def run_ppo(task: ExecutionTask, cfg: PPOConfig, seed: int, out_dir: Path, polic
     return summary
 
 
-def teacher_offsets(task: ExecutionTask, teacher: str, cfg: PPOConfig, seed: int, idx: np.ndarray) -> np.ndarray:
+def teacher_offsets(task: ExecutionTask, teacher: str, cfg: PPOConfig, seed: int, idx: np.ndarray,
+                    prompt_features: Mapping[str, bool] | None = None) -> np.ndarray:
     """A teacher's deterministic offsets (B,) in side-relative bps for decisions ``idx`` (B,) (``algo.label_teacher``):
     ``"ppo"`` trains a PPO policy on the training split of ``task`` here (``cfg``, ``seed``); ``"reward_model"`` fits
     the MLP reward model of :mod:`hyperdapo.rl.reward_model` on the training split (its epoch chosen on validation,
-    ``seed``) and answers the offset of ``cfg.offset_grid_bps`` of highest predicted reward; anything else is the
-    path of a PPO registry entry."""
-    if teacher == "reward_model":
-        from hyperdapo.rl.reward_model import reward_model_offsets
+    ``seed``) and answers the offset of ``cfg.offset_grid_bps`` of highest predicted reward; ``"ridge"`` does the
+    same with ridge regressions on ``prompt_features`` (the z-features the prompt shows, name -> side-relative,
+    :func:`~hyperdapo.prompts.render.compact_z_features`); anything else is the path of a PPO registry entry."""
+    if teacher in ("reward_model", "ridge"):
+        from hyperdapo.rl.reward_model import reward_model_offsets, ridge_offsets
 
+        if teacher == "ridge":
+            if not prompt_features:
+                raise ValueError("label_teacher=ridge reads the features the prompt shows; none were given")
+            return ridge_offsets(task, cfg.offset_grid_bps, prompt_features, idx)
         return reward_model_offsets(task, cfg.offset_grid_bps, seed, idx)
     if teacher != "ppo":
         return ppo_offsets(teacher, task, idx)

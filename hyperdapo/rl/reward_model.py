@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import copy
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,7 +29,7 @@ import torch
 from hyperdapo.execution.preferences import offset_rewards
 from hyperdapo.execution.task import ExecutionTask
 from hyperdapo.features.decision_set import Split
-from hyperdapo.rl.gym_env import observe
+from hyperdapo.rl.gym_env import FEATURES, observe
 
 log = logging.getLogger(__name__)
 RIDGE_LAMBDAS = (0.1, 1.0, 10.0, 100.0, 1_000.0, 10_000.0)
@@ -118,6 +119,23 @@ def fit_mlp(x_train: np.ndarray, r_train: np.ndarray, x_val: np.ndarray, r_val: 
     return best
 
 
+def _fit_and_val_splits(task: ExecutionTask, teacher: str) -> tuple[np.ndarray, np.ndarray]:
+    """The training and validation decisions a teacher is fitted and chosen on; a clear error when either is empty."""
+    train, val = task.split_index(Split.TRAIN), task.split_index(Split.VAL)
+    if not len(train) or not len(val):
+        raise ValueError(f"label_teacher={teacher}: {len(train)} training / {len(val)} validation decisions; the "
+                         "model is fitted on the first and its setting chosen on the second (raise "
+                         "decisions.train_frac / decisions.val_frac)")
+    return train, val
+
+
+def _log_teacher(name: str, grid: np.ndarray, r_val: np.ndarray, val_reward: float, offsets: np.ndarray) -> None:
+    best_fixed = int(r_val.mean(axis=0).argmax())
+    log.info("label teacher: %s: validation reward %.3f bps (best fixed offset %+g bps: %.3f); %d distinct answers on "
+             "%d decisions", name, val_reward, grid[best_fixed], r_val[:, best_fixed].mean(), len(np.unique(offsets)),
+             len(offsets))
+
+
 def reward_model_offsets(task: ExecutionTask, offsets_bps, seed: int, idx: np.ndarray,
                          epochs: int = MLP_EPOCHS) -> np.ndarray:
     """The MLP reward model's rule as a teacher (``algo.label_teacher=reward_model``): offsets (B,) in side-relative
@@ -125,16 +143,37 @@ def reward_model_offsets(task: ExecutionTask, offsets_bps, seed: int, idx: np.nd
     the training split's decisions (:func:`fit_mlp`, ``seed``), its epoch chosen on the validation split; the test
     split is never scored."""
     grid = np.asarray(offsets_bps, dtype=np.float64)
-    train, val = task.split_index(Split.TRAIN), task.split_index(Split.VAL)
-    if not len(train) or not len(val):
-        raise ValueError(f"label_teacher=reward_model: {len(train)} training / {len(val)} validation decisions; the "
-                         "model is fitted on the first and its epoch chosen on the second (raise decisions.train_frac"
-                         " / decisions.val_frac)")
+    train, val = _fit_and_val_splits(task, "reward_model")
     r_val = offset_rewards(task, val, grid)  # (V, K) bps
     model = fit_mlp(observe(task, train), offset_rewards(task, train, grid), observe(task, val), r_val, seed, epochs)
     offsets = grid[model.choose(observe(task, np.asarray(idx)))]
-    best_fixed = int(r_val.mean(axis=0).argmax())
-    log.info("label teacher: MLP reward model (seed %d), epoch %d: validation reward %.3f bps (best fixed offset "
-             "%+g bps: %.3f); %d distinct answers on %d decisions", seed, model.epoch, model.val_reward,
-             grid[best_fixed], r_val[:, best_fixed].mean(), len(np.unique(offsets)), len(offsets))
+    _log_teacher(f"MLP reward model (seed {seed}), epoch {model.epoch}", grid, r_val, model.val_reward, offsets)
+    return offsets
+
+
+def prompt_observation(task: ExecutionTask, idx: np.ndarray, features: Mapping[str, bool]) -> np.ndarray:
+    """Inputs (B, len(features) + 3) of decisions ``idx`` (B,) for a teacher that reads what the prompt shows: the
+    clipped causal z-features named in ``features`` (:data:`~hyperdapo.rl.gym_env.FEATURES`), each multiplied by the
+    side (+1 buy, -1 sell) when its value is True (side-relative, positive = against a passive order), then the
+    objective one-hot."""
+    obs = observe(task, np.asarray(idx))
+    n, side = len(FEATURES), obs[:, len(FEATURES)]
+    cols = [obs[:, FEATURES.index(name)] * (side if relative else 1.0) for name, relative in features.items()]
+    return np.column_stack([*cols, obs[:, n + 1:]])
+
+
+def ridge_offsets(task: ExecutionTask, offsets_bps, features: Mapping[str, bool], idx: np.ndarray) -> np.ndarray:
+    """The ridge reward model's rule as a teacher (``algo.label_teacher=ridge``): offsets (B,) in side-relative bps,
+    one of ``offsets_bps`` each, for decisions ``idx`` (B,). One linear regression of the reward per offset on
+    :func:`prompt_observation` (the features the prompt shows, so the language model can see what the rule reads),
+    fitted on the training split, its penalty chosen on the validation split (:func:`ridge_choose`); the test split
+    is never scored. Deterministic."""
+    grid = np.asarray(offsets_bps, dtype=np.float64)
+    train, val = _fit_and_val_splits(task, "ridge")
+    r_val = offset_rewards(task, val, grid)  # (V, K) bps
+    x_val = prompt_observation(task, val, features)
+    w, lam = ridge_choose(prompt_observation(task, train, features), offset_rewards(task, train, grid), x_val, r_val)
+    offsets = grid[ridge_predict(w, prompt_observation(task, idx, features)).argmax(1)]
+    _log_teacher(f"ridge on {', '.join(features)} (lambda {lam:g})", grid, r_val,
+                 mean_reward(r_val, ridge_predict(w, x_val).argmax(1)), offsets)
     return offsets

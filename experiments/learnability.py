@@ -9,7 +9,9 @@ with the models of :mod:`hyperdapo.rl.reward_model` (the MLP is also the ``algo.
 
 - ridge: one linear regression of the reward (bps) per offset, the penalty chosen on validation;
 - MLP: a 64x64 tanh network regressing all offsets' rewards at once (Adam, lr 1e-3, minibatch 128), one per seed,
-  its epoch (every 20) chosen on validation.
+  its epoch (every 20) chosen on validation;
+- ridge on the prompt's features: the ``algo.label_teacher=ridge`` rule, on the z-features the compact prompt shows
+  (side-relative; :func:`~hyperdapo.prompts.render.compact_z_features` of the preset's ``prompt``).
 
 A model's rule answers the offset of highest predicted reward. The table compares each rule with the fixed offset
 that is best on validation (the baselines' rule), on validation (where the choices were made) and on test (read
@@ -33,8 +35,9 @@ from hyperdapo.execution.preferences import offset_rewards
 from hyperdapo.features.decision_set import Split
 from hyperdapo.pipeline.config import compose_run_config
 from hyperdapo.pipeline.train_run import build_task
+from hyperdapo.prompts.render import compact_z_features
 from hyperdapo.rl.gym_env import observe
-from hyperdapo.rl.reward_model import fit_mlp, ridge_choose, ridge_predict
+from hyperdapo.rl.reward_model import fit_mlp, prompt_observation, ridge_choose, ridge_predict
 
 SPLITS = (Split.TRAIN, Split.VAL, Split.TEST)
 
@@ -67,6 +70,11 @@ def main() -> None:
     rows = []
     w, lam = ridge_choose(x[Split.TRAIN], r[Split.TRAIN], x[Split.VAL], r[Split.VAL])
     rows.append(row("ridge", r, {s: ridge_predict(w, x[s]).argmax(1) for s in SPLITS}, fixed, f"lambda {lam:g}"))
+    shown = compact_z_features(cfg.prompt)  # the algo.label_teacher=ridge rule: what the prompt shows, side-relative
+    xp = {s: prompt_observation(task, i, shown) for s, i in idx.items()}
+    w, lam = ridge_choose(xp[Split.TRAIN], r[Split.TRAIN], xp[Split.VAL], r[Split.VAL])
+    rows.append(row("ridge, prompt's features", r, {s: ridge_predict(w, xp[s]).argmax(1) for s in SPLITS}, fixed,
+                    f"lambda {lam:g}"))
     for seed in args.seeds:
         model = fit_mlp(x[Split.TRAIN], r[Split.TRAIN], x[Split.VAL], r[Split.VAL], seed, args.epochs)
         rows.append(row(f"MLP seed {seed}", r, {s: model.choose(x[s]) for s in SPLITS}, fixed, f"epoch {model.epoch}"))

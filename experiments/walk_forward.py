@@ -29,8 +29,9 @@ span (:func:`split_fractions`) so that:
 Both are checked before a window trains, on the decisions the run will draw (:func:`check_window`), and after its
 backtest, on the test decision times the backtest wrote. Features look back only (EWMA states start at day k-w).
 
-Training: the first window as ``make demo`` (SFT ``--sft-steps`` steps at lr 3e-3 on ex-post best offsets, then DAPO
-``--rl-steps`` steps at lr 1e-4 from it); every later window continues DAPO for ``--rl-steps`` steps from the
+Training: the first window as ``make demo`` (SFT ``--sft-steps`` steps at lr 3e-3 on the preset's labels: ex-post
+best offsets, or its ``algo.label_teacher``'s answers; then DAPO ``--rl-steps`` steps at lr 1e-4 from it); every
+later window continues DAPO for ``--rl-steps`` steps from the
 previous window's policy (``model.init_from``), on its own days. The backtest (``evaluate.py``, test split = day k)
 compares the window's policy with the best baseline chosen on that window's validation split, and with the policy
 its training started from (the first window's SFT policy; later, the previous window's policy left as it was:

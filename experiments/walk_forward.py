@@ -31,8 +31,8 @@ backtest, on the test decision times the backtest wrote. Features look back only
 
 Training: the first window as ``make demo`` (SFT ``--sft-steps`` steps at lr 3e-3 on the preset's labels: ex-post
 best offsets, or its ``algo.label_teacher``'s answers; then DAPO ``--rl-steps`` steps at lr 1e-4 from it); every
-later window continues DAPO for ``--rl-steps`` steps from the
-previous window's policy (``model.init_from``), on its own days. The backtest (``evaluate.py``, test split = day k)
+later window continues DAPO for ``--rl-steps`` steps from the previous window's policy (``model.init_from``), on its
+own days. The backtest (``evaluate.py``, test split = day k)
 compares the window's policy with the best baseline chosen on that window's validation split, and with the policy
 its training started from (the first window's SFT policy; later, the previous window's policy left as it was:
 what retraining on the newest days adds). Nothing reads a test day before its window's backtest. SFT is not

@@ -5,12 +5,13 @@ it, and it answers offsets of the grid."""
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
 from hyperdapo.execution.task import ExecutionTask
 from hyperdapo.features.decision_set import Split
-from hyperdapo.pipeline.train_run import build_task
+from hyperdapo.pipeline.train_run import build_task, run_training
 from hyperdapo.prompts.config import PromptConfig
 from hyperdapo.prompts.render import compact_z_features
 from hyperdapo.rl.gym_env import FEATURES, observe
@@ -110,3 +111,17 @@ def test_the_ridge_teacher_reads_what_the_prompt_shows_side_relative_and_never_t
     monkeypatch.undo()
     _perturbed(monkeypatch, task, Split.TRAIN, np.linspace(-30.0, 30.0, len(GRID)), [])  # not vacuous
     assert (ridge_offsets(task, GRID, features, idx) == GRID[-1]).mean() > (want == GRID[-1]).mean()
+
+
+def test_a_run_with_the_ridge_teacher_labels_sft_with_its_answers_and_shows_its_features(tmp_path):
+    """``train.py algo=sft algo.label_teacher=ridge prompt.book_depth=true``: the SFT labels are the ridge rule's
+    answers on the features of the run's own prompt, and those prompts show the depth features the rule reads."""
+    cfg = run_config(fast(tmp_path, "algo=sft", "trainer.max_steps=1", "algo.label_teacher=ridge",
+                          "prompt.book_depth=true"))
+    run_training(cfg, tmp_path / "run")
+    pairs = pd.read_parquet(tmp_path / "run" / "datasets" / "preferences_train.parquet")
+    task = build_task(cfg)
+    idx = pairs["index"].to_numpy()
+    want = ridge_offsets(task, cfg.algo.ppo.offset_grid_bps, compact_z_features(cfg.prompt), idx)
+    assert pairs["chosen"].tolist() == [task.answer_of_offset(i, o) for i, o in zip(idx, want, strict=True)]
+    assert all(" depth " in p and " press " in p for p in pairs["prompt"])

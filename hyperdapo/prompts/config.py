@@ -18,7 +18,7 @@ class PromptConfig:
     prefill_side: bool = True  # start the assistant turn with "<SIDE> LIMIT": the task fixes the side and the
     # order type, the policy chooses the price (a tiny model cannot otherwise learn to copy the side in minutes)
     book_depth: bool = False  # compact style: also show the depth-ratio and book-pressure z-scores, side-relative
-    # (render.COMPACT_Z_FEATURES); on real BTC (experiment=standx_btc) the book-depth features are the ones whose
+    # (render.BOOK_DEPTH_Z); on real BTC (experiment=standx_btc) the book-depth features are the ones whose
     # validation reward models beat the best fixed offset, and the one-line prompt otherwise hides them
 
     def __post_init__(self) -> None:

@@ -105,6 +105,9 @@ def build_messages(
     return messages
 
 
+BOOK_DEPTH_Z = {"depth": "depth_ratio_10bps_z", "press": "book_pressure_50bps_z"}  # prompt.book_depth: word -> feature
+
+
 def describe_compact(asset: str, f: Mapping[str, float], side: Side, objective: Objective, cfg: PromptConfig) -> str:
     """The same state in one short line for a small model, side first and the words relative to the order, e.g.
     ``BTC BUY book against flow with calm | imb +0.3 flow -1.2z vol 0.5bps mom5 -10bps | patient``.
@@ -123,8 +126,8 @@ def describe_compact(asset: str, f: Mapping[str, float], side: Side, objective: 
         "unknown" if not math.isfinite(vol_z) else ("volatile" if vol_z > cfg.volatile_z else "calm"),
     ])
     flow = f"{flow_z:+.1f}z" if math.isfinite(flow_z) else "n/a"
-    depth = (f" depth {_num(sign * f['depth_ratio_10bps_z'], '+.1f')}z press "
-             f"{_num(sign * f['book_pressure_50bps_z'], '+.1f')}z" if cfg.book_depth else "")
+    depth = "".join(f" {word} {_num(sign * f[name], '+.1f')}z" for word, name in BOOK_DEPTH_Z.items()
+                    if cfg.book_depth)
     return (f"{asset} {side.name} {words} | imb {_num(imb, '+.1f')} flow {flow} "
             f"vol {_num(f['volatility_5m_bps'], '.1f')}bps mom5 {_num(f['momentum_5m_bps'], '+.0f')}bps{depth} "
             f"| {Objective(objective).value}")
@@ -135,7 +138,7 @@ def compact_z_features(cfg: PromptConfig) -> dict[str, bool]:
     with whether it is shown side-relative (multiplied by the side, +1 buy / -1 sell, so positive = against a passive
     order): the inputs of a teacher whose rule the model can see in its prompt (``algo.label_teacher=ridge``)."""
     shown = {"imbalance_top5_z": True, "trade_flow_5m_z": True, "volatility_5m_bps_z": False, "momentum_5m_bps_z": True}
-    return shown | ({"depth_ratio_10bps_z": True, "book_pressure_50bps_z": True} if cfg.book_depth else {})
+    return shown | ({name: True for name in BOOK_DEPTH_Z.values()} if cfg.book_depth else {})
 
 
 def render_prompt(tokenizer, messages: list[dict[str, str]]) -> str:

@@ -42,6 +42,7 @@ from hyperdapo.execution.task import ExecutionTask
 from hyperdapo.features.decision_set import Split
 from hyperdapo.rl.config import ActionKind, PPOConfig
 from hyperdapo.rl.gym_env import FEATURES, OBS_DIM, LimitOrderEnv, observe, offsets_of_actions
+from hyperdapo.rl.reward_model import reward_model_offsets, ridge_offsets
 
 log = logging.getLogger(__name__)
 MODEL_FILE = "ppo.zip"
@@ -231,13 +232,11 @@ def teacher_offsets(task: ExecutionTask, teacher: str, cfg: PPOConfig, seed: int
     ``seed``) and answers the offset of ``cfg.offset_grid_bps`` of highest predicted reward; ``"ridge"`` does the
     same with ridge regressions on ``prompt_features`` (the z-features the prompt shows, name -> side-relative,
     :func:`~hyperdapo.prompts.render.compact_z_features`); anything else is the path of a PPO registry entry."""
-    if teacher in ("reward_model", "ridge"):
-        from hyperdapo.rl.reward_model import reward_model_offsets, ridge_offsets
-
-        if teacher == "ridge":
-            if not prompt_features:
-                raise ValueError("label_teacher=ridge reads the features the prompt shows; none were given")
-            return ridge_offsets(task, cfg.offset_grid_bps, prompt_features, idx)
+    if teacher == "ridge":
+        if not prompt_features:
+            raise ValueError("label_teacher=ridge reads the features the prompt shows; none were given")
+        return ridge_offsets(task, cfg.offset_grid_bps, prompt_features, idx)
+    if teacher == "reward_model":
         return reward_model_offsets(task, cfg.offset_grid_bps, seed, idx)
     if teacher != "ppo":
         return ppo_offsets(teacher, task, idx)
